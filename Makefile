@@ -1,0 +1,28 @@
+# Makefile for ccpurge (PGXS)
+#
+# The install script is assembled from the pieces in src/sql/, one per
+# concern, in file-name order.
+
+MODULE_big = ccpurge
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+EXTENSION = ccpurge
+DATA_built = ccpurge--1.0.sql
+PGFILEDESC = "ccpurge - erase personal data at contact-center vendors"
+
+SHLIB_LINK += -lcurl -lcjson
+PG_CPPFLAGS += -I$(srcdir)/src -I/usr/include/cjson
+PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror
+
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/regress.conf --inputdir=test
+
+EXTRA_CLEAN = test/sim/ccpurge-sim
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+ccpurge--1.0.sql: $(sort $(wildcard src/sql/*.sql))
+	cat $^ > $@

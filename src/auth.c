@@ -1,0 +1,303 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth.c
+ *	  The shared token cache: one token per (database, server, user
+ *	  mapping), reused by every backend and the worker, refreshed before it
+ *	  expires, with at most one refresh in flight across all processes.
+ *
+ * A process that needs a token and finds none valid marks the slot as
+ * refreshing and asks the vendor; every other process waits on a condition
+ * variable and then reuses what it got.  A caller whose token was refused
+ * (HTTP 401, "Token Expired") passes that token back as "stale": if the slot
+ * still holds it, it is refreshed; if someone already replaced it, the new
+ * one is used without another request.  That keeps Ozonetel, which allows
+ * ten tokens an hour and kills the previous token with each new one, happy.
+ *
+ * A failed refresh is remembered for a short while so that a wrong secret
+ * does not turn into one token request per waiting backend.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include <signal.h>
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "utils/wait_event.h"
+
+/* A failed refresh answers later requests for this long without a retry. */
+#define CCP_TOKEN_FAIL_HOLD_MS	2000
+
+static bool ccp_token_exit_registered = false;
+
+/* ccp_token_cred_hash fingerprints the credentials and URL of srv. */
+static uint32
+ccp_token_cred_hash(const CcpServer *srv)
+{
+	uint32		h = hash_bytes((const unsigned char *) srv->url, strlen(srv->url));
+
+	for (int i = 0; i < 2; i++)
+	{
+		if (srv->cred[i])
+			h = hash_combine(h, hash_bytes((const unsigned char *) srv->cred[i],
+										   strlen(srv->cred[i])));
+	}
+	return hash_combine(h, (uint32) srv->token_ttl);
+}
+
+/*
+ * ccp_token_slot finds or claims the slot of srv.  Caller holds token_lock
+ * exclusively.  When every slot is taken, the one expiring first that is not
+ * being refreshed is reused.
+ */
+static CcpTokenSlot *
+ccp_token_slot(const CcpServer *srv)
+{
+	CcpTokenSlot *victim = NULL;
+
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		CcpTokenSlot *s = &ccp_shared->tokens[i];
+
+		if (s->dbid == MyDatabaseId && s->serverid == srv->serverid &&
+			s->umid == srv->umid)
+			return s;
+		if (s->dbid == InvalidOid)
+		{
+			if (victim == NULL || victim->dbid != InvalidOid)
+				victim = s;
+		}
+		else if (!s->refreshing &&
+				 (victim == NULL ||
+				  (victim->dbid != InvalidOid && s->expires_at < victim->expires_at)))
+			victim = s;
+	}
+	if (victim == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free slot in the ccpurge token cache"),
+				 errhint("Increase \"ccpurge.max_servers\".")));
+	memset(victim, 0, sizeof(*victim));
+	victim->dbid = MyDatabaseId;
+	victim->serverid = srv->serverid;
+	victim->umid = srv->umid;
+	return victim;
+}
+
+/*
+ * ccp_token_release_mine clears the refreshing mark of any slot this
+ * process holds.  Runs at process exit, since a FATAL error does not pass
+ * through PG_CATCH.
+ */
+static void
+ccp_token_release_mine(int code, Datum arg)
+{
+	bool		any = false;
+
+	if (ccp_shared == NULL)
+		return;
+	LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		CcpTokenSlot *s = &ccp_shared->tokens[i];
+
+		if (s->refreshing && s->refresher_pid == MyProcPid)
+		{
+			s->refreshing = false;
+			any = true;
+		}
+	}
+	LWLockRelease(ccp_shared->token_lock);
+	if (any)
+		ConditionVariableBroadcast(&ccp_shared->token_cv);
+}
+
+/* ccp_token_finish_refresh stores the outcome of a refresh and wakes all. */
+static void
+ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
+						 uint32 cred_hash, const char *token, int ttl_s,
+						 const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
+	/* the slot cannot have been reused: it was marked refreshing */
+	if (token != NULL || error != NULL)
+		slot->cred_hash = cred_hash;
+	if (token != NULL)
+	{
+		int			margin = Min(60, ttl_s / 10);
+
+		strlcpy(slot->token, token, CCP_TOKEN_MAX);
+		slot->issued_at = now;
+		slot->expires_at = TimestampTzPlusMilliseconds(now,
+													   (int64) (ttl_s - margin) * 1000);
+		slot->generation++;
+		slot->tokens_issued++;
+	}
+	else if (error != NULL)
+	{
+		slot->fail_until = TimestampTzPlusMilliseconds(now, CCP_TOKEN_FAIL_HOLD_MS);
+		strlcpy(slot->fail_message, error, sizeof(slot->fail_message));
+	}
+	slot->refreshing = false;
+	slot->refresher_pid = 0;
+	LWLockRelease(ccp_shared->token_lock);
+	ConditionVariableBroadcast(&ccp_shared->token_cv);
+}
+
+/*
+ * ccp_token_fetch asks the vendor for a new token.  Returns the token or
+ * NULL with *error set.  Every request is written to the request log.
+ */
+static char *
+ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error,
+				CcpOrigin origin)
+{
+	CcpHttpRequest req;
+	CcpHttpResult res;
+	CcpOutcome	out;
+	char	   *token = NULL;
+
+	srv->vendor->build_token_request(srv, &req);
+	ccp_http_perform(&srv->http, &req, &res);
+
+	memset(&out, 0, sizeof(out));
+	out.http_status = res.status;
+	out.success_count = -1;
+	if (res.transport_error)
+	{
+		*error = psprintf("token request failed: %s", res.error);
+		out.ok = false;
+	}
+	else if (srv->vendor->parse_token(srv, &res, &token, ttl_s, error))
+		out.ok = true;
+	else
+		out.ok = false;
+	out.message = out.ok ? pstrdup("token issued") : *error;
+	ccp_reqlog_write(srv, "token", NULL, 0, &out, res.elapsed_ms, origin, 0);
+	return out.ok ? token : NULL;
+}
+
+/*
+ * ccp_token_refresh fetches a token for a slot this process has marked as
+ * refreshing, and stores the outcome whatever happens, so that the mark
+ * never outlives the attempt.  Returns the token or NULL with *fail set.
+ */
+static char *
+ccp_token_refresh(CcpTokenSlot *slot, const CcpServer *srv, uint32 cred_hash,
+				  char **fail, CcpOrigin origin)
+{
+	char	   *fresh = NULL;
+	int			ttl_s = 0;
+
+	PG_TRY();
+	{
+		fresh = ccp_token_fetch(srv, &ttl_s, fail, origin);
+	}
+	PG_CATCH();
+	{
+		ccp_token_finish_refresh(slot, srv, cred_hash, NULL, 0, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ccp_token_finish_refresh(slot, srv, cred_hash, fresh, ttl_s, *fail);
+	return fresh;
+}
+
+/*
+ * ccp_token_get returns in *token a valid token for srv, or false with
+ * *error set when none could be had.  stale, if not NULL, is a token the
+ * vendor just refused: it will not be returned again.  Vendors without
+ * tokens get *token = NULL and true.  Waiting for another process's refresh
+ * can be interrupted by a cancel.  The caller must not hold any LWLock.
+ */
+bool
+ccp_token_get(const CcpServer *srv, const char *stale, char **token,
+			  char **error, CcpOrigin origin)
+{
+	uint32		cred_hash;
+	CcpTokenSlot *slot;
+	char	   *fail = NULL;
+
+	*token = NULL;
+	*error = NULL;
+	if (srv->vendor->build_token_request == NULL)
+		return true;
+
+	if (!ccp_token_exit_registered)
+	{
+		before_shmem_exit(ccp_token_release_mine, (Datum) 0);
+		ccp_token_exit_registered = true;
+	}
+
+	cred_hash = ccp_token_cred_hash(srv);
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
+		slot = ccp_token_slot(srv);
+		if (slot->cred_hash != cred_hash && !slot->refreshing)
+		{
+			slot->token[0] = '\0';
+			slot->fail_until = 0;
+		}
+		if (slot->token[0] != '\0' && slot->cred_hash == cred_hash &&
+			now < slot->expires_at &&
+			(stale == NULL || strcmp(stale, slot->token) != 0))
+		{
+			*token = pstrdup(slot->token);
+			LWLockRelease(ccp_shared->token_lock);
+			break;
+		}
+		if (slot->refreshing && slot->refresher_pid != MyProcPid &&
+			kill(slot->refresher_pid, 0) == 0)
+		{
+			LWLockRelease(ccp_shared->token_lock);
+			(void) ConditionVariableTimedSleep(&ccp_shared->token_cv, 100,
+											   PG_WAIT_EXTENSION);
+			/* a refused stale token is replaced by whatever arrived */
+			continue;
+		}
+		if (now < slot->fail_until && slot->cred_hash == cred_hash)
+		{
+			fail = pstrdup(slot->fail_message);
+			LWLockRelease(ccp_shared->token_lock);
+			break;
+		}
+		slot->refreshing = true;
+		slot->refresher_pid = MyProcPid;
+		LWLockRelease(ccp_shared->token_lock);
+
+		*token = ccp_token_refresh(slot, srv, cred_hash, &fail, origin);
+		break;
+	}
+	ConditionVariableCancelSleep();
+
+	if (*token == NULL)
+	{
+		*error = fail ? fail : pstrdup("no token available");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * ccp_token_forget_local drops the remembered failed refresh of every slot
+ * of this database, so that the next request asks the vendor again.
+ */
+void
+ccp_token_forget_local(void)
+{
+	LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		if (ccp_shared->tokens[i].dbid == MyDatabaseId)
+			ccp_shared->tokens[i].fail_until = 0;
+	}
+	LWLockRelease(ccp_shared->token_lock);
+}

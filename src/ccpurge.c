@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * ccpurge.c
+ *	  Module load: GUC definitions, shared memory hooks and worker
+ *	  registration.
+ *
+ * ccpurge must be loaded through shared_preload_libraries, because its token
+ * cache, rate limiter and background worker live in shared memory.  When it
+ * is loaded any other way the GUCs are still defined (so that SET and SHOW
+ * work), but every SQL function refuses to run; see ccp_require_preload().
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* GUC variables */
+bool		ccp_allow_insecure_http = false;
+char	   *ccp_database_name = NULL;
+int			ccp_max_attempts = 10;
+int			ccp_retry_base_ms = 1000;
+int			ccp_retry_max_ms = 300000;
+int			ccp_batch_linger_ms = 200;
+int			ccp_retention_s = 7 * 24 * 3600;
+int			ccp_max_servers = 64;
+int			ccp_rate_notice_ms = 3000;
+
+static bool ccp_preloaded = false;
+
+/*
+ * _PG_init defines the GUCs and, when preloaded, reserves shared memory and
+ * registers the background worker.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("ccpurge.allow_insecure_http",
+							 "Allows plain http to hosts that are not loopback addresses.",
+							 "Secrets and personal data would cross the network unencrypted.",
+							 &ccp_allow_insecure_http,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ccpurge.database_name",
+							   "Database the ccpurge background worker connects to.",
+							   NULL,
+							   &ccp_database_name,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.max_attempts",
+							"Attempts a queued item gets before it is marked failed.",
+							NULL,
+							&ccp_max_attempts,
+							10, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retry_backoff",
+							"First retry delay of a transiently failed batch; it doubles per attempt.",
+							NULL,
+							&ccp_retry_base_ms,
+							1000, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retry_backoff_max",
+							"Longest retry delay of a transiently failed batch.",
+							NULL,
+							&ccp_retry_max_ms,
+							300000, 10, 86400000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.batch_linger",
+							"How long the worker waits for more items to fill a vendor batch.",
+							NULL,
+							&ccp_batch_linger_ms,
+							200, 0, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retention",
+							"How long finished queue items are kept before they are removed.",
+							NULL,
+							&ccp_retention_s,
+							7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.max_servers",
+							"Number of servers the shared token cache and rate limiter can track.",
+							NULL,
+							&ccp_max_servers,
+							64, 4, 10000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.rate_limit_notice",
+							"Rate-limit wait after which a synchronous call raises a notice.",
+							NULL,
+							&ccp_rate_notice_ms,
+							3000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("ccpurge");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	ccp_preloaded = true;
+	ccp_shmem_request();
+	ccp_worker_register();
+	ccp_queue_register_callbacks();
+}
+
+/*
+ * ccp_require_preload raises an error unless the library was loaded through
+ * shared_preload_libraries.  Every SQL entry point calls it first.
+ */
+void
+ccp_require_preload(void)
+{
+	if (!ccp_preloaded || !ccp_shmem_ready())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ccpurge must be loaded via \"shared_preload_libraries\""),
+				 errdetail("The shared token cache, rate limiter and queue worker live in shared memory."),
+				 errhint("Add ccpurge to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+}

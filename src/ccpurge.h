@@ -1,0 +1,405 @@
+/*-------------------------------------------------------------------------
+ *
+ * ccpurge.h
+ *	  Private declarations shared by the ccpurge source files.
+ *
+ * The declarations are grouped by the file that defines them, in the order
+ * a request travels: configuration and options, shared memory, the HTTP
+ * transport, tokens, the rate limiter, the vendor interface, the exchange
+ * pipeline that ties them together, the request log, the SQL API, and the
+ * queue with its worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CCPURGE_H
+#define CCPURGE_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* Largest response body accepted from any vendor. */
+#define CCP_MAX_RESPONSE_BYTES	(1024 * 1024)
+
+/* Largest token kept in the shared cache, terminator included. */
+#define CCP_TOKEN_MAX			4096
+
+/* Upper bound for rate_limit's N that the limiter tracks exactly. */
+#define CCP_RATE_RING			256
+
+/*
+ * The operations ccpurge knows.  Each belongs to exactly one vendor, which
+ * declares it in its CcpOpDef table.
+ */
+typedef enum CcpOperation
+{
+	CCP_OP_DELETE_CUSTOMERS,
+	CCP_OP_DELETE_CALLED_ROUTES,
+	CCP_OP_DELETE_CALLER_NUMBERS,
+	CCP_OP_DELETE_CALLDATA,
+	CCP_OP_DELETE_BULK_DATA,
+	CCP_OP_COUNT
+} CcpOperation;
+
+/* Where a request came from, as recorded in the request log. */
+typedef enum CcpOrigin
+{
+	CCP_ORIGIN_SYNC,
+	CCP_ORIGIN_WORKER
+} CcpOrigin;
+
+struct CcpVendor;
+struct CcpOpDef;
+
+/*
+ * Connection settings of one server: everything the HTTP layer needs and
+ * nothing vendor specific.
+ */
+typedef struct CcpHttpOptions
+{
+	int			timeout_ms;		/* total transfer time */
+	int			connect_timeout_ms;
+	bool		verify_tls;
+	char	   *ca_file;		/* NULL: system default bundle */
+} CcpHttpOptions;
+
+/*
+ * A server and the current user's mapping for it, resolved and validated.
+ * Built by ccp_server_resolve(); lives in the caller's memory context.
+ */
+typedef struct CcpServer
+{
+	Oid			serverid;
+	Oid			umid;			/* user mapping oid (PUBLIC or the role's) */
+	Oid			userid;			/* role the mapping was looked up for */
+	char	   *servername;
+	const struct CcpVendor *vendor;
+	char	   *url;			/* base URL, no trailing slash */
+	CcpHttpOptions http;
+	int			batch_size;		/* effective: min(option, vendor limit) */
+	int			rate_count;		/* 0 = unlimited */
+	int			rate_period_ms;
+	int			max_inflight;	/* 0 = unlimited */
+	int			token_ttl;		/* seconds, CEC X-Token-Expire */
+	/* credentials from the user mapping, by position in vendor->cred_names */
+	char	   *cred[2];
+} CcpServer;
+
+/*
+ * Operation parameters besides the item list.  Unused members stay at the
+ * values set by ccp_params_init().
+ */
+typedef struct CcpParams
+{
+	int			vdn_id;			/* iSales, 0 = unset */
+	int			campaign_id;	/* iSales, -1 = unset */
+	int			archive_history;	/* iSales calldata, -1 = unset */
+	Jsonb	   *filter;			/* iSales calldata filter, validated */
+	List	   *campaign_names; /* Ozonetel, list of char * */
+} CcpParams;
+
+/* ----------
+ * option.c: the FDW validator and server/mapping resolution
+ * ----------
+ */
+extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
+extern CcpServer *ccp_server_resolve(const char *servername,
+									 const struct CcpVendor *vendor,
+									 Oid userid);
+extern bool ccp_parse_rate_limit(const char *value, int *count,
+								 int *period_ms);
+extern void ccp_check_url(const char *url, bool at_ddl);
+
+/* ----------
+ * ccpurge.c: module load and GUCs
+ * ----------
+ */
+extern bool ccp_allow_insecure_http;
+extern char *ccp_database_name;
+extern int	ccp_max_attempts;
+extern int	ccp_retry_base_ms;
+extern int	ccp_retry_max_ms;
+extern int	ccp_batch_linger_ms;
+extern int	ccp_retention_s;
+extern int	ccp_max_servers;
+extern int	ccp_rate_notice_ms;
+extern void ccp_require_preload(void);
+
+/* ----------
+ * shmem.c: shared state of all backends and the worker
+ * ----------
+ */
+extern void ccp_shmem_request(void);
+extern void ccp_shmem_startup(void);
+extern bool ccp_shmem_ready(void);
+
+/*
+ * Shared token slot, one per (database, server, user mapping).
+ * Protected by the token cache lock; cv wakes waiters of a refresh.
+ */
+typedef struct CcpTokenSlot
+{
+	Oid			dbid;			/* InvalidOid: free */
+	Oid			serverid;
+	Oid			umid;
+	uint32		cred_hash;		/* detects changed credentials */
+	bool		refreshing;
+	int			refresher_pid;
+	uint64		generation;		/* bumped on every new token */
+	TimestampTz expires_at;		/* refresh before this */
+	TimestampTz issued_at;
+	int			tokens_issued;	/* since startup, for tests */
+	TimestampTz fail_until;		/* a failed refresh is reused until then */
+	char		fail_message[256];
+	char		token[CCP_TOKEN_MAX];
+} CcpTokenSlot;
+
+/*
+ * Shared rate limiter slot, one per (database, server).  sent[] holds the
+ * completion time of the last rate_count requests; a request still in
+ * flight has DT_NOEND there.  Protected by the limiter lock.
+ */
+typedef struct CcpRateSlot
+{
+	Oid			dbid;			/* InvalidOid: free */
+	Oid			serverid;
+	int			count;			/* N of N/period, <= CCP_RATE_RING */
+	int64		period_us;		/* possibly scaled, see ratelimit.c */
+	int			max_inflight;
+	int			inflight;
+	int			used;			/* entries of sent[] in use */
+	int64		requests;		/* since startup */
+	TimestampTz sent[CCP_RATE_RING];
+	int			holder_pid[CCP_RATE_RING];
+} CcpRateSlot;
+
+typedef struct CcpShared
+{
+	LWLock	   *token_lock;
+	LWLock	   *rate_lock;
+	LWLock	   *worker_lock;
+	ConditionVariable token_cv;
+	ConditionVariable rate_cv;
+	int			worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz worker_hold_until;	/* DROP DATABASE: stay away until then */
+	int			nslots;
+	CcpTokenSlot *tokens;		/* nslots entries */
+	CcpRateSlot *rates;			/* nslots entries */
+} CcpShared;
+
+extern CcpShared *ccp_shared;
+extern void ccp_wake_worker(void);
+
+/* ----------
+ * http.c: libcurl transport, knows nothing about vendors
+ * ----------
+ */
+typedef struct CcpHttpRequest
+{
+	const char *method;			/* "POST", "DELETE" */
+	char	   *url;			/* absolute */
+	List	   *headers;		/* of char *, "Name: value" */
+	char	   *body;			/* NULL: no body */
+	size_t		body_len;
+} CcpHttpRequest;
+
+typedef struct CcpHttpResult
+{
+	int			status;			/* HTTP status, 0 when none was received */
+	bool		transport_error;	/* no usable HTTP answer */
+	bool		timed_out;
+	char	   *error;			/* palloc'd, set with transport_error */
+	char	   *body;			/* palloc'd, NUL-terminated, maybe "" */
+	size_t		body_len;
+	double		elapsed_ms;
+} CcpHttpResult;
+
+typedef struct CcpHttpCall CcpHttpCall;
+
+extern void ccp_http_check_url(const char *url);
+extern void ccp_http_perform(const CcpHttpOptions *opts,
+							 const CcpHttpRequest *req, CcpHttpResult *res);
+extern CcpHttpCall *ccp_http_start(const CcpHttpOptions *opts,
+								   const CcpHttpRequest *req, void *arg);
+extern CcpHttpCall *ccp_http_next_done(long timeout_ms);
+extern void *ccp_http_call_arg(CcpHttpCall *call);
+extern void ccp_http_finish(CcpHttpCall *call, CcpHttpResult *res);
+extern void ccp_http_abort_all(void);
+extern int	ccp_http_inflight(void);
+extern char *ccp_http_host_port(const char *url);
+extern char *ccp_http_escape(const char *s, int len);
+
+/* ----------
+ * auth.c: shared token cache with single-flight refresh
+ * ----------
+ */
+extern bool ccp_token_get(const CcpServer *srv, const char *stale,
+						  char **token, char **error, CcpOrigin origin);
+extern void ccp_token_forget_local(void);
+
+/* ----------
+ * ratelimit.c: per-server limiter shared by every backend and the worker
+ * ----------
+ */
+extern int	ccp_rate_acquire(const CcpServer *srv, bool wait);
+extern void ccp_rate_release(const CcpServer *srv, int ticket);
+extern void ccp_rate_penalize(const CcpServer *srv);
+extern long ccp_rate_next_ms(const CcpServer *srv);
+extern void ccp_rate_release_all(void);
+
+/* ----------
+ * vendor.c and vendor_*.c: one file per vendor behind one interface
+ * ----------
+ */
+
+/* How the pipeline should react to an outcome. */
+typedef enum CcpRetry
+{
+	CCP_FINAL,					/* ok, or a permanent failure */
+	CCP_RETRY_TRANSIENT,		/* timeout, connection, 5xx, 429 */
+	CCP_RETRY_TOKEN,			/* token rejected or expired */
+	CCP_RETRY_RATE				/* vendor says too many requests */
+} CcpRetry;
+
+typedef struct CcpOutcome
+{
+	bool		ok;
+	int			http_status;	/* 0: none */
+	char	   *code;			/* vendor code, NULL if none */
+	char	   *message;		/* human readable, never NULL */
+	int			success_count;	/* -1: not reported */
+	CcpRetry	retry;
+} CcpOutcome;
+
+typedef struct CcpOpDef
+{
+	CcpOperation op;
+	const char *name;			/* "delete_customers", as in ccpurge_enqueue */
+	int			max_batch;		/* vendor limit of items per request */
+	int			max_item_len;	/* 0: no limit */
+
+	/*
+	 * Check one item; ereport(ERROR) with a user-facing message if it is
+	 * not acceptable.  Called before anything is sent.
+	 */
+	void		(*validate_item) (const struct CcpOpDef *def, const char *item);
+
+	/*
+	 * Build the HTTP request for one chunk.  items are validated and
+	 * distinct; token is NULL for vendors without tokens.  Allocates in the
+	 * current memory context.
+	 */
+	void		(*build) (const CcpServer *srv, const CcpParams *params,
+						  char **items, int nitems, const char *token,
+						  CcpHttpRequest *req);
+
+	/*
+	 * Read an HTTP answer (never called for transport errors) into out.
+	 * out->http_status is already set; must set ok, code, message, retry.
+	 */
+	void		(*parse) (const CcpServer *srv, const CcpHttpResult *res,
+						  CcpOutcome *out);
+} CcpOpDef;
+
+typedef struct CcpVendor
+{
+	const char *name;			/* "cec", "isales", "ozonetel" */
+	const char *cred_names[2];	/* user mapping options, both required */
+	int			max_batch;		/* largest limit of its operations */
+	const char *default_rate_limit; /* NULL: unlimited */
+	int			default_max_inflight;	/* 0: unlimited */
+	bool		has_token_ttl;	/* accepts token_ttl */
+
+	/* token vendors only; NULL otherwise */
+	void		(*build_token_request) (const CcpServer *srv, CcpHttpRequest *req);
+	bool		(*parse_token) (const CcpServer *srv, const CcpHttpResult *res,
+								char **token, int *ttl_s, char **error);
+
+	const CcpOpDef *ops;
+	int			nops;
+} CcpVendor;
+
+extern const CcpVendor ccp_vendor_cec;
+extern const CcpVendor ccp_vendor_isales;
+extern const CcpVendor ccp_vendor_ozonetel;
+
+extern const CcpVendor *ccp_vendor_by_name(const char *name);
+extern int	ccp_vendor_count(void);
+extern const CcpVendor *ccp_vendor_at(int i);
+extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
+extern const CcpOpDef *ccp_op_def(CcpOperation op, const CcpVendor **vendor);
+extern void ccp_params_init(CcpParams *params);
+extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
+extern char *ccp_json_get_string(void *cjson_object, const char *key);
+extern void ccp_add_header(CcpHttpRequest *req, const char *name,
+						   const char *value);
+extern char *ccp_join_url(const CcpServer *srv, const char *path);
+
+/* vendor_isales.c */
+extern char *ccp_c2_authorization(const char *ak, const char *sk,
+								  const char *ts, const char *method,
+								  const char *path, const char *query,
+								  List *headers, const char *body,
+								  size_t body_len);
+extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
+extern void ccp_isales_validate_filter(Jsonb *filter);
+
+/* vendor_ozonetel.c */
+extern void ccp_ozonetel_validate_campaign(const char *name);
+
+/* ----------
+ * exchange.c: one chunk through limiter, token, HTTP, answer and log
+ * ----------
+ */
+extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
+						 const CcpParams *params, char **items, int nitems,
+						 CcpOrigin origin, int64 request_id,
+						 CcpOutcome *out);
+extern void ccp_outcome_from_transport(const CcpHttpResult *res,
+									   CcpOutcome *out);
+extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
+								const CcpHttpResult *res, CcpOutcome *out);
+
+/* ----------
+ * reqlog.c: the request log, digests only
+ * ----------
+ */
+extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
+							 char **items, int nitems,
+							 const CcpOutcome *out, double elapsed_ms,
+							 CcpOrigin origin, int64 request_id);
+extern char *ccp_items_digest(char **items, int nitems);
+extern void ccp_reqlog_flush(void);
+extern void ccp_reqlog_discard(void);
+extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
+
+/* ----------
+ * api.c: synchronous SQL functions
+ * ----------
+ */
+extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
+								   const char *argname, int *nitems);
+extern void ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params,
+								  CcpParams *out);
+
+/* ----------
+ * queue.c: durable queue, enqueue API and trigger
+ * ----------
+ */
+extern void ccp_queue_register_callbacks(void);
+
+/* ----------
+ * worker.c: the background worker
+ * ----------
+ */
+extern void ccp_worker_register(void);
+extern PGDLLEXPORT void ccpurge_worker_main(Datum arg);
+
+#endif							/* CCPURGE_H */

@@ -1,0 +1,339 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit.c
+ *	  The per-server rate limiter shared by every backend and the worker:
+ *	  rate_limit (N per second, minute or hour) and max_inflight.
+ *
+ * Vendors count requests in a sliding window, so the limiter keeps the time
+ * of the last N requests of each server and lets a new one start only when
+ * the oldest of them is a full period old.  The time kept is when the
+ * request finished, not when it started: the vendor saw it arrive somewhere
+ * in between, so measuring from the end can never overrun its window, and
+ * a request still in flight blocks its entry altogether.  For N above
+ * CCP_RATE_RING the window is scaled down proportionally (N/period becomes
+ * CCP_RATE_RING/(period * CCP_RATE_RING / N)), which is never faster.
+ *
+ * A ticket names the slot and entry a request holds; it must be given back
+ * with ccp_rate_release() whatever happens to the request.  Tickets still
+ * held when an error escapes are released by ccp_rate_release_all(), and at
+ * process exit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include <signal.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "utils/wait_event.h"
+
+/* Ticket meaning "nothing was taken": the server has no limits. */
+#define CCP_TICKET_NONE		(-2)
+/* entry index meaning "counts toward max_inflight only" */
+#define CCP_ENTRY_NONE		CCP_RATE_RING
+
+#define CCP_MAX_HELD		256
+
+static int	ccp_held[CCP_MAX_HELD];
+static int	ccp_nheld = 0;
+static bool ccp_rate_exit_registered = false;
+
+/*
+ * ccp_rate_slot finds or claims the limiter slot of srv and brings its
+ * settings up to date.  Caller holds rate_lock exclusively.
+ */
+static CcpRateSlot *
+ccp_rate_slot(const CcpServer *srv)
+{
+	CcpRateSlot *slot = NULL;
+	int			count;
+	int64		period_us;
+
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		CcpRateSlot *s = &ccp_shared->rates[i];
+
+		if (s->dbid == MyDatabaseId && s->serverid == srv->serverid)
+		{
+			slot = s;
+			break;
+		}
+		/* prefer a free slot; else forget an idle server's history */
+		if (s->dbid == InvalidOid && (slot == NULL || slot->dbid != InvalidOid))
+			slot = s;
+		else if (slot == NULL && s->inflight == 0)
+			slot = s;
+	}
+	if (slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free slot in the ccpurge rate limiter"),
+				 errhint("Increase \"ccpurge.max_servers\".")));
+	if (slot->dbid != MyDatabaseId || slot->serverid != srv->serverid)
+	{
+		memset(slot, 0, sizeof(*slot));
+		slot->dbid = MyDatabaseId;
+		slot->serverid = srv->serverid;
+	}
+
+	count = Min(srv->rate_count, CCP_RATE_RING);
+	period_us = (count > 0) ?
+		(int64) srv->rate_period_ms * 1000 * count / srv->rate_count : 0;
+	if (slot->count != count || slot->period_us != period_us)
+	{
+		/* a changed limit starts a fresh window, but keeps requests in flight */
+		for (int i = 0; i < CCP_RATE_RING; i++)
+		{
+			if (slot->sent[i] != DT_NOEND)
+				slot->sent[i] = 0;
+		}
+		slot->count = count;
+		slot->period_us = period_us;
+		if (slot->used > count)
+			slot->used = count;
+	}
+	slot->max_inflight = srv->max_inflight;
+	return slot;
+}
+
+/*
+ * ccp_rate_reap frees entries held by processes that died without giving
+ * them back.  Caller holds rate_lock exclusively.
+ */
+static void
+ccp_rate_reap(CcpRateSlot *slot)
+{
+	for (int i = 0; i < slot->used; i++)
+	{
+		if (slot->sent[i] == DT_NOEND && slot->holder_pid[i] != 0 &&
+			kill(slot->holder_pid[i], 0) != 0)
+		{
+			slot->sent[i] = GetCurrentTimestamp();
+			slot->holder_pid[i] = 0;
+			if (slot->inflight > 0)
+				slot->inflight--;
+		}
+	}
+}
+
+/*
+ * ccp_rate_try takes an entry if one is free now.  Returns the entry index
+ * (CCP_ENTRY_NONE without a rate), or -1 with *wait_us set to how long to
+ * wait (0: until someone finishes).  Caller holds rate_lock exclusively.
+ */
+static int
+ccp_rate_try(CcpRateSlot *slot, int64 *wait_us)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			entry = CCP_ENTRY_NONE;
+
+	*wait_us = 0;
+	if (slot->max_inflight > 0 && slot->inflight >= slot->max_inflight)
+		return -1;
+	if (slot->count > 0)
+	{
+		if (slot->used < slot->count)
+			entry = slot->used++;
+		else
+		{
+			TimestampTz oldest = DT_NOEND;
+
+			for (int i = 0; i < slot->count; i++)
+			{
+				if (slot->sent[i] < oldest)
+				{
+					oldest = slot->sent[i];
+					entry = i;
+				}
+			}
+			if (oldest == DT_NOEND)
+				return -1;
+			if (oldest + slot->period_us > now)
+			{
+				*wait_us = oldest + slot->period_us - now;
+				return -1;
+			}
+		}
+		slot->sent[entry] = DT_NOEND;
+		slot->holder_pid[entry] = MyProcPid;
+	}
+	slot->inflight++;
+	slot->requests++;
+	return entry;
+}
+
+/* ccp_rate_exit gives back every ticket this process holds at exit. */
+static void
+ccp_rate_exit(int code, Datum arg)
+{
+	ccp_rate_release_all();
+}
+
+/*
+ * ccp_rate_acquire takes a ticket for one request to srv.  With wait, it
+ * blocks until the server's rate_limit and max_inflight allow the request;
+ * the wait ends early on a cancel or statement_timeout (an ERROR), and a
+ * NOTICE is raised once it exceeds ccpurge.rate_limit_notice.  Without
+ * wait, it returns -1 when the request cannot start now (see
+ * ccp_rate_next_ms).  The ticket must be given back with ccp_rate_release.
+ */
+int
+ccp_rate_acquire(const CcpServer *srv, bool wait)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	bool		noticed = false;
+	int			ticket = -1;
+
+	if (srv->rate_count <= 0 && srv->max_inflight <= 0)
+		return CCP_TICKET_NONE;
+	if (!ccp_rate_exit_registered)
+	{
+		before_shmem_exit(ccp_rate_exit, (Datum) 0);
+		ccp_rate_exit_registered = true;
+	}
+	if (ccp_nheld >= CCP_MAX_HELD)
+		elog(ERROR, "too many ccpurge rate-limit tickets held");
+
+	for (;;)
+	{
+		CcpRateSlot *slot;
+		int64		wait_us;
+		int			entry;
+		long		sleep_ms;
+
+		LWLockAcquire(ccp_shared->rate_lock, LW_EXCLUSIVE);
+		slot = ccp_rate_slot(srv);
+		ccp_rate_reap(slot);
+		entry = ccp_rate_try(slot, &wait_us);
+		if (entry >= 0)
+			ticket = (int) (slot - ccp_shared->rates) * (CCP_RATE_RING + 1) + entry;
+		LWLockRelease(ccp_shared->rate_lock);
+
+		if (ticket >= 0 || !wait)
+			break;
+
+		if (!noticed && ccp_rate_notice_ms > 0 &&
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+									   ccp_rate_notice_ms))
+		{
+			ereport(NOTICE,
+					(errmsg("waiting for the rate limit of server \"%s\"",
+							srv->servername),
+					 errdetail("The server allows %d requests per %d ms and at most %d in flight.",
+							   srv->rate_count, srv->rate_period_ms,
+							   srv->max_inflight)));
+			noticed = true;
+		}
+		sleep_ms = (wait_us > 0) ? (long) ((wait_us + 999) / 1000) : 100;
+		sleep_ms = Min(Max(sleep_ms, 1), 1000);
+		/* sleeps on the latch and checks for interrupts */
+		(void) ConditionVariableTimedSleep(&ccp_shared->rate_cv, sleep_ms,
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	if (ticket >= 0)
+		ccp_held[ccp_nheld++] = ticket;
+	return ticket;
+}
+
+/*
+ * ccp_rate_release gives a ticket back: the request has finished (or never
+ * went out) now.  Unknown and "none" tickets are ignored.
+ */
+void
+ccp_rate_release(const CcpServer *srv, int ticket)
+{
+	CcpRateSlot *slot;
+	int			entry;
+	bool		found = false;
+
+	if (ticket < 0)
+		return;
+	for (int i = 0; i < ccp_nheld; i++)
+	{
+		if (ccp_held[i] == ticket)
+		{
+			ccp_held[i] = ccp_held[--ccp_nheld];
+			found = true;
+			break;
+		}
+	}
+	if (!found)
+		return;
+
+	slot = &ccp_shared->rates[ticket / (CCP_RATE_RING + 1)];
+	entry = ticket % (CCP_RATE_RING + 1);
+	LWLockAcquire(ccp_shared->rate_lock, LW_EXCLUSIVE);
+	if (entry != CCP_ENTRY_NONE && slot->sent[entry] == DT_NOEND &&
+		slot->holder_pid[entry] == MyProcPid)
+	{
+		slot->sent[entry] = GetCurrentTimestamp();
+		slot->holder_pid[entry] = 0;
+	}
+	if (slot->inflight > 0)
+		slot->inflight--;
+	LWLockRelease(ccp_shared->rate_lock);
+	ConditionVariableBroadcast(&ccp_shared->rate_cv);
+}
+
+/*
+ * ccp_rate_penalize records that the vendor refused a request for going too
+ * fast: the whole window is treated as used from now on, so the next
+ * request waits a full period.
+ */
+void
+ccp_rate_penalize(const CcpServer *srv)
+{
+	CcpRateSlot *slot;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (srv->rate_count <= 0)
+		return;
+	LWLockAcquire(ccp_shared->rate_lock, LW_EXCLUSIVE);
+	slot = ccp_rate_slot(srv);
+	for (int i = 0; i < slot->count; i++)
+	{
+		if (i >= slot->used || slot->sent[i] != DT_NOEND)
+			slot->sent[i] = now;
+	}
+	slot->used = slot->count;
+	LWLockRelease(ccp_shared->rate_lock);
+}
+
+/*
+ * ccp_rate_next_ms estimates how many milliseconds remain until srv can
+ * take a new request (0: now or when a request in flight finishes).
+ */
+long
+ccp_rate_next_ms(const CcpServer *srv)
+{
+	CcpRateSlot *slot;
+	TimestampTz now = GetCurrentTimestamp();
+	int64		wait_us = 0;
+
+	if (srv->rate_count <= 0)
+		return 0;
+	LWLockAcquire(ccp_shared->rate_lock, LW_EXCLUSIVE);
+	slot = ccp_rate_slot(srv);
+	if (slot->used >= slot->count)
+	{
+		TimestampTz oldest = DT_NOEND;
+
+		for (int i = 0; i < slot->count; i++)
+			oldest = Min(oldest, slot->sent[i]);
+		if (oldest != DT_NOEND && oldest + slot->period_us > now)
+			wait_us = oldest + slot->period_us - now;
+	}
+	LWLockRelease(ccp_shared->rate_lock);
+	return (long) ((wait_us + 999) / 1000);
+}
+
+/* ccp_rate_release_all gives back every ticket this process still holds. */
+void
+ccp_rate_release_all(void)
+{
+	while (ccp_nheld > 0)
+		ccp_rate_release(NULL, ccp_held[ccp_nheld - 1]);
+}

@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * reqlog.c
+ *	  The request log: one row in ccpurge.request_log per HTTP request,
+ *	  with a SHA-256 digest of the items instead of the items.
+ *
+ * Rows are collected in backend memory while requests go out and written
+ * by ccp_reqlog_flush() in one statement: at the end of a synchronous SQL
+ * function (in the caller's transaction), and by the worker in its own
+ * short transactions, since it never keeps a transaction open across the
+ * network.  The table is readable only by its owner; rows are inserted
+ * with the owner's rights, so callers need no privilege on it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+typedef struct CcpLogEntry
+{
+	TimestampTz at;
+	char	   *server;
+	char	   *vendor;
+	char	   *operation;
+	char	   *origin;
+	char	   *role;
+	int64		request_id;		/* 0: none */
+	int			item_count;
+	char	   *digest;			/* NULL: no items */
+	bool		ok;
+	int			http_status;	/* 0: none */
+	char	   *code;
+	char	   *message;
+	double		duration_ms;
+} CcpLogEntry;
+
+static MemoryContext ccp_log_cxt = NULL;
+static List *ccp_log_pending = NIL;
+
+PG_FUNCTION_INFO_V1(ccpurge_items_digest);
+
+/* ccp_digest_cmp orders C strings bytewise, for qsort. */
+static int
+ccp_digest_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * ccp_items_digest returns the lower-hex SHA-256 of the items sorted
+ * bytewise and each followed by a newline.  Sorting makes the digest
+ * independent of the order in which items were given.
+ */
+char *
+ccp_items_digest(char **items, int nitems)
+{
+	pg_cryptohash_ctx *ctx;
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+	char	  **sorted = palloc(sizeof(char *) * Max(nitems, 1));
+
+	memcpy(sorted, items, sizeof(char *) * nitems);
+	qsort(sorted, nitems, sizeof(char *), ccp_digest_cmp);
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not compute an items digest"),
+				 errdetail("pg_cryptohash_init failed: %s",
+						   pg_cryptohash_error(ctx))));
+	for (int i = 0; i < nitems; i++)
+	{
+		if (pg_cryptohash_update(ctx, (const uint8 *) sorted[i], strlen(sorted[i])) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) "\n", 1) < 0)
+		{
+			pg_cryptohash_free(ctx);
+			elog(ERROR, "could not update the items digest");
+		}
+	}
+	if (pg_cryptohash_final(ctx, hash, sizeof(hash)) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		elog(ERROR, "could not finish the items digest");
+	}
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) hash, sizeof(hash), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	pfree(sorted);
+	return hex;
+}
+
+/*
+ * ccpurge_items_digest(text[]) is the SQL face of ccp_items_digest, so that
+ * a given list can be matched against the request log.  NULL elements are
+ * not allowed, as they are never sent.
+ */
+Datum
+ccpurge_items_digest(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	  **items;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	items = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("items must not contain NULL")));
+		items[i] = TextDatumGetCString(elems[i]);
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(ccp_items_digest(items, n)));
+}
+
+/*
+ * ccp_reqlog_write records one HTTP request for the request log.  The row
+ * is kept in memory until ccp_reqlog_flush(); items may be NULL when the
+ * request carried none (token requests).
+ */
+void
+ccp_reqlog_write(const CcpServer *srv, const char *operation,
+				 char **items, int nitems, const CcpOutcome *out,
+				 double elapsed_ms, CcpOrigin origin, int64 request_id)
+{
+	MemoryContext old;
+	CcpLogEntry *e;
+	char	   *digest = (nitems > 0) ? ccp_items_digest(items, nitems) : NULL;
+
+	if (ccp_log_cxt == NULL)
+		ccp_log_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge request log",
+											ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(ccp_log_cxt);
+	e = palloc0(sizeof(CcpLogEntry));
+	e->at = GetCurrentTimestamp();
+	e->server = pstrdup(srv->servername);
+	e->vendor = pstrdup(srv->vendor->name);
+	e->operation = pstrdup(operation);
+	e->origin = (origin == CCP_ORIGIN_SYNC) ? "sync" : "worker";
+	e->role = pstrdup(GetUserNameFromId(srv->userid, true) ?
+					  GetUserNameFromId(srv->userid, true) : "?");
+	e->request_id = request_id;
+	e->item_count = nitems;
+	e->digest = digest ? pstrdup(digest) : NULL;
+	e->ok = out->ok;
+	e->http_status = out->http_status;
+	e->code = out->code ? pstrdup(out->code) : NULL;
+	e->message = out->message ? pstrdup(out->message) : NULL;
+	e->duration_ms = elapsed_ms;
+	ccp_log_pending = lappend(ccp_log_pending, e);
+	MemoryContextSwitchTo(old);
+}
+
+/* ccp_reqlog_discard forgets rows not yet written (their transaction died). */
+void
+ccp_reqlog_discard(void)
+{
+	ccp_log_pending = NIL;
+	if (ccp_log_cxt != NULL)
+		MemoryContextReset(ccp_log_cxt);
+}
+
+/*
+ * ccp_reqlog_flush writes every pending row in one INSERT.  Must run inside
+ * a transaction with an active snapshot; SPI must not be connected by the
+ * caller (it connects itself).  The insert runs as the table's owner.
+ */
+void
+ccp_reqlog_flush(void)
+{
+	int			n = list_length(ccp_log_pending);
+	Oid			nsp;
+	Oid			relid;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
+	Datum		args[14];
+	char		argnulls[14];
+	Oid			argtypes[14] = {
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID
+	};
+	Datum	   *cols[14];
+	bool	   *colnulls[14];
+	Oid			elemtypes[14] = {
+		TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
+		INT4OID, TEXTOID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID
+	};
+	ListCell   *lc;
+	int			i = 0;
+	int			ret;
+
+	if (n == 0)
+		return;
+
+	nsp = get_namespace_oid("ccpurge", true);
+	relid = OidIsValid(nsp) ? get_relname_relid("request_log", nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+	{
+		/* the extension is gone; nothing to write to */
+		ccp_reqlog_discard();
+		return;
+	}
+	{
+		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+		ReleaseSysCache(tp);
+	}
+
+	for (int c = 0; c < 14; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		colnulls[c] = palloc0(sizeof(bool) * n);
+	}
+	foreach(lc, ccp_log_pending)
+	{
+		CcpLogEntry *e = lfirst(lc);
+
+		cols[0][i] = TimestampTzGetDatum(e->at);
+		cols[1][i] = CStringGetTextDatum(e->server);
+		cols[2][i] = CStringGetTextDatum(e->vendor);
+		cols[3][i] = CStringGetTextDatum(e->operation);
+		cols[4][i] = CStringGetTextDatum(e->origin);
+		cols[5][i] = CStringGetTextDatum(e->role);
+		cols[6][i] = Int64GetDatum(e->request_id);
+		colnulls[6][i] = (e->request_id == 0);
+		cols[7][i] = Int32GetDatum(e->item_count);
+		cols[8][i] = e->digest ? CStringGetTextDatum(e->digest) : (Datum) 0;
+		colnulls[8][i] = (e->digest == NULL);
+		cols[9][i] = BoolGetDatum(e->ok);
+		cols[10][i] = Int32GetDatum(e->http_status);
+		colnulls[10][i] = (e->http_status == 0);
+		cols[11][i] = e->code ? CStringGetTextDatum(e->code) : (Datum) 0;
+		colnulls[11][i] = (e->code == NULL);
+		cols[12][i] = e->message ? CStringGetTextDatum(e->message) : (Datum) 0;
+		colnulls[12][i] = (e->message == NULL);
+		cols[13][i] = Float8GetDatum(e->duration_ms);
+		i++;
+	}
+	for (int c = 0; c < 14; c++)
+	{
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(elemtypes[c], &typlen, &typbyval, &typalign);
+		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
+													 dims, lbs, elemtypes[c],
+													 typlen, typbyval, typalign));
+		argnulls[c] = ' ';
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		ret = SPI_execute_with_args(
+									"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+									" origin, role, request_id, item_count, items_sha256, ok, http_status,"
+									" code, message, duration_ms)"
+									" SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+									" $12, $13, $14)",
+									14, argtypes, args, argnulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not write the ccpurge request log: SPI code %d", ret);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	ccp_reqlog_discard();
+}

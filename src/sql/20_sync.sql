@@ -1,0 +1,61 @@
+/* src/sql/20_sync.sql: synchronous erasure functions (design section 3) */
+
+CREATE FUNCTION ccpurge_delete_customers(
+	customer_numbers text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_delete_called_routes(
+	dnids text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_delete_caller_numbers(
+	vdn_id int, campaign_id int, access_codes text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_delete_calldata(
+	vdn_id int, campaign_id int, filter jsonb, server text DEFAULT NULL,
+	OUT request_no int, OUT ok boolean, OUT http_status int,
+	OUT code text, OUT message text, OUT success_count int)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_delete_bulk_data(
+	phone_numbers text[], campaign_names text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+/*
+ * ccpurge_c2_sign exposes the iSales C2 signer for known-answer tests and
+ * for debugging a vendor's 401; it never reads stored secrets.
+ */
+CREATE FUNCTION ccpurge_c2_sign(
+	ak text, sk text, ts text, method text, path text, query text,
+	headers text[], body text)
+RETURNS text
+AS 'MODULE_PATHNAME'
+LANGUAGE C IMMUTABLE;
+
+REVOKE EXECUTE ON FUNCTION
+	ccpurge_delete_customers(text[], text),
+	ccpurge_delete_called_routes(text[], text),
+	ccpurge_delete_caller_numbers(int, int, text[], text),
+	ccpurge_delete_calldata(int, int, jsonb, text),
+	ccpurge_delete_bulk_data(text[], text[], text),
+	ccpurge_c2_sign(text, text, text, text, text, text, text[], text)
+FROM PUBLIC;

@@ -1,0 +1,1270 @@
+/*-------------------------------------------------------------------------
+ *
+ * vendor_isales.c
+ *	  The Huawei CC-iSales vendor: the "C2" request signer, the calldata
+ *	  filter validator, and the two iSales operations (delete the calling
+ *	  numbers of a campaign, delete outbound call data).
+ *
+ * iSales has no tokens: every request carries an Authorization header that
+ * signs the method, path, query, a set of headers and the body with the
+ * user mapping's ak and sk.  The signer is also exposed to SQL as
+ * ccpurge_c2_sign() for known-answer tests and for debugging a 401.
+ *
+ * Bodies are sent in UTF-8 whatever the database encoding is; items and
+ * filter values are validated in the database encoding and converted when
+ * the body is printed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <time.h>
+
+#include "catalog/pg_type_d.h"
+#include "cJSON.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "common/string.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/resowner.h"
+
+#include "ccpurge.h"
+
+PG_FUNCTION_INFO_V1(ccpurge_c2_sign);
+
+/* Result codes the pipeline treats specially. */
+#define ISALES_CODE_SUCCESS		"0200000"
+#define ISALES_CODE_DB_ERROR	"0200006"
+
+/*
+ * Item and filter limits.  The calling-number document gives no limit for
+ * accessCode; 32 characters is far above any real access code and keeps
+ * a typo (say, a pasted sentence) from reaching the vendor.  The others are
+ * the vendor's documented limits.
+ */
+#define ISALES_ACCESS_CODE_MAX	32
+#define ISALES_CALLED_MAX		24
+#define ISALES_SESSION_ID_MAX	32
+#define ISALES_CUSTOM_FIELD_MAX 200
+
+#define ISALES_CALLER_NUMBERS_MAX	100
+
+#define ISALES_CONTENT_TYPE		"application/json; charset=UTF-8"
+
+#define ISALES_FILTER_KEYS \
+	"sessionId, called, customField, recycleTime, recycleType, archiveHistory"
+
+/* One header line to sign, split into its lower-case name and its value. */
+typedef struct C2Header
+{
+	char	   *name;			/* lower case */
+	char	   *value;			/* surrounding whitespace removed */
+} C2Header;
+
+/*
+ * A validated calldata filter.  Strings are NULL and numbers -1 when the key
+ * is absent; strings are in the database encoding.
+ */
+typedef struct IsalesFilter
+{
+	char	   *session_id;
+	char	   *called;
+	char	   *custom_field;
+	char	   *recycle_time;
+	int			recycle_type;
+	int			archive_history;
+} IsalesFilter;
+
+/* The vendor's result codes and what they mean, for answers without text. */
+typedef struct IsalesCodeText
+{
+	const char *code;
+	const char *text;
+} IsalesCodeText;
+
+static const IsalesCodeText isales_codes[] = {
+	{"0200000", "success"},
+	{"0200001", "parameter error"},
+	{"0200006", "database error"},
+	{"0200007", "campaign does not exist"},
+	{"0200028", "current state does not allow deletion (numbers being dialled, numbers already called and numbers of a running campaign cannot be deleted)"},
+	{"0200030", "incorrect time format"},
+	{"02000001", "parameter value is empty"},
+	{"02000002", "parameter contains invalid characters"},
+	{"02000003", "parameter is longer than the maximum length"},
+	{"02000004", "parameter is shorter than the minimum length"},
+	{"02000005", "parameter length is outside the allowed range"},
+	{"02000006", "parameter has the wrong type"},
+	{"02000007", "incorrect parameter value"},
+	{"02000008", "parameter conversion error"},
+	{"02000009", "incorrect parameter combination"},
+	{"02000010", "hour and minute must be given together"},
+	{"02000011", "too many parameters"},
+};
+
+
+/* ----------
+ * The C2 signer
+ * ----------
+ */
+
+/*
+ * c2_norm percent-encodes len bytes of s as the C2 scheme's N(): every byte
+ * but A-Z a-z 0-9 - . _ ~ becomes %XX with upper-case hex.  s need not be
+ * NUL-terminated.  Returns a palloc'd string.
+ */
+static char *
+c2_norm(const char *s, size_t len)
+{
+	char	   *copy;
+
+	/* ccp_http_escape takes a length of 0 to mean "up to the NUL" */
+	if (len == 0)
+		return pstrdup("");
+	if (len > (size_t) (INT_MAX / 3))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("request is too large to sign"),
+				 errdetail("A signed part of the request has %zu bytes.", len)));
+
+	copy = pnstrdup(s, len);
+	return ccp_http_escape(copy, (int) len);
+}
+
+/*
+ * c2_hmac_hex computes HMAC-SHA256 of msg with key and writes it as lower-case
+ * hex text, NUL-terminated, into hex (PG_SHA256_DIGEST_STRING_LENGTH bytes).
+ *
+ * PostgreSQL's HMAC contexts are tracked by the current resource owner; a
+ * caller running outside a transaction (the worker between transactions)
+ * has none, so a short-lived one is made for the computation.
+ */
+static void
+c2_hmac_hex(const char *key, size_t keylen, const char *msg, size_t msglen,
+			char *hex)
+{
+	ResourceOwner saved_owner = CurrentResourceOwner;
+	ResourceOwner volatile own_owner = NULL;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+
+	if (saved_owner == NULL)
+	{
+		own_owner = ResourceOwnerCreate(NULL, "ccpurge C2 signer");
+		CurrentResourceOwner = own_owner;
+	}
+
+	PG_TRY();
+	{
+		pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+
+		if (ctx == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+
+		if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) msg, msglen) < 0 ||
+			pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
+		{
+			char	   *reason = pstrdup(pg_hmac_error(ctx));
+
+			pg_hmac_free(ctx);
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not compute the request signature"),
+					 errdetail("HMAC-SHA256 failed: %s.", reason)));
+		}
+		pg_hmac_free(ctx);
+	}
+	PG_FINALLY();
+	{
+		if (own_owner != NULL)
+		{
+			CurrentResourceOwner = saved_owner;
+			ResourceOwnerRelease(own_owner, RESOURCE_RELEASE_BEFORE_LOCKS,
+								 false, false);
+			ResourceOwnerRelease(own_owner, RESOURCE_RELEASE_LOCKS,
+								 false, false);
+			ResourceOwnerRelease(own_owner, RESOURCE_RELEASE_AFTER_LOCKS,
+								 false, false);
+			ResourceOwnerDelete(own_owner);
+		}
+	}
+	PG_END_TRY();
+
+	hex_encode((const char *) digest, sizeof(digest), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	explicit_bzero(digest, sizeof(digest));
+}
+
+/* c2_header_cmp orders headers by lower-case name, then by value. */
+static int
+c2_header_cmp(const void *a, const void *b)
+{
+	const C2Header *ha = (const C2Header *) a;
+	const C2Header *hb = (const C2Header *) b;
+	int			r = strcmp(ha->name, hb->name);
+
+	return r != 0 ? r : strcmp(ha->value, hb->value);
+}
+
+/* c2_string_cmp orders an array of C strings bytewise. */
+static int
+c2_string_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* c2_is_tchar says whether c may appear in an HTTP header name. */
+static bool
+c2_is_tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* c2_is_ows says whether c is HTTP optional whitespace. */
+static bool
+c2_is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * c2_split_headers turns a List of "Name: value" lines into a palloc'd array
+ * of C2Header sorted by name, rejecting malformed lines and repeated names
+ * (a repeated header has no single signed value).
+ */
+static C2Header *
+c2_split_headers(List *headers, int *nheaders)
+{
+	C2Header   *out = palloc0(sizeof(C2Header) * Max(list_length(headers), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, headers)
+	{
+		const char *line = (const char *) lfirst(lc);
+		const char *colon = strchr(line, ':');
+		const char *v;
+		const char *vend;
+		int			namelen;
+		int			i;
+
+		if (strpbrk(line, "\r\n") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header to sign contains a line break"),
+					 errdetail("Each header must be a single line of the form \"Name: value\".")));
+		if (colon == NULL || colon == line)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid header to sign: \"%s\"", line),
+					 errdetail("Each header must have the form \"Name: value\".")));
+
+		namelen = colon - line;
+		for (i = 0; i < namelen; i++)
+		{
+			if (!c2_is_tchar(line[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid header name \"%.*s\"", namelen, line),
+						 errdetail("A header name consists of letters, digits and the characters !#$%%&'*+-.^_`|~.")));
+		}
+
+		v = colon + 1;
+		vend = v + strlen(v);
+		while (v < vend && c2_is_ows(*v))
+			v++;
+		while (vend > v && c2_is_ows(vend[-1]))
+			vend--;
+
+		out[n].name = pnstrdup(line, namelen);
+		for (i = 0; i < namelen; i++)
+			out[n].name[i] = pg_ascii_tolower((unsigned char) out[n].name[i]);
+		out[n].value = pnstrdup(v, vend - v);
+		n++;
+	}
+
+	if (n > 1)
+		qsort(out, n, sizeof(C2Header), c2_header_cmp);
+
+	for (int i = 1; i < n; i++)
+	{
+		if (strcmp(out[i - 1].name, out[i].name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header \"%s\" appears more than once", out[i].name),
+					 errdetail("A signed header must have exactly one value.")));
+	}
+
+	*nheaders = n;
+	return out;
+}
+
+/*
+ * c2_canonical_query builds the canonical query line from a query string of
+ * the form "k1=v1&k2=v2": every pair normalised as N(k) "=" N(v), sorted,
+ * joined with "&".  Keys and values are taken literally, not percent-decoded.
+ * Returns NULL when the query holds no pair, so the line is left out.
+ */
+static char *
+c2_canonical_query(const char *query)
+{
+	char	  **pairs;
+	int			npairs = 0;
+	int			maxpairs = 1;
+	const char *p;
+	StringInfoData buf;
+
+	if (query == NULL || query[0] == '\0')
+		return NULL;
+
+	for (p = query; *p; p++)
+	{
+		if (*p == '&')
+			maxpairs++;
+	}
+	pairs = palloc(sizeof(char *) * maxpairs);
+
+	p = query;
+	while (*p)
+	{
+		const char *end = strchr(p, '&');
+		const char *eq;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		if (end > p)
+		{
+			eq = memchr(p, '=', end - p);
+			if (eq == NULL)
+				pairs[npairs++] = psprintf("%s=", c2_norm(p, end - p));
+			else
+				pairs[npairs++] = psprintf("%s=%s", c2_norm(p, eq - p),
+										   c2_norm(eq + 1, end - eq - 1));
+		}
+		p = (*end == '&') ? end + 1 : end;
+	}
+
+	if (npairs == 0)
+		return NULL;
+	if (npairs > 1)
+		qsort(pairs, npairs, sizeof(char *), c2_string_cmp);
+
+	initStringInfo(&buf);
+	for (int i = 0; i < npairs; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, '&');
+		appendStringInfoString(&buf, pairs[i]);
+	}
+	return buf.data;
+}
+
+/*
+ * ccp_c2_authorization computes the value of the Authorization header of an
+ * iSales request under Huawei's C2 scheme (design section 1):
+ *
+ *	 prefix  = "auth-v2/" AK "/" ts "/" SH
+ *	 signKey = hex(HMAC-SHA256(SK, prefix))
+ *	 sig	 = hex(HMAC-SHA256(signKey, canonical request))
+ *
+ * and returns prefix "/" sig, palloc'd.  Every header in headers ("Name:
+ * value" lines, exactly as they will be sent) is signed.  query is the query
+ * string without "?" (NULL or "" for none), path the request path as sent,
+ * body the bytes of the body (body_len 0 for none).  All text must already
+ * be in the encoding it is sent in (UTF-8).  Raises an ERROR for malformed
+ * headers; the secret never appears in any message.
+ */
+char *
+ccp_c2_authorization(const char *ak, const char *sk, const char *ts,
+					 const char *method, const char *path, const char *query,
+					 List *headers, const char *body, size_t body_len)
+{
+	C2Header   *hdrs;
+	int			nhdrs;
+	char	   *cquery;
+	StringInfoData sh;
+	StringInfoData prefix;
+	StringInfoData canon;
+	char		sign_key[PG_SHA256_DIGEST_STRING_LENGTH];
+	char		sig[PG_SHA256_DIGEST_STRING_LENGTH];
+	char	   *result;
+
+	hdrs = c2_split_headers(headers, &nhdrs);
+
+	initStringInfo(&sh);
+	for (int i = 0; i < nhdrs; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&sh, ';');
+		appendStringInfoString(&sh, hdrs[i].name);
+	}
+
+	initStringInfo(&prefix);
+	appendStringInfo(&prefix, "auth-v2/%s/%s/%s", ak, ts, sh.data);
+
+	initStringInfo(&canon);
+	appendStringInfo(&canon, "%s\n%s\n", method, path);
+	cquery = c2_canonical_query(query);
+	if (cquery != NULL)
+		appendStringInfo(&canon, "%s\n", cquery);
+	appendStringInfo(&canon, "%s\n", sh.data);
+	for (int i = 0; i < nhdrs; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&canon, '\n');
+		appendStringInfo(&canon, "%s:%s",
+						 c2_norm(hdrs[i].name, strlen(hdrs[i].name)),
+						 c2_norm(hdrs[i].value, strlen(hdrs[i].value)));
+	}
+	appendStringInfoChar(&canon, '\n');
+	if (body != NULL && body_len > 0)
+		appendStringInfoString(&canon, c2_norm(body, body_len));
+
+	c2_hmac_hex(sk, strlen(sk), prefix.data, prefix.len, sign_key);
+	c2_hmac_hex(sign_key, strlen(sign_key), canon.data, canon.len, sig);
+	explicit_bzero(sign_key, sizeof(sign_key));
+
+	result = psprintf("%s/%s", prefix.data, sig);
+
+	pfree(canon.data);
+	pfree(prefix.data);
+	pfree(sh.data);
+	return result;
+}
+
+/*
+ * c2_arg_utf8 returns a text argument as a C string in UTF-8, the encoding
+ * the bytes would be sent in, with its length in *len.
+ */
+static char *
+c2_arg_utf8(text *t, size_t *len)
+{
+	char	   *s = text_to_cstring(t);
+	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
+
+	if (len)
+		*len = strlen(u);
+	return u;
+}
+
+/*
+ * ccpurge_c2_sign(ak, sk, ts, method, path, query, headers text[], body)
+ * returns the C2 Authorization value for the given request.  A NULL ak, sk,
+ * ts, method or path gives NULL, as a strict function would; a NULL query,
+ * headers or body means there is none.
+ */
+Datum
+ccpurge_c2_sign(PG_FUNCTION_ARGS)
+{
+	char	   *ak;
+	char	   *sk;
+	char	   *ts;
+	char	   *method;
+	char	   *path;
+	char	   *query = NULL;
+	char	   *body = NULL;
+	size_t		body_len = 0;
+	List	   *headers = NIL;
+	char	   *result;
+
+	for (int i = 0; i <= 4; i++)
+	{
+		if (PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	}
+
+	ak = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sk = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	ts = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	method = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	path = c2_arg_utf8(PG_GETARG_TEXT_PP(4), NULL);
+	if (!PG_ARGISNULL(5))
+		query = c2_arg_utf8(PG_GETARG_TEXT_PP(5), NULL);
+	if (!PG_ARGISNULL(7))
+		body = c2_arg_utf8(PG_GETARG_TEXT_PP(7), &body_len);
+
+	if (!PG_ARGISNULL(6))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(6);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("headers must be a one-dimensional array")));
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &nelems);
+		for (int i = 0; i < nelems; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("headers must not contain null elements")));
+			headers = lappend(headers,
+							  c2_arg_utf8(DatumGetTextPP(elems[i]), NULL));
+		}
+	}
+
+	result = ccp_c2_authorization(ak, sk, ts, method, path, query, headers,
+								  body, body_len);
+	explicit_bzero(sk, strlen(sk));
+
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+
+/* ----------
+ * Item and filter validation
+ * ----------
+ */
+
+/*
+ * isales_dial_string_ok says whether s holds only what a telephone keypad
+ * can dial: the digits 0-9, "*" and "#".
+ */
+static bool
+isales_dial_string_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+	{
+		if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '*' || s[i] == '#'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * isales_validate_access_code checks one calling number (accessCode) to be
+ * deleted from a campaign.  The vendor documents no format; an access code
+ * is a number that is dialled, so the characters allowed are those the
+ * vendor documents for called numbers (0-9, "*", "#"), which also keeps a
+ * CRM column of names or e-mail addresses from being sent by mistake.
+ */
+static void
+isales_validate_access_code(const CcpOpDef *def, const char *item)
+{
+	ccp_validate_nonempty_item(def, item);
+	if (!isales_dial_string_ok(item, strlen(item)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("access code contains an invalid character"),
+				 errdetail("CC-iSales access codes may contain only the digits 0-9, \"*\" and \"#\".")));
+}
+
+/*
+ * isales_validate_called checks one called number queued for call data
+ * deletion (the "called" key of the vendor's filter).
+ */
+static void
+isales_validate_called(const CcpOpDef *def, const char *item)
+{
+	ccp_validate_nonempty_item(def, item);
+	if (!isales_dial_string_ok(item, strlen(item)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("called number contains an invalid character"),
+				 errdetail("CC-iSales called numbers may contain only the digits 0-9, \"*\" and \"#\".")));
+}
+
+/* isales_json_type_name names the JSON type of a jsonb value for messages. */
+static const char *
+isales_json_type_name(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "not a scalar";
+	}
+}
+
+/*
+ * isales_filter_string checks that the value of filter key key is a
+ * non-empty string of at most maxchars characters and returns it palloc'd.
+ */
+static char *
+isales_filter_string(const char *key, const JsonbValue *v, int maxchars)
+{
+	int			nchars;
+
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter key \"%s\" must be a string", key),
+				 errdetail("The value given is %s.", isales_json_type_name(v))));
+	if (v->val.string.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter key \"%s\" must not be empty", key)));
+
+	nchars = pg_mbstrlen_with_len(v->val.string.val, v->val.string.len);
+	if (nchars > maxchars)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter key \"%s\" is too long", key),
+				 errdetail("The value has %d characters; CC-iSales accepts at most %d.",
+						   nchars, maxchars)));
+
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * isales_filter_small_int reads a small non-negative integer given either as
+ * a JSON number or as a string of digits.  Returns -1 when the value is not
+ * such an integer or lies outside min..max; the caller reports the error.
+ */
+static int
+isales_filter_small_int(const JsonbValue *v, int min, int max)
+{
+	char	   *s;
+	size_t		len;
+	int			n;
+
+	if (v->type == jbvNumeric)
+		s = DatumGetCString(DirectFunctionCall1(numeric_out,
+												NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+		return -1;
+
+	len = strlen(s);
+	if (len == 0 || len > 4)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+	}
+	n = atoi(s);
+	return (n >= min && n <= max) ? n : -1;
+}
+
+/*
+ * isales_recycle_time_check checks a recycleTime value: the form must be
+ * "yyyy-mm-dd hh:mm:ss" and it must name a real date and time.
+ */
+static void
+isales_recycle_time_check(const char *s)
+{
+	static const char form[] = "dddd-dd-dd dd:dd:dd";
+	int			year,
+				month,
+				day,
+				hour,
+				minute,
+				second;
+
+	if (strlen(s) != sizeof(form) - 1)
+		goto bad_form;
+	for (int i = 0; form[i]; i++)
+	{
+		if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != form[i])
+			goto bad_form;
+	}
+
+	if (sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d",
+			   &year, &month, &day, &hour, &minute, &second) != 6)
+		goto bad_form;
+
+	if (year < 1 || month < 1 || month > 12 || day < 1 ||
+		day > day_tab[isleap(year) ? 1 : 0][month - 1] ||
+		hour > 23 || minute > 59 || second > 59)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter key \"recycleTime\" is not a valid date and time"),
+				 errdetail("There is no date and time \"%s\".", s)));
+	return;
+
+bad_form:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("calldata filter key \"recycleTime\" must have the form yyyy-mm-dd hh:mm:ss"),
+			 errdetail("The value given does not have that form."),
+			 errhint("For example: \"2024-12-04 17:57:00\".")));
+}
+
+/*
+ * isales_filter_value checks the value v of filter key key and stores it in
+ * f.  Raises an ERROR for unknown keys and invalid values.
+ */
+static void
+isales_filter_value(IsalesFilter *f, const char *key, const JsonbValue *v)
+{
+	if (strcmp(key, "sessionId") == 0)
+		f->session_id = isales_filter_string(key, v, ISALES_SESSION_ID_MAX);
+	else if (strcmp(key, "called") == 0)
+	{
+		f->called = isales_filter_string(key, v, ISALES_CALLED_MAX);
+		if (!isales_dial_string_ok(f->called, strlen(f->called)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("calldata filter key \"called\" contains an invalid character"),
+					 errdetail("CC-iSales called numbers may contain only the digits 0-9, \"*\" and \"#\".")));
+	}
+	else if (strcmp(key, "customField") == 0)
+		f->custom_field = isales_filter_string(key, v, ISALES_CUSTOM_FIELD_MAX);
+	else if (strcmp(key, "recycleTime") == 0)
+	{
+		/* the form check below says more than a length limit would */
+		f->recycle_time = isales_filter_string(key, v, INT_MAX);
+		isales_recycle_time_check(f->recycle_time);
+	}
+	else if (strcmp(key, "recycleType") == 0)
+	{
+		f->recycle_type = isales_filter_small_int(v, 1, 3);
+		if (f->recycle_type < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("calldata filter key \"recycleType\" must be 1, 2 or 3"),
+					 errdetail("1 deletes call data recycled on or before the day of recycleTime, 2 call data recycled on that day, 3 call data recycled at exactly that time.")));
+	}
+	else if (strcmp(key, "archiveHistory") == 0)
+	{
+		f->archive_history = isales_filter_small_int(v, 0, 1);
+		if (f->archive_history < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("calldata filter key \"archiveHistory\" must be 0 or 1"),
+					 errdetail("0 deletes the call data, 1 moves it to the history table.")));
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized calldata filter key \"%s\"", key),
+				 errhint("Valid keys are: %s.", ISALES_FILTER_KEYS)));
+}
+
+/*
+ * isales_parse_filter validates a calldata filter and returns its values in
+ * f.  Raises an ERROR, before anything is sent, for anything the vendor
+ * would refuse and for filters that select nothing, since the vendor reads
+ * a filter without a selection key as "all call data of the campaign".
+ */
+static void
+isales_parse_filter(Jsonb *filter, IsalesFilter *f)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	f->session_id = NULL;
+	f->called = NULL;
+	f->custom_field = NULL;
+	f->recycle_time = NULL;
+	f->recycle_type = -1;
+	f->archive_history = -1;
+
+	if (filter == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("calldata filter must not be null")));
+	if (!JB_ROOT_IS_OBJECT(filter))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter must be a JSON object"),
+				 errdetail("The filter given is a JSON %s.",
+						   JB_ROOT_IS_SCALAR(filter) ? "scalar" : "array")));
+	if (JB_ROOT_COUNT(filter) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter must not be empty"),
+				 errdetail("An empty filter would delete all call data of the campaign."),
+				 errhint("Give at least one of sessionId, called, customField or recycleTime.")));
+
+	it = JsonbIteratorInit(&filter->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE)
+			isales_filter_value(f, key, &v);
+	}
+
+	if (f->recycle_type >= 0 && f->recycle_time == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter key \"recycleType\" requires \"recycleTime\""),
+				 errdetail("recycleType says how recycleTime is compared and has no meaning without it.")));
+
+	if (f->session_id == NULL && f->called == NULL &&
+		f->custom_field == NULL && f->recycle_time == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calldata filter selects no call data"),
+				 errdetail("A filter without sessionId, called, customField or recycleTime would delete all call data of the campaign."),
+				 errhint("Give at least one of sessionId, called, customField or recycleTime.")));
+}
+
+/*
+ * ccp_isales_validate_filter checks a ccpurge_delete_calldata filter and
+ * raises an ERROR describing the first problem found.  Called before
+ * anything is sent.
+ */
+void
+ccp_isales_validate_filter(Jsonb *filter)
+{
+	IsalesFilter f;
+
+	isales_parse_filter(filter, &f);
+}
+
+
+/* ----------
+ * Requests
+ * ----------
+ */
+
+/*
+ * isales_print_json prints a cJSON tree as compact JSON, frees the tree, and
+ * returns the text palloc'd and converted to UTF-8.  A NULL root (a failed
+ * cJSON allocation) is reported as out of memory.
+ */
+static char *
+isales_print_json(cJSON *root)
+{
+	char	   *printed;
+	char	   *volatile copy = NULL;
+
+	if (root == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not build a JSON request body.")));
+
+	printed = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (printed == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not print a JSON request body.")));
+
+	PG_TRY();
+	{
+		copy = pstrdup(printed);
+	}
+	PG_FINALLY();
+	{
+		cJSON_free(printed);
+	}
+	PG_END_TRY();
+
+	return pg_server_to_any(copy, strlen(copy), PG_UTF8);
+}
+
+/*
+ * isales_url_path returns the path of an absolute URL, as it goes on the
+ * request line (without query or fragment), palloc'd; "/" if it has none.
+ */
+static char *
+isales_url_path(const char *url)
+{
+	const char *p = strstr(url, "://");
+	const char *end;
+
+	p = (p != NULL) ? p + 3 : url;
+	p += strcspn(p, "/?#");
+	if (*p != '/')
+		return pstrdup("/");
+	end = p + strcspn(p, "?#");
+	return pnstrdup(p, end - p);
+}
+
+/*
+ * isales_timestamp writes the current UTC time as yyyy-MM-ddTHH:mm:ssZ, the
+ * form C2 signs, into buf (at least 21 bytes).
+ */
+static void
+isales_timestamp(char *buf, size_t size)
+{
+	time_t		now = time(NULL);
+	struct tm	tm;
+
+	if (gmtime_r(&now, &tm) == NULL ||
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		elog(ERROR, "could not format the current UTC time");
+}
+
+/*
+ * isales_finish_request fills in req for a JSON body sent with method to
+ * url: the signed headers (Host, Content-Type, Content-Length) and the C2
+ * Authorization header computed over them.  body must be UTF-8.  The
+ * caller must pass a request without headers, so that every header sent
+ * is signed.
+ */
+static void
+isales_finish_request(const CcpServer *srv, CcpHttpRequest *req,
+					  const char *method, char *url, char *body)
+{
+	char		ts[32];
+	char	   *auth;
+
+	req->method = method;
+	req->url = url;
+	req->body = body;
+	req->body_len = strlen(body);
+
+	ccp_add_header(req, "Host", ccp_http_host_port(srv->url));
+	ccp_add_header(req, "Content-Type", ISALES_CONTENT_TYPE);
+	ccp_add_header(req, "Content-Length", psprintf("%zu", req->body_len));
+
+	isales_timestamp(ts, sizeof(ts));
+	auth = ccp_c2_authorization(srv->cred[0], srv->cred[1], ts, method,
+								isales_url_path(url), NULL, req->headers,
+								req->body, req->body_len);
+	ccp_add_header(req, "Authorization", auth);
+}
+
+/* isales_check_campaign insists on the campaign parameters api.c resolves. */
+static void
+isales_check_campaign(const CcpParams *params)
+{
+	if (params->vdn_id < 1 || params->vdn_id > 9999 || params->campaign_id < 0)
+		elog(ERROR, "iSales request without a valid vdn_id and campaign_id");
+}
+
+/*
+ * isales_build_caller_numbers builds DELETE .../callerNo/{campaignId} with
+ * body {"callerNo": [{"accessCode": "..."}, ...]} for 1..100 validated
+ * access codes.
+ */
+static void
+isales_build_caller_numbers(const CcpServer *srv, const CcpParams *params,
+							char **items, int nitems, const char *token,
+							CcpHttpRequest *req)
+{
+	cJSON	   *root;
+	cJSON	   *list;
+	bool		failed = false;
+	char	   *body;
+	char	   *path;
+
+	isales_check_campaign(params);
+	if (nitems < 1 || nitems > ISALES_CALLER_NUMBERS_MAX)
+		elog(ERROR, "iSales caller number request with %d items", nitems);
+
+	/* nothing here can raise an ERROR until the tree is printed */
+	root = cJSON_CreateObject();
+	list = root ? cJSON_AddArrayToObject(root, "callerNo") : NULL;
+	if (list == NULL)
+		failed = true;
+	for (int i = 0; i < nitems && !failed; i++)
+	{
+		cJSON	   *entry = cJSON_CreateObject();
+
+		if (entry == NULL)
+			failed = true;
+		else if (!cJSON_AddItemToArray(list, entry))
+		{
+			cJSON_Delete(entry);
+			failed = true;
+		}
+		else if (cJSON_AddStringToObject(entry, "accessCode", items[i]) == NULL)
+			failed = true;
+	}
+	if (failed)
+	{
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	body = isales_print_json(root);
+
+	path = psprintf("/rest/isales/v1/openapi/campaigns/%d/callerNo/%d",
+					params->vdn_id, params->campaign_id);
+	isales_finish_request(srv, req, "DELETE", ccp_join_url(srv, path), body);
+}
+
+/*
+ * isales_filter_body prints a calldata filter as the vendor's body, with
+ * recycleType as a string and archiveHistory as a number, as documented.
+ */
+static char *
+isales_filter_body(const IsalesFilter *f)
+{
+	char		recycle_type[12];
+	cJSON	   *root = cJSON_CreateObject();
+	bool		failed = (root == NULL);
+
+	snprintf(recycle_type, sizeof(recycle_type), "%d", f->recycle_type);
+
+	/* nothing here can raise an ERROR until the tree is printed */
+	if (!failed && f->session_id != NULL)
+		failed = cJSON_AddStringToObject(root, "sessionId", f->session_id) == NULL;
+	if (!failed && f->called != NULL)
+		failed = cJSON_AddStringToObject(root, "called", f->called) == NULL;
+	if (!failed && f->custom_field != NULL)
+		failed = cJSON_AddStringToObject(root, "customField", f->custom_field) == NULL;
+	if (!failed && f->recycle_time != NULL)
+		failed = cJSON_AddStringToObject(root, "recycleTime", f->recycle_time) == NULL;
+	if (!failed && f->recycle_type >= 0)
+		failed = cJSON_AddStringToObject(root, "recycleType", recycle_type) == NULL;
+	if (!failed && f->archive_history >= 0)
+		failed = cJSON_AddNumberToObject(root, "archiveHistory", f->archive_history) == NULL;
+
+	if (failed)
+	{
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	return isales_print_json(root);
+}
+
+/*
+ * isales_build_calldata builds POST .../calldata/{campaignId}/delete for one
+ * filter: with no items, the filter of ccpurge_delete_calldata
+ * (params->filter); with one item, a queued called number, with the
+ * queue's archiveHistory when set.
+ */
+static void
+isales_build_calldata(const CcpServer *srv, const CcpParams *params,
+					  char **items, int nitems, const char *token,
+					  CcpHttpRequest *req)
+{
+	IsalesFilter f;
+	char	   *path;
+
+	isales_check_campaign(params);
+
+	if (nitems == 0)
+	{
+		if (params->filter == NULL)
+			elog(ERROR, "iSales calldata request without a filter");
+		isales_parse_filter(params->filter, &f);
+		if (f.archive_history < 0)
+			f.archive_history = params->archive_history;
+	}
+	else if (nitems == 1)
+	{
+		memset(&f, 0, sizeof(f));
+		f.called = items[0];
+		f.recycle_type = -1;
+		f.archive_history = params->archive_history;
+	}
+	else
+		elog(ERROR, "iSales calldata request with %d items", nitems);
+
+	path = psprintf("/rest/isales/v1/openapi/campaigns/%d/calldata/%d/delete",
+					params->vdn_id, params->campaign_id);
+	isales_finish_request(srv, req, "POST", ccp_join_url(srv, path),
+						  isales_filter_body(&f));
+}
+
+
+/* ----------
+ * Answers
+ * ----------
+ */
+
+/* The parts of an iSales answer the outcome is made of. */
+typedef struct IsalesAnswer
+{
+	char	   *code;			/* resultCode, else returnCode */
+	char	   *desc;			/* resultDesc, else returnDesc; may be "" */
+	int			success_count;	/* -1: absent */
+} IsalesAnswer;
+
+/* isales_code_text maps a vendor result code to its documented meaning. */
+static const char *
+isales_code_text(const char *code)
+{
+	for (int i = 0; i < lengthof(isales_codes); i++)
+	{
+		if (strcmp(isales_codes[i].code, code) == 0)
+			return isales_codes[i].text;
+	}
+	return NULL;
+}
+
+/*
+ * isales_vendor_text returns s, vendor text in UTF-8, if it can be shown in
+ * the database encoding as it is; NULL otherwise (the caller then falls back
+ * to the documented meaning of the code).
+ */
+static char *
+isales_vendor_text(char *s)
+{
+	int			len;
+	int			enc = GetDatabaseEncoding();
+
+	if (s == NULL || s[0] == '\0')
+		return NULL;
+	len = strlen(s);
+	if (pg_is_ascii(s))
+		return s;
+	if (!pg_verify_mbstr(PG_UTF8, s, len, true))
+		return NULL;
+	return (enc == PG_UTF8 || enc == PG_SQL_ASCII) ? s : NULL;
+}
+
+/*
+ * isales_json_string returns the string member key of obj as a palloc'd
+ * copy, NULL if absent or not a string.
+ */
+static char *
+isales_json_string(cJSON *obj, const char *key)
+{
+	char	   *s = ccp_json_get_string(obj, key);
+
+	return s ? pstrdup(s) : NULL;
+}
+
+/*
+ * isales_read_answer copies what the outcome needs out of a parsed answer;
+ * everything is palloc'd so the tree can be freed afterwards.
+ */
+static void
+isales_read_answer(cJSON *root, IsalesAnswer *a)
+{
+	cJSON	   *count;
+
+	a->code = isales_json_string(root, "resultCode");
+	if (a->code == NULL)
+		a->code = isales_json_string(root, "returnCode");
+	a->desc = isales_json_string(root, "resultDesc");
+	if (a->desc == NULL || a->desc[0] == '\0')
+		a->desc = isales_json_string(root, "returnDesc");
+
+	a->success_count = -1;
+	count = cJSON_GetObjectItemCaseSensitive(root, "successCount");
+	if (cJSON_IsNumber(count) && count->valuedouble >= 0 &&
+		count->valuedouble <= INT_MAX)
+		a->success_count = (int) count->valuedouble;
+	else if (cJSON_IsString(count) && count->valuestring[0] != '\0' &&
+			 strspn(count->valuestring, "0123456789") == strlen(count->valuestring) &&
+			 strlen(count->valuestring) < 10)
+		a->success_count = atoi(count->valuestring);
+}
+
+/*
+ * isales_parse reads an iSales answer into out.  Success needs HTTP 2xx and
+ * result code 0200000.  A 401 means the signature was refused; with no
+ * token to refresh, it is final.  5xx, 429 and the vendor's database error
+ * are worth retrying; everything else is final.
+ */
+static void
+isales_parse(const CcpServer *srv, const CcpHttpResult *res, CcpOutcome *out)
+{
+	int			status = res->status;
+	bool		transient = (status >= 500 && status <= 599) || status == 429;
+	bool		http_ok = (status >= 200 && status <= 299);
+	cJSON	   *root;
+	IsalesAnswer a;
+	char	   *text;
+
+	out->ok = false;
+	out->code = NULL;
+	out->success_count = -1;
+	out->retry = CCP_FINAL;
+
+	if (status == 401)
+	{
+		out->message = pstrdup("signature rejected (HTTP 401); check the ak and sk of the user mapping and the clock of both hosts");
+		return;
+	}
+
+	root = (res->body != NULL && res->body_len > 0) ?
+		cJSON_ParseWithLength(res->body, res->body_len) : NULL;
+	if (!cJSON_IsObject(root))
+	{
+		cJSON_Delete(root);
+		out->message = psprintf("the answer (HTTP %d) was not valid JSON", status);
+		out->retry = transient ? CCP_RETRY_TRANSIENT : CCP_FINAL;
+		return;
+	}
+
+	PG_TRY();
+	{
+		isales_read_answer(root, &a);
+	}
+	PG_FINALLY();
+	{
+		cJSON_Delete(root);
+	}
+	PG_END_TRY();
+
+	out->code = a.code;
+	out->success_count = a.success_count;
+	out->ok = http_ok && a.code != NULL &&
+		strcmp(a.code, ISALES_CODE_SUCCESS) == 0;
+
+	text = isales_vendor_text(a.desc);
+	if (!http_ok &&
+		(a.code == NULL || strcmp(a.code, ISALES_CODE_SUCCESS) == 0))
+		out->message = psprintf("the server answered HTTP %d", status);
+	else if (text != NULL)
+		out->message = text;
+	else if (a.code != NULL && isales_code_text(a.code) != NULL)
+		out->message = pstrdup(isales_code_text(a.code));
+	else if (a.code != NULL)
+		out->message = psprintf("result code %s", a.code);
+	else
+		out->message = psprintf("the answer (HTTP %d) carried no result code",
+								status);
+
+	if (!out->ok &&
+		(transient ||
+		 (a.code != NULL && strcmp(a.code, ISALES_CODE_DB_ERROR) == 0)))
+		out->retry = CCP_RETRY_TRANSIENT;
+}
+
+
+/* ----------
+ * The vendor
+ * ----------
+ */
+
+static const CcpOpDef isales_ops[] = {
+	{
+		.op = CCP_OP_DELETE_CALLER_NUMBERS,
+		.name = "delete_caller_numbers",
+		.max_batch = ISALES_CALLER_NUMBERS_MAX,
+		.max_item_len = ISALES_ACCESS_CODE_MAX,
+		.validate_item = isales_validate_access_code,
+		.build = isales_build_caller_numbers,
+		.parse = isales_parse,
+	},
+	{
+		.op = CCP_OP_DELETE_CALLDATA,
+		.name = "delete_calldata",
+		.max_batch = 1,
+		.max_item_len = ISALES_CALLED_MAX,
+		.validate_item = isales_validate_called,
+		.build = isales_build_calldata,
+		.parse = isales_parse,
+	},
+};
+
+const CcpVendor ccp_vendor_isales = {
+	.name = "isales",
+	.cred_names = {"ak", "sk"},
+	.max_batch = ISALES_CALLER_NUMBERS_MAX,
+	.default_rate_limit = NULL,
+	.default_max_inflight = 0,
+	.has_token_ttl = false,
+	.build_token_request = NULL,
+	.parse_token = NULL,
+	.ops = isales_ops,
+	.nops = lengthof(isales_ops),
+};

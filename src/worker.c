@@ -1,0 +1,854 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background worker that drains ccpurge.queue.
+ *
+ * One static worker, registered from _PG_init, connects to
+ * ccpurge.database_name.  Its loop follows worker_spi: signal handlers that
+ * only set flags and the latch, WaitLatch with a wait event, config reload,
+ * and short transactions.  It is woken by the latch that committing
+ * transactions set (queue.c), so an idle worker sleeps without a timeout and
+ * makes no system calls.
+ *
+ * A cycle has three steps, none of which holds a transaction open across
+ * the network:
+ *   claim:   in one short transaction, coalesce queued rows of the same
+ *            server, operation, parameters and role into batches of the
+ *            vendor's size (splitting the last row if needed), mark them
+ *            "sending", and take a rate-limit ticket for each;
+ *   send:    after commit, get a token and start the requests with curl
+ *            multi, several servers at once, each within its limits;
+ *   record:  when answers arrive, in one short transaction mark rows done,
+ *            failed, or queued again with exponential backoff and jitter,
+ *            and write the request log.
+ * Rows found "sending" when the worker starts belonged to a worker that
+ * died; they are queued again and re-sent, as deletion is idempotent.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+/* Most batches the worker keeps in flight across all servers. */
+#define CCP_WORKER_MAX_INFLIGHT		16
+
+/* Longest poll slice while requests are in flight. */
+#define CCP_WORKER_POLL_MS			20
+
+/* How often finished rows past their retention are removed. */
+#define CCP_WORKER_PURGE_INTERVAL_MS	60000
+
+/* One batch: queue rows claimed together and sent as one request. */
+typedef struct CcpBatch
+{
+	MemoryContext cxt;
+	int64		batch_id;
+	int64		request_id;		/* of the first row, for the log */
+	CcpServer  *srv;
+	const CcpOpDef *def;
+	CcpParams	params;
+	char	  **items;
+	int			nitems;
+	int			attempts;		/* highest attempts of its rows so far */
+	int			ticket;
+	char	   *token;
+	bool		token_retried;
+	CcpOutcome	out;
+} CcpBatch;
+
+static List *ccp_inflight = NIL;	/* CcpBatch *, request running */
+static List *ccp_started = NIL; /* CcpBatch *, claimed, not yet started */
+static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
+static int64 ccp_next_batch_id = 0;
+static bool ccp_recovered = false;
+static TimestampTz ccp_last_purge = 0;
+
+static ProcessUtility_hook_type ccp_prev_utility_hook = NULL;
+
+/*
+ * ccp_worker_utility_hook lets DROP DATABASE of the worker's database go
+ * through: the worker is asked to leave before the command checks for
+ * other sessions, and it waits before it connects again.
+ */
+static void
+ccp_worker_utility_hook(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (IsA(stmt, DropdbStmt) && ccp_shared != NULL && ccp_database_name &&
+		strcmp(((DropdbStmt *) stmt)->dbname, ccp_database_name) == 0)
+	{
+		int			pid;
+
+		LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
+		ccp_shared->worker_hold_until =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30000);
+		pid = ccp_shared->worker_pid;
+		LWLockRelease(ccp_shared->worker_lock);
+		if (pid > 0)
+			kill(pid, SIGTERM);
+	}
+
+	if (ccp_prev_utility_hook)
+		ccp_prev_utility_hook(pstmt, queryString, readOnlyTree, context,
+							  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/*
+ * ccp_worker_register registers the static worker and the utility hook.
+ * Called from _PG_init while shared_preload_libraries is processed.
+ */
+void
+ccp_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ccpurge");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ccpurge_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "ccpurge worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "ccpurge worker");
+	RegisterBackgroundWorker(&worker);
+
+	ccp_prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = ccp_worker_utility_hook;
+}
+
+/* ccp_worker_detach forgets the worker's latch at exit. */
+static void
+ccp_worker_detach(int code, Datum arg)
+{
+	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
+	if (ccp_shared->worker_pid == MyProcPid)
+	{
+		ccp_shared->worker_pid = 0;
+		ccp_shared->worker_latch = NULL;
+	}
+	LWLockRelease(ccp_shared->worker_lock);
+}
+
+/* ccp_worker_begin starts a worker transaction with SPI and a snapshot. */
+static void
+ccp_worker_begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* ccp_worker_end commits what ccp_worker_begin started. */
+static void
+ccp_worker_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* ccp_worker_exec runs one SPI statement and checks its result code. */
+static void
+ccp_worker_exec(const char *sql, int nargs, Oid *types, Datum *values,
+				const char *nulls, int expect)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
+											false, 0);
+
+	if (ret != expect)
+		elog(ERROR, "ccpurge worker: SPI returned %d for \"%s\"", ret, sql);
+}
+
+/*
+ * ccp_worker_queue_exists tells whether ccpurge is installed here; the
+ * worker has nothing to do otherwise.  Needs a transaction.
+ */
+static bool
+ccp_worker_queue_exists(void)
+{
+	return OidIsValid(get_extension_oid("ccpurge", true));
+}
+
+/*
+ * ccp_worker_backoff_ms gives the delay before attempt number attempts+1:
+ * ccpurge.retry_backoff doubled per attempt, capped by
+ * ccpurge.retry_backoff_max, with full jitter over its upper half.
+ */
+static int64
+ccp_worker_backoff_ms(int attempts)
+{
+	double		delay = ccp_retry_base_ms;
+
+	for (int i = 1; i < attempts && delay < ccp_retry_max_ms; i++)
+		delay *= 2;
+	delay = Min(delay, (double) ccp_retry_max_ms);
+	return (int64) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+}
+
+/*
+ * ccp_worker_resolve resolves the server and parameters of a batch inside a
+ * subtransaction, so that a dropped server or mapping becomes an error
+ * message for the rows instead of ending the worker.  Allocates in cxt.
+ */
+static bool
+ccp_worker_resolve(CcpBatch *batch, const char *server, Oid role,
+				   Jsonb *params, char **error)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(batch->cxt);
+	PG_TRY();
+	{
+		const CcpVendor *vendor;
+
+		batch->def = ccp_op_by_name(batch->def->name, &vendor);
+		batch->srv = ccp_server_resolve(server, vendor, role);
+		ccp_params_from_jsonb(batch->def, params, &batch->params);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		*error = edata->message;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * ccp_worker_fail_key marks every due queued row of a key failed with
+ * message: its server or mapping cannot be used any more.
+ */
+static void
+ccp_worker_fail_key(const char *server, const char *operation,
+					const char *params, Oid role, const char *message)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID};
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(server);
+	values[1] = CStringGetTextDatum(operation);
+	values[2] = CStringGetTextDatum(params);
+	values[3] = ObjectIdGetDatum(role);
+	values[4] = CStringGetTextDatum(message);
+	ccp_worker_exec("UPDATE ccpurge.queue SET state = 'failed', finished_at = now(),"
+					" message = $5, attempts = attempts + 1"
+					" WHERE state = 'queued' AND server = $1 AND operation = $2"
+					" AND params = $3::jsonb AND role::oid = $4",
+					5, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * ccp_worker_claim_rows claims queued rows of one key, oldest first, up to
+ * limit items into batch_id, splitting the row that does not fit.  Returns
+ * the number of items claimed.  Rows locked by a user's cancel or retry
+ * are skipped.
+ */
+static int
+ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
+					  const char *params, Oid role, int limit)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT4OID};
+	Datum		values[5];
+	Datum	   *ids;
+	int			nids = 0;
+	int			total = 0;
+	int64		split_id = 0;
+	int			split_take = 0;
+	uint64		nrows;
+
+	values[0] = CStringGetTextDatum(server);
+	values[1] = CStringGetTextDatum(operation);
+	values[2] = CStringGetTextDatum(params);
+	values[3] = ObjectIdGetDatum(role);
+	values[4] = Int32GetDatum(limit);
+	ccp_worker_exec("SELECT chunk_id, nitems FROM ccpurge.queue"
+					" WHERE state = 'queued' AND server = $1 AND operation = $2"
+					" AND params = $3::jsonb AND role::oid = $4"
+					" AND next_attempt_at <= now()"
+					" ORDER BY chunk_id LIMIT $5 FOR UPDATE SKIP LOCKED",
+					5, types, values, NULL, SPI_OK_SELECT);
+	nrows = SPI_processed;
+	ids = palloc(sizeof(Datum) * Max(nrows, 1));
+	for (uint64 i = 0; i < nrows && total < limit; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		int			n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (total + n <= limit)
+		{
+			ids[nids++] = Int64GetDatum(id);
+			total += n;
+		}
+		else
+		{
+			split_id = id;
+			split_take = limit - total;
+			total = limit;
+		}
+	}
+
+	if (split_id != 0)
+	{
+		Oid			stypes[3] = {INT8OID, INT4OID, INT8OID};
+		Datum		svalues[3];
+
+		svalues[0] = Int64GetDatum(split_id);
+		svalues[1] = Int32GetDatum(split_take);
+		svalues[2] = Int64GetDatum(batch_id);
+		ccp_worker_exec("INSERT INTO ccpurge.queue (request_id, server, operation,"
+						" params, role, items, nitems, state, attempts, next_attempt_at,"
+						" batch_id, enqueued_at)"
+						" SELECT request_id, server, operation, params, role,"
+						" items[1:$2], $2, 'sending', attempts, next_attempt_at, $3,"
+						" enqueued_at FROM ccpurge.queue WHERE chunk_id = $1",
+						3, stypes, svalues, NULL, SPI_OK_INSERT);
+		ccp_worker_exec("UPDATE ccpurge.queue SET items = items[$2 + 1:],"
+						" nitems = nitems - $2 WHERE chunk_id = $1 AND $3 <> 0",
+						3, stypes, svalues, NULL, SPI_OK_UPDATE);
+	}
+	if (nids > 0)
+	{
+		Oid			utypes[2] = {INT8OID, INT8ARRAYOID};
+		Datum		uvalues[2];
+
+		uvalues[0] = Int64GetDatum(batch_id);
+		uvalues[1] = PointerGetDatum(construct_array(ids, nids, INT8OID, 8,
+													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		ccp_worker_exec("UPDATE ccpurge.queue SET state = 'sending', batch_id = $1"
+						" WHERE chunk_id = ANY($2)",
+						2, utypes, uvalues, NULL, SPI_OK_UPDATE);
+	}
+	return total;
+}
+
+/*
+ * ccp_worker_load_batch reads the items, attempts and first request id of
+ * the rows claimed into batch, copying them into the batch's context.
+ */
+static void
+ccp_worker_load_batch(CcpBatch *batch)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	MemoryContext old;
+	int			cap = 0;
+
+	values[0] = Int64GetDatum(batch->batch_id);
+	ccp_worker_exec("SELECT request_id, attempts, items FROM ccpurge.queue"
+					" WHERE batch_id = $1 AND state = 'sending' ORDER BY chunk_id",
+					1, types, values, NULL, SPI_OK_SELECT);
+	batch->nitems = 0;
+	batch->attempts = 0;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		if (r == 0)
+			batch->request_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		batch->attempts = Max(batch->attempts,
+							  DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		old = MemoryContextSwitchTo(batch->cxt);
+		if (batch->nitems + n > cap)
+		{
+			cap = Max(cap * 2, batch->nitems + n);
+			batch->items = batch->items ? repalloc(batch->items, sizeof(char *) * cap)
+				: palloc(sizeof(char *) * cap);
+		}
+		for (int i = 0; i < n; i++)
+			batch->items[batch->nitems++] = TextDatumGetCString(elems[i]);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * ccp_worker_recover queues again every row a previous worker left in
+ * "sending", and removes finished rows past ccpurge.retention.  Runs in a
+ * claim transaction.
+ */
+static void
+ccp_worker_housekeeping(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!ccp_recovered)
+	{
+		ccp_worker_exec("UPDATE ccpurge.queue SET state = 'queued', batch_id = NULL,"
+						" message = 'queued again after a worker restart'"
+						" WHERE state = 'sending'",
+						0, NULL, NULL, NULL, SPI_OK_UPDATE);
+		if (SPI_processed > 0)
+			ereport(LOG,
+					(errmsg("ccpurge worker queued %llu interrupted batch rows again",
+							(unsigned long long) SPI_processed)));
+		ccp_recovered = true;
+	}
+	if (TimestampDifferenceExceeds(ccp_last_purge, now, CCP_WORKER_PURGE_INTERVAL_MS))
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		values[1];
+
+		values[0] = Int32GetDatum(ccp_retention_s);
+		ccp_worker_exec("DELETE FROM ccpurge.queue"
+						" WHERE state IN ('done', 'failed', 'canceled')"
+						" AND finished_at < now() - make_interval(secs => $1)",
+						1, types, values, NULL, SPI_OK_DELETE);
+		ccp_last_purge = now;
+	}
+}
+
+/*
+ * ccp_worker_claim claims as many batches as the in-flight budget and the
+ * servers' limits allow, in one transaction.  Returns how many ms until
+ * something queued becomes due (lingering batch, backoff, rate limit), or
+ * -1 when nothing is waiting.
+ */
+static long
+ccp_worker_claim(void)
+{
+	long		wake = -1;
+	uint64		nkeys;
+	SPITupleTable *keys;
+	MemoryContext loop_cxt = CurrentMemoryContext;
+
+	ccp_worker_begin("ccpurge worker: claiming batches");
+	if (!ccp_worker_queue_exists())
+	{
+		ccp_worker_end();
+		return -1;
+	}
+	ccp_worker_housekeeping();
+
+	ccp_worker_exec("SELECT server, operation, params::text, role::oid, sum(nitems)::int4,"
+					" (extract(epoch FROM (now() - min(enqueued_at))) * 1000)::int8"
+					" FROM ccpurge.queue"
+					" WHERE state = 'queued' AND next_attempt_at <= now()"
+					" GROUP BY 1, 2, 3, 4 ORDER BY min(chunk_id) LIMIT 256",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	nkeys = SPI_processed;
+	keys = SPI_tuptable;
+
+	for (uint64 k = 0; k < nkeys &&
+		 list_length(ccp_inflight) + list_length(ccp_started) < CCP_WORKER_MAX_INFLIGHT; k++)
+	{
+		HeapTuple	tup = keys->vals[k];
+		bool		isnull;
+		char	   *server = SPI_getvalue(tup, keys->tupdesc, 1);
+		char	   *operation = SPI_getvalue(tup, keys->tupdesc, 2);
+		char	   *params = SPI_getvalue(tup, keys->tupdesc, 3);
+		Oid			role = DatumGetObjectId(SPI_getbinval(tup, keys->tupdesc, 4, &isnull));
+		int			queued = DatumGetInt32(SPI_getbinval(tup, keys->tupdesc, 5, &isnull));
+		int64		age_ms = DatumGetInt64(SPI_getbinval(tup, keys->tupdesc, 6, &isnull));
+		const CcpOpDef *def = ccp_op_by_name(operation, NULL);
+
+		if (def == NULL)
+		{
+			ccp_worker_fail_key(server, operation, params, role,
+								"unknown operation");
+			continue;
+		}
+
+		while (list_length(ccp_inflight) + list_length(ccp_started) < CCP_WORKER_MAX_INFLIGHT)
+		{
+			MemoryContext bcxt = AllocSetContextCreate(TopMemoryContext,
+													   "ccpurge batch",
+													   ALLOCSET_SMALL_SIZES);
+			CcpBatch   *batch = MemoryContextAllocZero(bcxt, sizeof(CcpBatch));
+			char	   *error = NULL;
+			int			limit;
+
+			batch->cxt = bcxt;
+			batch->def = def;
+			batch->ticket = -1;
+			if (!ccp_worker_resolve(batch, server, role,
+									DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																	   CStringGetDatum(params))),
+									&error))
+			{
+				ccp_worker_fail_key(server, operation, params, role, error);
+				MemoryContextDelete(bcxt);
+				break;
+			}
+			limit = Min(batch->srv->batch_size, def->max_batch);
+			/* linger for a fuller batch, unless it is already full */
+			if (queued < limit && age_ms < ccp_batch_linger_ms)
+			{
+				long		left = ccp_batch_linger_ms - age_ms;
+
+				wake = (wake < 0) ? left : Min(wake, left);
+				MemoryContextDelete(bcxt);
+				break;
+			}
+			batch->ticket = ccp_rate_acquire(batch->srv, false);
+			if (batch->ticket == -1)
+			{
+				long		left = Max(ccp_rate_next_ms(batch->srv), CCP_WORKER_POLL_MS);
+
+				wake = (wake < 0) ? left : Min(wake, left);
+				MemoryContextDelete(bcxt);
+				break;
+			}
+			batch->batch_id = ++ccp_next_batch_id;
+			if (ccp_worker_claim_rows(batch->batch_id, server, operation,
+									  params, role, limit) == 0)
+			{
+				ccp_rate_release(batch->srv, batch->ticket);
+				MemoryContextDelete(bcxt);
+				break;
+			}
+			ccp_worker_load_batch(batch);
+			queued -= batch->nitems;
+			MemoryContextSwitchTo(TopMemoryContext);
+			ccp_started = lappend(ccp_started, batch);
+			MemoryContextSwitchTo(loop_cxt);
+			if (queued <= 0)
+				break;
+		}
+	}
+
+	/* the next backoff that expires */
+	ccp_worker_exec("SELECT (extract(epoch FROM (min(next_attempt_at) - now())) * 1000)::int8"
+					" FROM ccpurge.queue WHERE state = 'queued' AND next_attempt_at > now()",
+					0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			long		left = (long) Max(DatumGetInt64(d), 1);
+
+			wake = (wake < 0) ? left : Min(wake, left);
+		}
+	}
+	ccp_worker_end();
+	return wake;
+}
+
+/*
+ * ccp_worker_finish_batch moves a batch whose request is over (or could
+ * not start) to the list of batches to record, giving back its ticket.
+ */
+static void
+ccp_worker_finish_batch(CcpBatch *batch)
+{
+	ccp_rate_release(batch->srv, batch->ticket);
+	batch->ticket = -1;
+	if (batch->out.retry == CCP_RETRY_RATE)
+		ccp_rate_penalize(batch->srv);
+	MemoryContextSwitchTo(TopMemoryContext);
+	ccp_finished = lappend(ccp_finished, batch);
+}
+
+/*
+ * ccp_worker_start gets a token for a claimed batch and starts its request.
+ * stale is a token the vendor just refused, or NULL.  No transaction is
+ * open; the token request, if any, is logged when the batch is recorded.
+ */
+static void
+ccp_worker_start(CcpBatch *batch, const char *stale)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	char	   *error = NULL;
+	CcpHttpRequest req;
+
+	if (!ccp_token_get(batch->srv, stale, &batch->token, &error, CCP_ORIGIN_WORKER))
+	{
+		memset(&batch->out, 0, sizeof(CcpOutcome));
+		batch->out.ok = false;
+		batch->out.success_count = -1;
+		batch->out.message = psprintf("could not get a token: %s", error);
+		batch->out.retry = CCP_RETRY_TRANSIENT;
+		ccp_worker_finish_batch(batch);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	batch->def->build(batch->srv, &batch->params, batch->items, batch->nitems,
+					  batch->token, &req);
+	(void) ccp_http_start(&batch->srv->http, &req, batch);
+	MemoryContextSwitchTo(TopMemoryContext);
+	ccp_inflight = lappend(ccp_inflight, batch);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * ccp_worker_complete reads the answer of a finished request.  A refused
+ * token is refreshed and the same batch sent again once; anything else is
+ * queued for recording.
+ */
+static void
+ccp_worker_complete(CcpHttpCall *call)
+{
+	CcpBatch   *batch = ccp_http_call_arg(call);
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	CcpHttpResult res;
+
+	ccp_inflight = list_delete_ptr(ccp_inflight, batch);
+	ccp_http_finish(call, &res);
+	ccp_classify_answer(batch->srv, batch->def, &res, &batch->out);
+	ccp_reqlog_write(batch->srv, batch->def->name, batch->items, batch->nitems,
+					 &batch->out, res.elapsed_ms, CCP_ORIGIN_WORKER,
+					 batch->request_id);
+	MemoryContextSwitchTo(old);
+
+	if (batch->out.retry == CCP_RETRY_TOKEN && !batch->token_retried &&
+		batch->srv->vendor->build_token_request != NULL)
+	{
+		batch->token_retried = true;
+		ccp_worker_start(batch, batch->token);
+		return;
+	}
+	ccp_worker_finish_batch(batch);
+}
+
+/*
+ * ccp_worker_record writes the outcome of every finished batch and the
+ * pending request log in one transaction, then frees the batches.
+ */
+static void
+ccp_worker_record(void)
+{
+	ListCell   *lc;
+
+	ccp_worker_begin("ccpurge worker: recording results");
+	if (!ccp_worker_queue_exists())
+	{
+		/* dropped while we were sending: nothing to record into */
+		ccp_reqlog_discard();
+		ccp_worker_end();
+		foreach(lc, ccp_finished)
+			MemoryContextDelete(((CcpBatch *) lfirst(lc))->cxt);
+		list_free(ccp_finished);
+		ccp_finished = NIL;
+		return;
+	}
+	foreach(lc, ccp_finished)
+	{
+		CcpBatch   *batch = lfirst(lc);
+		CcpOutcome *out = &batch->out;
+		Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+		Datum		values[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+		const char *state;
+		int64		delay_ms = 0;
+
+		if (out->ok)
+			state = "done";
+		else if (out->retry != CCP_FINAL && batch->attempts + 1 < ccp_max_attempts)
+		{
+			state = "queued";
+			delay_ms = ccp_worker_backoff_ms(batch->attempts + 1);
+			if (out->retry == CCP_RETRY_RATE)
+				delay_ms = Max(delay_ms, ccp_rate_next_ms(batch->srv));
+		}
+		else
+			state = "failed";
+
+		values[0] = Int64GetDatum(batch->batch_id);
+		values[1] = CStringGetTextDatum(state);
+		values[2] = Int32GetDatum(out->http_status);
+		nulls[2] = (out->http_status == 0) ? 'n' : ' ';
+		values[3] = out->code ? CStringGetTextDatum(out->code) : (Datum) 0;
+		nulls[3] = out->code ? ' ' : 'n';
+		values[4] = CStringGetTextDatum(out->message);
+		values[5] = Int64GetDatum(delay_ms);
+		ccp_worker_exec("UPDATE ccpurge.queue SET state = $2, attempts = attempts + 1,"
+						" http_status = $3, code = $4, message = $5,"
+						" batch_id = CASE WHEN $2 = 'queued' THEN NULL ELSE batch_id END,"
+						" next_attempt_at = now() + make_interval(secs => $6 / 1000.0),"
+						" finished_at = CASE WHEN $2 = 'queued' THEN NULL ELSE now() END"
+						" WHERE batch_id = $1 AND state = 'sending'",
+						6, types, values, nulls, SPI_OK_UPDATE);
+	}
+	ccp_reqlog_flush();
+	ccp_worker_end();
+
+	foreach(lc, ccp_finished)
+		MemoryContextDelete(((CcpBatch *) lfirst(lc))->cxt);
+	list_free(ccp_finished);
+	ccp_finished = NIL;
+}
+
+/*
+ * ccpurge_worker_main is the worker's entry point: connect, publish the
+ * latch, then claim, send and record until told to stop.
+ */
+void
+ccpurge_worker_main(Datum main_arg)
+{
+	MemoryContext loop_cxt;
+	bool		need_claim = true;
+	long		wake = -1;
+	TimestampTz wake_at = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	/* after a DROP DATABASE of our database, do not come back at once */
+	for (;;)
+	{
+		TimestampTz hold;
+
+		LWLockAcquire(ccp_shared->worker_lock, LW_SHARED);
+		hold = ccp_shared->worker_hold_until;
+		LWLockRelease(ccp_shared->worker_lock);
+		if (hold <= GetCurrentTimestamp())
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	BackgroundWorkerInitializeConnection(ccp_database_name, NULL, 0);
+	pgstat_report_appname("ccpurge worker");
+	/* rows of a lost commit are only sent again: deletion is idempotent */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
+	ccp_shared->worker_pid = MyProcPid;
+	ccp_shared->worker_latch = MyLatch;
+	LWLockRelease(ccp_shared->worker_lock);
+	before_shmem_exit(ccp_worker_detach, (Datum) 0);
+
+	ccp_next_batch_id = GetCurrentTimestamp();
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	ereport(LOG,
+			(errmsg("ccpurge worker started in database \"%s\"", ccp_database_name)));
+
+	for (;;)
+	{
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			need_claim = true;
+		}
+
+		MemoryContextReset(loop_cxt);
+		old = MemoryContextSwitchTo(loop_cxt);
+
+		if (ccp_finished != NIL)
+		{
+			ccp_worker_record();
+			need_claim = true;
+		}
+		if (MyLatch->is_set)
+		{
+			ResetLatch(MyLatch);
+			need_claim = true;
+		}
+		if (wake >= 0 && GetCurrentTimestamp() >= wake_at)
+			need_claim = true;
+
+		if (need_claim &&
+			list_length(ccp_inflight) < CCP_WORKER_MAX_INFLIGHT)
+		{
+			need_claim = false;
+			wake = ccp_worker_claim();
+			wake_at = (wake >= 0) ? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wake) : 0;
+			while (ccp_started != NIL)
+			{
+				CcpBatch   *batch = linitial(ccp_started);
+
+				ccp_started = list_delete_first(ccp_started);
+				ccp_worker_start(batch, NULL);
+			}
+		}
+
+		if (ccp_inflight != NIL)
+		{
+			long		slice = CCP_WORKER_POLL_MS;
+			CcpHttpCall *call;
+
+			if (wake >= 0)
+				slice = Min(slice, Max(wake, 1));
+			call = ccp_http_next_done(slice);
+			while (call != NULL)
+			{
+				ccp_worker_complete(call);
+				call = ccp_http_next_done(0);
+			}
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		MemoryContextSwitchTo(old);
+		if (ccp_finished != NIL || ccp_started != NIL)
+			continue;
+
+		if (wake >= 0)
+		{
+			long		left = (long) ((wake_at - GetCurrentTimestamp()) / 1000);
+
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(left, 1), PG_WAIT_EXTENSION);
+		}
+		else
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH,
+							 -1L, PG_WAIT_EXTENSION);
+		need_claim = true;
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,234 @@
+#!/bin/bash
+#
+# test/demo.sh: shows ccpurge erasing customers at the (simulated) Huawei
+# CEC contact center, from a throwaway cluster that it starts and removes.
+#
+# Run as root from anywhere:  bash test/demo.sh
+#
+# As root it installs missing packages, builds and installs the extension
+# and the vendor simulator, copies the tree (without .git) to a fresh
+# directory under /tmp and continues there as the unprivileged user
+# "postgres": it creates a cluster listening only on a Unix socket inside
+# that directory (so any port number is free) with ccpurge preloaded,
+# starts the simulator on a free loopback port, and runs the SQL a DBA
+# would run.  On exit it stops the cluster and the simulator by PID and
+# removes the directory.
+#
+# PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config) selects the
+# PostgreSQL installation.
+#
+set -uo pipefail
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() {
+	printf '\n=== %s\n' "$*"
+}
+
+die() {
+	echo "demo.sh: $*" >&2
+	exit 1
+}
+
+# stop_pid PID stops one process we started: SIGTERM (or the signal given
+# as $2), up to 10 seconds of patience, then SIGKILL.
+stop_pid() {
+	local pid=$1 sig=${2:-TERM}
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -"$sig" "$pid" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# =====================================================================
+# Phase 1, as root: packages, build, install, copy, hand over.
+# =====================================================================
+if [ "${1:-}" != --inner ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		if command -v sudo >/dev/null 2>&1; then
+			exec sudo PG_CONFIG="$PG_CONFIG" bash "${BASH_SOURCE[0]}" "$@"
+		fi
+		die "must run as root (it installs packages and the extension), and sudo is not available"
+	fi
+
+	WORK=
+	# root_cleanup stops whatever the postgres phase left running (its
+	# postmaster and simulator, found through their pid files and checked
+	# to belong to the work directory) and removes the directory.
+	root_cleanup() {
+		local pidfile pid
+		[ -n "$WORK" ] && [ -d "$WORK" ] || return 0
+		for pidfile in "$WORK/data/postmaster.pid" "$WORK/sim.pid"; do
+			pid=$(head -n 1 "$pidfile" 2>/dev/null | tr -dc '0-9')
+			[ -n "$pid" ] || continue
+			case "$(readlink "/proc/$pid/cwd" 2>/dev/null) $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" in
+			*"$WORK"*) stop_pid "$pid" ;;
+			esac
+		done
+		rm -rf "$WORK"
+	}
+	trap root_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	say "installing missing packages"
+	bash "$SRC/test/install-deps.sh" || die "installing packages failed"
+
+	say "building and installing ccpurge"
+	(cd "$SRC" &&
+		make -s -j"$(nproc 2>/dev/null || echo 2)" PG_CONFIG="$PG_CONFIG" &&
+		make -s install PG_CONFIG="$PG_CONFIG") || die "building or installing the extension failed"
+
+	say "building the simulator"
+	make -s -C "$SRC/test/sim" || die "building the simulator failed"
+
+	if ! id postgres >/dev/null 2>&1; then
+		useradd --system --user-group --create-home --home-dir /var/lib/postgresql \
+			--shell /bin/bash postgres || die "could not create user postgres"
+	fi
+
+	WORK=$(mktemp -d /tmp/ccpurge-demo.XXXXXX) || die "mktemp failed"
+	chmod 755 "$WORK"
+	mkdir "$WORK/src"
+	tar -C "$SRC" --exclude=./.git --exclude=./tmp_check --exclude=./tmp_check_iso \
+		--exclude=./results --exclude=./output_iso --exclude=./test/tmp \
+		-cf - . | tar -C "$WORK/src" -xf - || die "copying the tree failed"
+	chown -R postgres: "$WORK"
+
+	runuser -u postgres -- env -i \
+		HOME="$WORK" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+		TERM="${TERM:-dumb}" PG_CONFIG="$PG_CONFIG" \
+		bash "$WORK/src/test/demo.sh" --inner
+	rc=$?
+	root_cleanup
+	WORK=
+	exit "$rc"
+fi
+
+# =====================================================================
+# Phase 2, as postgres, inside the copy: cluster, simulator, SQL.
+# =====================================================================
+ROOT=$SRC
+WORK=$(dirname "$ROOT")
+DATA="$WORK/data"
+PGPORT=5432
+PG_PID=
+SIM_PID=
+cd "$ROOT" || exit 1
+
+BINDIR=$("$PG_CONFIG" --bindir)
+export PATH="$BINDIR:$PATH"
+
+inner_cleanup() {
+	# SIGINT is PostgreSQL's fast shutdown.
+	stop_pid "$PG_PID" INT
+	stop_pid "$SIM_PID" TERM
+	[ -n "$SIM_PID" ] && wait "$SIM_PID" 2>/dev/null
+	rm -f "$WORK/sim.pid"
+}
+trap inner_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting a throwaway cluster in $DATA"
+initdb -D "$DATA" -A trust -U postgres -N >"$WORK/initdb.log" 2>&1 ||
+	{ cat "$WORK/initdb.log"; die "initdb failed"; }
+cat >>"$DATA/postgresql.conf" <<EOF
+
+# ccpurge demo
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PGPORT
+fsync = off
+shared_preload_libraries = 'ccpurge'
+ccpurge.database_name = 'postgres'
+EOF
+pg_ctl -D "$DATA" -l "$WORK/postgres.log" -w -s start ||
+	{ cat "$WORK/postgres.log"; die "the cluster did not start"; }
+PG_PID=$(head -n 1 "$DATA/postmaster.pid")
+echo "postmaster pid $PG_PID, socket $WORK/.s.PGSQL.$PGPORT"
+
+say "starting the vendor simulator"
+[ -x test/sim/ccpurge-sim ] || die "test/sim/ccpurge-sim is missing"
+test/sim/ccpurge-sim --port 0 --port-file "$WORK/sim.port" >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+echo "$SIM_PID" >"$WORK/sim.pid"
+SIM_PORT=
+for _ in $(seq 300); do
+	kill -0 "$SIM_PID" 2>/dev/null || { cat "$WORK/sim.log"; die "the simulator exited"; }
+	port=$(tr -dc '0-9' 2>/dev/null <"$WORK/sim.port")
+	if [ -n "$port" ] &&
+		curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/_sim/state" 2>/dev/null; then
+		SIM_PORT=$port
+		break
+	fi
+	sleep 0.1
+done
+[ -n "$SIM_PORT" ] || { cat "$WORK/sim.log"; die "the simulator did not answer"; }
+SIM_URL="http://127.0.0.1:$SIM_PORT"
+echo "simulator pid $SIM_PID at $SIM_URL"
+
+say "erasing customers from SQL"
+psql -X -a -v ON_ERROR_STOP=1 -h "$WORK" -p "$PGPORT" -d postgres \
+	-v sim_url="$SIM_URL" <<'EOF' || { tail -n 30 "$WORK/postgres.log"; die "the SQL part failed"; }
+-- the extension, one server per vendor account, the secrets in a user mapping
+CREATE EXTENSION ccpurge;
+CREATE SERVER cec FOREIGN DATA WRAPPER ccpurge
+  OPTIONS (vendor 'cec', url :'sim_url');
+CREATE USER MAPPING FOR PUBLIC SERVER cec
+  OPTIONS (app_key 'cec-app-key', app_secret 'cec-app-secret');
+
+-- a CRM table where some customers asked to be forgotten
+CREATE SCHEMA crm;
+CREATE TABLE crm.customer (
+  id serial PRIMARY KEY,
+  name text NOT NULL,
+  phone text NOT NULL,
+  erase_requested boolean NOT NULL DEFAULT false
+);
+INSERT INTO crm.customer (name, phone, erase_requested) VALUES
+  ('Ana', '13500001111', true),
+  ('Bo', '13500002222', false),
+  ('Chen', '13500003333', true),
+  ('Dev', '13500004444', true);
+
+-- erase them at the contact center: one row per item per HTTP request
+SELECT * FROM ccpurge_delete_customers(ARRAY(SELECT phone FROM crm.customer WHERE erase_requested));
+
+-- every HTTP request is logged, with a digest of the items instead of the items
+SELECT server, operation, item_count, ok, http_status FROM ccpurge.request_log;
+EOF
+
+say "what the simulator recorded (GET /_sim/state)"
+curl -fsS --max-time 5 "$SIM_URL/_sim/state" | perl -MJSON::PP -e '
+	# Print the parts of the state about deletions: their counts and items.
+	my $state = JSON::PP->new->utf8->decode(join "", <STDIN>);
+	my $found = 0;
+	sub show {
+		my ($path, $v, $inside) = @_;
+		my $hit = $inside || $path =~ /delet|clean|eras|purg/i;
+		if (ref $v eq "HASH") {
+			show($path eq "" ? $_ : "$path.$_", $v->{$_}, $hit) for sort keys %$v;
+		} elsif (ref $v eq "ARRAY") {
+			if ($hit) {
+				$found++;
+				my @s = map { ref $_ ? JSON::PP->new->canonical->encode($_) : $_ } @$v;
+				printf "  %s: %d [%s]\n", $path, scalar @$v, join(", ", @s);
+			} else {
+				show("$path\[$_]", $v->[$_], 0) for 0 .. $#$v;
+			}
+		} elsif ($hit) {
+			$found++;
+			printf "  %s: %s\n", $path, defined $v ? $v : "null";
+		}
+	}
+	show("", $state, 0);
+	print JSON::PP->new->canonical->pretty->encode($state) unless $found;
+' || die "could not read the simulator state"
+
+say "done; stopping the cluster and the simulator"
+exit 0

@@ -1,0 +1,513 @@
+
+# test/perl/CcpTest.pm: helpers shared by ccpurge's TAP tests.
+#
+# It owns three things: starting and driving the vendor simulator
+# (CcpTest::Sim), starting a PostgreSQL node with ccpurge preloaded
+# (new_node), and creating the extension with one server per vendor
+# pointing at the simulator (setup_servers).
+#
+#   use CcpTest;
+#   my $sim  = CcpTest::Sim->start;
+#   my $node = CcpTest::new_node('main');
+#   CcpTest::setup_servers($node, $sim);
+#   $sim->fault(...);                  # POST /_sim/fault
+#   my $state = $sim->state;           # GET /_sim/state, decoded
+#
+# The simulator binary is test/sim/ccpurge-sim, found relative to this file
+# (override with $ENV{CCPURGE_SIM}).  Every simulator gets its own directory
+# under the test's tmp_check, holding its port file, pid file and log.
+
+package CcpTest;
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# Repository root: this file is test/perl/CcpTest.pm.
+our $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/../..');
+
+# The simulator's credentials, as setup_servers puts them in user mappings.
+our %CREDENTIALS = (
+	cec => { app_key => 'cec-app-key', app_secret => 'cec-app-secret' },
+	isales => { ak => 'isales-ak', sk => 'isales-sk' },
+	ozonetel => { username => 'acme', api_key => 'oz-api-key' },);
+
+# Every secret above, for tests that check logs and tables for leaks.
+our @SECRETS = ('cec-app-secret', 'isales-sk', 'oz-api-key');
+
+# root returns the repository root (the directory holding the Makefile).
+sub root { return $ROOT; }
+
+# sim_binary returns the path of the simulator executable.
+sub sim_binary
+{
+	return $ENV{CCPURGE_SIM} // "$ROOT/test/sim/ccpurge-sim";
+}
+
+# pg_config_value returns one line of "pg_config --NAME", using the
+# pg_config found in PATH (the one the test clusters come from).
+sub pg_config_value
+{
+	my ($name) = @_;
+	my ($stdout, $stderr);
+	my $ok = IPC::Run::run([ 'pg_config', "--$name" ], '>', \$stdout,
+		'2>', \$stderr);
+	die "pg_config --$name failed: $stderr" unless $ok;
+	chomp $stdout;
+	return $stdout;
+}
+
+# extension_installed tells whether the ccpurge library and control file are
+# installed where the pg_config in PATH looks for them.
+sub extension_installed
+{
+	my $lib = pg_config_value('pkglibdir') . '/ccpurge.so';
+	my $control = pg_config_value('sharedir') . '/extension/ccpurge.control';
+	return (-f $lib && -f $control) ? 1 : 0;
+}
+
+# quote_literal quotes a string as an SQL literal.
+sub quote_literal
+{
+	my ($s) = @_;
+	$s =~ s/'/''/g;
+	return "'$s'";
+}
+
+# quote_ident quotes a string as an SQL identifier.
+sub quote_ident
+{
+	my ($s) = @_;
+	$s =~ s/"/""/g;
+	return "\"$s\"";
+}
+
+# new_node creates, initialises and starts a PostgreSQL::Test::Cluster with
+# ccpurge preloaded and its worker serving database "postgres".
+#
+# Options:
+#   conf          => extra postgresql.conf lines (string or array ref);
+#                    "extra_conf" is accepted too
+#   database_name => value of ccpurge.database_name (default 'postgres')
+#   preload       => 0 leaves ccpurge out of shared_preload_libraries
+#   init          => hash ref of options for $node->init
+#   start         => 0 returns the node initialised but not started
+sub new_node
+{
+	my ($name, %opts) = @_;
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%{ $opts{init} // {} });
+
+	my @conf;
+	if ($opts{preload} // 1)
+	{
+		push @conf, "shared_preload_libraries = 'ccpurge'";
+	}
+	push @conf,
+	  'ccpurge.database_name = '
+	  . quote_literal($opts{database_name} // 'postgres');
+
+	for my $extra ($opts{conf}, $opts{extra_conf})
+	{
+		next unless defined $extra;
+		push @conf, ref $extra eq 'ARRAY' ? @$extra : ($extra);
+	}
+	$node->append_conf('postgresql.conf', join("\n", @conf) . "\n");
+
+	$node->start if $opts{start} // 1;
+	return $node;
+}
+
+# setup_servers runs CREATE EXTENSION ccpurge in a database of $node and
+# creates the servers cec, isales and ozonetel (vendors of the same names)
+# pointing at $sim, each with a PUBLIC user mapping holding the simulator's
+# credentials.  The session turns log_statement off first so that the
+# secrets never reach the server log.
+#
+# Options:
+#   dbname         => database (default 'postgres')
+#   servers        => array ref: the subset of vendors to create
+#   server_options => { cec => { rate_limit => '10/second' }, ... }:
+#                     extra server options
+#   url            => base URL instead of $sim->url
+#   extension      => 0 skips CREATE EXTENSION
+sub setup_servers
+{
+	my ($node, $sim, %opts) = @_;
+	my $dbname = $opts{dbname} // 'postgres';
+	my $url = $opts{url} // $sim->url;
+	my @servers = @{ $opts{servers} // [qw(cec isales ozonetel)] };
+
+	my $sql = "SET log_statement = 'none';\n";
+	$sql .= "CREATE EXTENSION IF NOT EXISTS ccpurge;\n"
+	  if $opts{extension} // 1;
+
+	for my $vendor (@servers)
+	{
+		die "unknown vendor \"$vendor\"" unless $CREDENTIALS{$vendor};
+
+		my %srvopt = (
+			vendor => $vendor,
+			url => $url,
+			%{ $opts{server_options}{$vendor} // {} });
+		my @pairs = map { "$_ " . quote_literal($srvopt{$_}) }
+		  ('vendor', 'url', sort grep { !/^(vendor|url)$/ } keys %srvopt);
+		$sql .=
+		    "CREATE SERVER "
+		  . quote_ident($vendor)
+		  . " FOREIGN DATA WRAPPER ccpurge OPTIONS ("
+		  . join(', ', @pairs) . ");\n";
+
+		my $cred = $CREDENTIALS{$vendor};
+		$sql .=
+		    "CREATE USER MAPPING FOR PUBLIC SERVER "
+		  . quote_ident($vendor)
+		  . " OPTIONS ("
+		  . join(', ',
+			map { "$_ " . quote_literal($cred->{$_}) } sort keys %$cred)
+		  . ");\n";
+	}
+
+	$node->safe_psql($dbname, $sql);
+	return;
+}
+
+# The simulators still running in this process, so that END can stop them
+# whatever the order of global destruction.
+our %LIVE_SIMS;
+
+END
+{
+	for my $sim (values %LIVE_SIMS)
+	{
+		$sim->stop if defined $sim;
+	}
+}
+
+
+package CcpTest::Sim;
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use File::Basename ();
+use HTTP::Tiny;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Scalar::Util qw(weaken);
+use Time::HiRes qw(usleep time);
+
+# _test_name returns the running test's file name without directory and
+# ".pl", as PostgreSQL::Test::Utils names its logs.
+sub _test_name
+{
+	my $name = File::Basename::basename($0);
+	$name =~ s/\.[^.]+$//;
+	return $name;
+}
+
+# start launches the simulator on a free port and waits until it answers
+# GET /_sim/state.
+#
+# Options:
+#   port    => fixed port (default 0: the simulator picks a free one and
+#              writes it to its port file)
+#   dir     => directory for the port file, pid file and log (default: a
+#              new directory TESTNAME_sim_XXXX under the test's tmp_check)
+#   args    => array ref of extra command-line arguments
+#   config  => hash ref posted to /_sim/config once it is up
+#   timeout => seconds to wait for it to answer (default 30)
+sub start
+{
+	my ($class, %opts) = @_;
+
+	my $self = bless {
+		want_port => $opts{port} // 0,
+		port => $opts{port} // 0,
+		dir => $opts{dir} // PostgreSQL::Test::Utils::tempdir(_test_name() . '_sim'),
+		args => $opts{args} // [],
+		timeout => $opts{timeout} // 30,
+		http => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
+		json => JSON::PP->new->utf8->canonical,
+		owner => $$,
+	}, $class;
+	$self->{port_file} = "$self->{dir}/port";
+	$self->{pid_file} = "$self->{dir}/ccpurge-sim.pid";
+	$self->{log} = "$self->{dir}/sim.log";
+
+	$self->_launch;
+	$self->config(%{ $opts{config} }) if $opts{config};
+	return $self;
+}
+
+# _launch starts the binary on the wanted port (0: any free one) and
+# waits for its port file and its answer.  Retries a few times when a fixed
+# port is not free yet (a restart right after a stop).
+sub _launch
+{
+	my ($self) = @_;
+	my $bin = CcpTest::sim_binary();
+
+	croak "simulator binary $bin is missing or not executable "
+	  . "(build it with \"make -C test/sim\")"
+	  unless -x $bin;
+
+	my $deadline = time + $self->{timeout};
+	for (;;)
+	{
+		unlink $self->{port_file};
+
+		$self->{port} = $self->{want_port};
+		my @cmd = ($bin, '--port', $self->{want_port}, '--port-file',
+			$self->{port_file}, @{ $self->{args} });
+
+		my $pid = fork();
+		croak "could not fork: $!" unless defined $pid;
+		if ($pid == 0)
+		{
+			# Child: no END blocks or destructors may run here.
+			open(STDIN, '<', '/dev/null');
+			open(STDOUT, '>>', $self->{log}) or POSIX::_exit(126);
+			open(STDERR, '>&', \*STDOUT) or POSIX::_exit(126);
+			exec { $cmd[0] } @cmd or POSIX::_exit(127);
+		}
+
+		$self->{pid} = $pid;
+		$CcpTest::LIVE_SIMS{"$self"} = $self;
+		weaken($CcpTest::LIVE_SIMS{"$self"});
+		if (open my $fh, '>', $self->{pid_file})
+		{
+			print $fh "$pid\n";
+			close $fh;
+		}
+
+		my $err = $self->_wait_ready($deadline);
+		if (!defined $err)
+		{
+			Test::More::note("simulator pid $pid listening on port "
+				  . $self->{port});
+			return;
+		}
+
+		# The process is gone or never answered: try again while time
+		# remains (the port of a restart may still be held briefly).
+		$self->_kill;
+		if (time >= $deadline)
+		{
+			croak "simulator did not start: $err\n" . $self->log_tail(30);
+		}
+		usleep(200_000);
+	}
+}
+
+# _wait_ready polls until the child wrote its port file and answers
+# GET /_sim/state; returns undef when it does, else the reason it gave up.
+sub _wait_ready
+{
+	my ($self, $deadline) = @_;
+
+	while (time < $deadline)
+	{
+		my $r = waitpid($self->{pid}, WNOHANG);
+		if ($r == $self->{pid})
+		{
+			my $status = $?;
+			delete $self->{pid};
+			delete $CcpTest::LIVE_SIMS{"$self"};
+			return "simulator exited with status $status";
+		}
+
+		if (open my $fh, '<', $self->{port_file})
+		{
+			my $line = <$fh>;
+			close $fh;
+			if (defined $line && $line =~ /^\s*(\d+)\s*$/ && $1 > 0)
+			{
+				$self->{port} = $1;
+				my $res = $self->{http}->request('GET',
+					$self->url . '/_sim/state');
+				return undef if $res->{success};
+			}
+		}
+		usleep(50_000);
+	}
+	return "no answer from the simulator within $self->{timeout} seconds";
+}
+
+# _kill stops the child with SIGTERM, then SIGKILL after 5 seconds, and
+# reaps it.  Does nothing in a forked copy of the test process.
+sub _kill
+{
+	my ($self) = @_;
+	my $pid = $self->{pid};
+	return unless $pid && $self->{owner} == $$;
+
+	kill 'TERM', $pid;
+	my $deadline = time + 5;
+	while (time < $deadline)
+	{
+		my $r = waitpid($pid, WNOHANG);
+		last if $r == $pid || $r == -1;
+		usleep(20_000);
+	}
+	if (kill(0, $pid) && waitpid($pid, WNOHANG) == 0)
+	{
+		kill 'KILL', $pid;
+		waitpid($pid, 0);
+	}
+	delete $self->{pid};
+	delete $CcpTest::LIVE_SIMS{"$self"};
+	unlink $self->{pid_file};
+	return;
+}
+
+# port returns the TCP port the simulator listens on.
+sub port { return $_[0]->{port}; }
+
+# url returns the base URL of the simulator, for server options.
+sub url { return 'http://127.0.0.1:' . $_[0]->{port}; }
+
+# pid returns the simulator's process id, undef once stopped.
+sub pid { return $_[0]->{pid}; }
+
+# log_file returns the path of the simulator's stdout/stderr log.
+sub log_file { return $_[0]->{log}; }
+
+# log_tail returns the last $n lines of the simulator's log.
+sub log_tail
+{
+	my ($self, $n) = @_;
+	$n //= 20;
+	open my $fh, '<', $self->{log} or return '';
+	my @lines = <$fh>;
+	close $fh;
+	splice(@lines, 0, @lines - $n) if @lines > $n;
+	return join('', @lines);
+}
+
+# request sends one HTTP request to the simulator.  $body may be a
+# reference (encoded as JSON) or a string sent as it is.  Returns
+# ($status, $decoded, $raw): $decoded is the JSON-decoded body, or undef when
+# the body is empty or not JSON.  $status is 599 for transport errors.
+sub request
+{
+	my ($self, $method, $path, $body, %headers) = @_;
+	my %req = (headers => { %headers });
+
+	if (defined $body)
+	{
+		$req{content} = ref $body ? $self->{json}->encode($body) : $body;
+		$req{headers}{'Content-Type'} //= 'application/json';
+	}
+	my $res = $self->{http}->request($method, $self->url . $path, \%req);
+	my $raw = $res->{content} // '';
+	my $decoded;
+	$decoded = eval { $self->{json}->decode($raw) } if length $raw;
+	return ($res->{status}, $decoded, $raw);
+}
+
+# _call does a control request, dies unless the answer is 2xx, and returns
+# the decoded body (or the raw text when it is not JSON).
+sub _call
+{
+	my ($self, $method, $path, $body) = @_;
+	my ($status, $decoded, $raw) = $self->request($method, $path, $body);
+	croak "simulator $method $path answered $status: $raw"
+	  unless $status >= 200 && $status < 300;
+	return defined $decoded ? $decoded : $raw;
+}
+
+# get does GET $path and returns the decoded JSON answer.
+sub get
+{
+	my ($self, $path) = @_;
+	return $self->_call('GET', $path);
+}
+
+# post does POST $path with a hash/array ref (sent as JSON) or a JSON
+# string, and returns the decoded JSON answer.
+sub post
+{
+	my ($self, $path, $body) = @_;
+	return $self->_call('POST', $path, $body // {});
+}
+
+# state returns GET /_sim/state, decoded.
+sub state
+{
+	my ($self) = @_;
+	return $self->get('/_sim/state');
+}
+
+# reset forgets every fault, configuration change, token and counter.
+sub reset
+{
+	my ($self) = @_;
+	return $self->_call('POST', '/_sim/reset');
+}
+
+# fault posts %args as JSON to /_sim/fault.
+sub fault
+{
+	my ($self, %args) = @_;
+	return $self->post('/_sim/fault', \%args);
+}
+
+# config posts %args as JSON to /_sim/config.
+sub config
+{
+	my ($self, %args) = @_;
+	return $self->post('/_sim/config', \%args);
+}
+
+# wait_for polls GET /_sim/state until $cond->($state) returns true and
+# returns that state; returns undef after $timeout seconds (default 60).
+sub wait_for
+{
+	my ($self, $cond, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	for (;;)
+	{
+		my ($status, $state) = $self->request('GET', '/_sim/state');
+		return $state
+		  if $status == 200 && defined $state && $cond->($state);
+		return undef if time >= $deadline;
+		usleep(100_000);
+	}
+}
+
+# stop terminates the simulator (SIGTERM, then SIGKILL) and reaps it.
+sub stop
+{
+	my ($self) = @_;
+	$self->_kill;
+	return;
+}
+
+# restart stops the simulator and starts it again on the same port; its
+# state starts afresh.
+sub restart
+{
+	my ($self) = @_;
+	$self->_kill;
+	$self->{want_port} = $self->{port};
+	$self->_launch;
+	return $self;
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	local ($., $@, $!, $^E, $?);
+	$self->_kill;
+}
+
+1;
