@@ -132,3 +132,23 @@ SELECT ccpurge_c2_sign(:'ak', :'sk', :'ts', 'GET', '/p', NULL, ARRAY['Host = h']
 SELECT ccpurge_c2_sign(:'ak', :'sk', :'ts', 'GET', '/p', NULL, ARRAY['Host: h:1', 'host: h:2'], NULL);
 SELECT ccpurge_c2_sign(:'ak', :'sk', :'ts', 'GET', '/p', NULL, ARRAY['Host: h:1', NULL], NULL);
 SELECT ccpurge_c2_sign(:'ak', :'sk', :'ts', 'GET', '/p', NULL, ARRAY['X Y: 1'], NULL);
+
+--
+-- Calldata filters are checked before anything is signed or sent, so these
+-- need no server.  A filter that would select all call data is refused.
+--
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '[{"called": "1"}]');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"archiveHistory": 1}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"phone": "13800000000"}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"sessionId": 42}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"sessionId": ""}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001,
+	jsonb_build_object('sessionId', repeat('x', 33)));
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"called": "138-0000-0000"}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"recycleTime": "2024-12-04"}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"recycleTime": "2023-02-29 10:00:00"}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001,
+	'{"recycleTime": "2024-12-04 17:57:00", "recycleType": 4}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"called": "1", "recycleType": 1}');
+SELECT * FROM ccpurge_delete_calldata(1, 1001, '{"called": "1", "archiveHistory": 2}');

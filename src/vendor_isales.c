@@ -910,9 +910,8 @@ isales_timestamp(char *buf, size_t size)
 /*
  * isales_finish_request fills in req for a JSON body sent with method to
  * url: the signed headers (Host, Content-Type, Content-Length) and the C2
- * Authorization header computed over them.  body must be UTF-8.  The
- * caller must pass a request without headers, so that every header sent
- * is signed.
+ * Authorization header computed over them.  body must be UTF-8.  Whatever
+ * req held before is discarded, so every header sent is a signed one.
  */
 static void
 isales_finish_request(const CcpServer *srv, CcpHttpRequest *req,
@@ -921,6 +920,7 @@ isales_finish_request(const CcpServer *srv, CcpHttpRequest *req,
 	char		ts[32];
 	char	   *auth;
 
+	memset(req, 0, sizeof(*req));
 	req->method = method;
 	req->url = url;
 	req->body = body;
@@ -1119,32 +1119,21 @@ isales_vendor_text(char *s)
 }
 
 /*
- * isales_json_string returns the string member key of obj as a palloc'd
- * copy, NULL if absent or not a string.
- */
-static char *
-isales_json_string(cJSON *obj, const char *key)
-{
-	char	   *s = ccp_json_get_string(obj, key);
-
-	return s ? pstrdup(s) : NULL;
-}
-
-/*
- * isales_read_answer copies what the outcome needs out of a parsed answer;
- * everything is palloc'd so the tree can be freed afterwards.
+ * isales_read_answer copies what the outcome needs out of a parsed answer
+ * (ccp_json_get_string returns palloc'd copies), so the tree can be freed
+ * afterwards.
  */
 static void
 isales_read_answer(cJSON *root, IsalesAnswer *a)
 {
 	cJSON	   *count;
 
-	a->code = isales_json_string(root, "resultCode");
+	a->code = ccp_json_get_string(root, "resultCode");
 	if (a->code == NULL)
-		a->code = isales_json_string(root, "returnCode");
-	a->desc = isales_json_string(root, "resultDesc");
+		a->code = ccp_json_get_string(root, "returnCode");
+	a->desc = ccp_json_get_string(root, "resultDesc");
 	if (a->desc == NULL || a->desc[0] == '\0')
-		a->desc = isales_json_string(root, "returnDesc");
+		a->desc = ccp_json_get_string(root, "returnDesc");
 
 	a->success_count = -1;
 	count = cJSON_GetObjectItemCaseSensitive(root, "successCount");

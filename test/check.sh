@@ -22,10 +22,10 @@
 # under /tmp and hands that copy to the unprivileged user "postgres", which
 # runs the suites there: PostgreSQL refuses to run as root, and the
 # checkout may sit where postgres cannot read (/root/...).  Every process it
-# starts is stopped by PID on exit.  The last line printed is
-# "N passed, N failed", counting pg_regress tests, isolation tests, TAP
-# files and the simulator self-test; the exit status is non-zero when
-# anything failed.
+# starts is stopped by PID (or by the process group it was given) on exit.
+# The last line printed is "N passed, N failed", counting pg_regress tests,
+# isolation tests, TAP files and the simulator self-test; the exit status is
+# non-zero when anything failed.
 #
 set -uo pipefail
 
@@ -38,7 +38,7 @@ say() {
 }
 
 usage() {
-	sed -n '4,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '4,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -85,9 +85,32 @@ if [ $((RUN_REGRESS + RUN_ISOLATION + RUN_TAP + RUN_SELFTEST)) -eq 0 ]; then
 	RUN_REGRESS=1 RUN_ISOLATION=1 RUN_TAP=1 RUN_SELFTEST=1
 fi
 
+# wait_gone PID TENTHS waits up to TENTHS tenths of a second for a process
+# (or, with a leading "-", a process group) to disappear; returns non-zero
+# if it is still there.
+wait_gone() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		kill -0 -- "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	! kill -0 -- "$1" 2>/dev/null
+}
+
+# stop_group PGID ends a process group this script created (a job started
+# in monitor mode): SIGTERM, then SIGKILL after 5 seconds.
+stop_group() {
+	local pgid=$1
+	[ -n "$pgid" ] || return 0
+	kill -TERM -- "-$pgid" 2>/dev/null || return 0
+	wait_gone "-$pgid" 50 || kill -KILL -- "-$pgid" 2>/dev/null
+	return 0
+}
+
 # sweep_processes stops every postmaster and simulator still running whose
 # pid file lies under $1 and whose working directory or command line points
 # into $1: the processes this run started, found by PID, never by name.
+# A postmaster gets a fast shutdown (SIGINT), then SIGQUIT and SIGKILL.
 sweep_processes() {
 	local dir=$1 pidfile pid where
 	[ -n "$dir" ] && [ -d "$dir" ] || return 0
@@ -99,13 +122,17 @@ sweep_processes() {
 		*"$dir"*) ;;
 		*) continue ;;
 		esac
-		echo "check.sh: stopping leftover process $pid ($pidfile)" >&2
-		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
+		echo "check.sh: stopping leftover process $pid (${pidfile#"$dir"/})" >&2
+		if [ "$(basename "$pidfile")" = postmaster.pid ]; then
+			kill -INT "$pid" 2>/dev/null
+			wait_gone "$pid" 100 && continue
+			kill -QUIT "$pid" 2>/dev/null
+			wait_gone "$pid" 20 && continue
+		else
+			kill -TERM "$pid" 2>/dev/null
+			wait_gone "$pid" 50 && continue
+		fi
+		kill -KILL "$pid" 2>/dev/null
 	done < <(find "$dir" \( -name postmaster.pid -o -name 'ccpurge-sim*.pid' \) -type f 2>/dev/null)
 }
 
@@ -125,18 +152,33 @@ if [ "$INNER" -eq 0 ]; then
 
 	WORK=
 	RESULT=1
+	RUNUSER_PID=
+
+	# stop_inner ends the postgres phase: SIGTERM to its shell (whose trap
+	# ends its current job and its processes), then to anything left.
+	stop_inner() {
+		local pid
+		[ -n "$RUNUSER_PID" ] || return 0
+		pid=$(cat "$WORK/inner.pid" 2>/dev/null)
+		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+		wait_gone "$RUNUSER_PID" 200 || kill -TERM "$RUNUSER_PID" 2>/dev/null
+		stop_group "$(cat "$WORK/job.pgid" 2>/dev/null)"
+		wait "$RUNUSER_PID" 2>/dev/null
+		RUNUSER_PID=
+	}
 
 	# root_cleanup stops leftovers of the postgres phase and removes the
 	# work directory unless something failed or CCP_KEEP_TMP is set.
 	root_cleanup() {
-		if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-			sweep_processes "$WORK"
-			if [ "$RESULT" -eq 0 ] && [ -z "${CCP_KEEP_TMP:-}" ]; then
-				rm -rf "$WORK"
-			else
-				echo "check.sh: test files kept in $WORK" >&2
-			fi
+		[ -n "$WORK" ] && [ -d "$WORK" ] || return 0
+		stop_inner
+		sweep_processes "$WORK"
+		if [ "$RESULT" -eq 0 ] && [ -z "${CCP_KEEP_TMP:-}" ]; then
+			rm -rf "$WORK"
+		else
+			echo "check.sh: test files kept in $WORK" >&2
 		fi
+		WORK=
 	}
 	trap root_cleanup EXIT
 	trap 'exit 130' INT
@@ -182,29 +224,29 @@ if [ "$INNER" -eq 0 ]; then
 	chown -R postgres: "$WORK"
 
 	# The postgres phase gets a clean environment: no proxy settings for
-	# libcurl, no PG* variables, a fixed locale.
+	# libcurl, no PG* variables, a fixed locale.  It runs in the background
+	# so that a signal reaches this shell's trap at once.
 	runuser -u postgres -- env -i \
 		HOME="$WORK" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
 		TERM="${TERM:-dumb}" PG_CONFIG="$PG_CONFIG" \
 		CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" \
 		PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-}" \
 		PG_TEST_NOCLEAN="${PG_TEST_NOCLEAN:-}" \
-		bash "$WORK/src/test/check.sh" --inner "${ORIG_ARGS[@]}"
+		bash "$WORK/src/test/check.sh" --inner "${ORIG_ARGS[@]}" </dev/null &
+	RUNUSER_PID=$!
+	wait "$RUNUSER_PID"
 	rc=$?
+	RUNUSER_PID=
 
 	counts=$(cat "$WORK/counts" 2>/dev/null)
-	if [ -z "$counts" ]; then
-		counts="0 1"
-		rc=1
-	fi
+	[ -n "$counts" ] || counts="0 0"
 	read -r npass nfail <<<"$counts"
 	if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
 		echo "check.sh: the postgres phase exited with status $rc" >&2
 		nfail=1
 	fi
-	[ "$rc" -eq 0 ] && [ "$nfail" -eq 0 ] && RESULT=0
+	[ "$nfail" -eq 0 ] && RESULT=0
 	root_cleanup
-	WORK=
 	echo "$npass passed, $nfail failed"
 	exit "$RESULT"
 fi
@@ -215,6 +257,12 @@ fi
 ROOT=$SRC
 WORK=$(dirname "$ROOT")
 cd "$ROOT" || exit 1
+echo "$$" >"$WORK/inner.pid"
+
+# Monitor mode: every background job gets its own process group, which
+# stop_job can end as a whole (make with pg_regress and psql; the TAP
+# harness with its tests and their simulators).
+set -m
 
 BINDIR=$("$PG_CONFIG" --bindir)
 PGXSDIR=$(dirname "$("$PG_CONFIG" --pgxs)")/../..
@@ -227,6 +275,8 @@ NPASS=0
 NFAIL=0
 FAILED=()
 SIM_PID=
+SIM_NAME=
+JOB_PID=
 
 # record adds one result: record pass|fail NAME.
 record() {
@@ -238,41 +288,55 @@ record() {
 	fi
 }
 
+# run_job runs a command as a background job (its own process group) and
+# waits for it, so that a signal is handled at once; returns its status.
+run_job() {
+	local rc
+	"$@" </dev/null &
+	JOB_PID=$!
+	echo "$JOB_PID" >"$WORK/job.pgid"
+	wait "$JOB_PID"
+	rc=$?
+	JOB_PID=
+	rm -f "$WORK/job.pgid"
+	return "$rc"
+}
+
 # stop_sim stops the simulator started by start_sim.
 stop_sim() {
 	[ -n "$SIM_PID" ] || return 0
 	kill -TERM "$SIM_PID" 2>/dev/null
-	for _ in $(seq 50); do
-		kill -0 "$SIM_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SIM_PID" 2>/dev/null
+	wait_gone "$SIM_PID" 50 || kill -KILL "$SIM_PID" 2>/dev/null
 	wait "$SIM_PID" 2>/dev/null
 	rm -f "$WORK/ccpurge-sim-$SIM_NAME.pid"
 	SIM_PID=
 }
 
 inner_cleanup() {
+	stop_group "$JOB_PID"
+	JOB_PID=
 	stop_sim
 	sweep_processes "$WORK"
 	echo "$NPASS $NFAIL" >"$WORK/counts"
 }
 trap inner_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'record fail "interrupted"; exit 130' INT
+trap 'record fail "interrupted"; exit 143' TERM
 
 # start_sim NAME starts test/sim/ccpurge-sim on a free port (it writes the
 # port to its port file), waits until GET /_sim/state answers, and exports
 # CCPURGE_SIM_PORT.  Returns non-zero if it does not come up.
 start_sim() {
+	local portfile log port=
 	SIM_NAME=$1
-	local portfile="$WORK/sim-$SIM_NAME.port" log="$WORK/sim-$SIM_NAME.log" port=
+	portfile="$WORK/sim-$SIM_NAME.port"
+	log="$WORK/sim-$SIM_NAME.log"
 	rm -f "$portfile"
 	if [ ! -x test/sim/ccpurge-sim ]; then
 		echo "check.sh: test/sim/ccpurge-sim is missing (make -C test/sim)" >&2
 		return 1
 	fi
-	test/sim/ccpurge-sim --port 0 --port-file "$portfile" >"$log" 2>&1 &
+	test/sim/ccpurge-sim --port 0 --port-file "$portfile" </dev/null >"$log" 2>&1 &
 	SIM_PID=$!
 	echo "$SIM_PID" >"$WORK/ccpurge-sim-$SIM_NAME.pid"
 	for _ in $(seq 300); do
@@ -299,7 +363,8 @@ start_sim() {
 }
 
 # count_pg_regress LOG KIND records each "test NAME ... ok|FAILED" line of
-# a pg_regress or pg_isolation_regress run; returns the number of failures.
+# a pg_regress or pg_isolation_regress run, sets NRUN_LAST to the number of
+# tests run and returns the number of failures.
 count_pg_regress() {
 	local log=$1 kind=$2 name result nbad=0
 	while read -r name result; do
@@ -324,6 +389,15 @@ show_file_tail() {
 	tail -n "$n" "$file"
 }
 
+# make_logged LOG ARGS... runs make with its output shown and saved in LOG;
+# returns make's status.
+make_logged() {
+	local log=$1
+	shift
+	make "$@" 2>&1 | tee "$log"
+	return "${PIPESTATUS[0]}"
+}
+
 # run_pg_regress KIND runs "make installcheck" for one kind of suite
 # (regress or isolation) against a fresh simulator.
 run_pg_regress() {
@@ -331,7 +405,6 @@ run_pg_regress() {
 	local -a makeargs=(installcheck PG_CONFIG="$PG_CONFIG")
 
 	log="$WORK/$kind.log"
-
 	if [ "$kind" = regress ]; then
 		makeargs+=(ISOLATION=)
 		diffs=regression.diffs
@@ -347,8 +420,8 @@ run_pg_regress() {
 		record fail "$kind (simulator did not start)"
 		return
 	fi
-	make "${makeargs[@]}" 2>&1 | tee "$log"
-	rc=${PIPESTATUS[0]}
+	run_job make_logged "$log" "${makeargs[@]}"
+	rc=$?
 	stop_sim
 
 	count_pg_regress "$log" "$kind"
@@ -383,8 +456,37 @@ resolve_tap_file() {
 	return 1
 }
 
-# run_tap runs the TAP files with TAP::Harness (the engine behind prove)
-# and records one result per file.
+# show_tap_log prints the end of a TAP test's own log without the initdb
+# chatter that every node start adds.
+show_tap_log() {
+	local file=$1
+	[ -s "$file" ] || return 0
+	echo "----- end of ${file#"$ROOT"/}"
+	awk '/^# Running: initdb /{skip=1} !skip{print} /^    pg_ctl -D .* -l logfile start$/{skip=0}' "$file" |
+		tail -n 80
+}
+
+# run_harness runs TAP files with TAP::Harness (the engine behind prove)
+# and writes "pass FILE" or "fail FILE" for each to $1.
+run_harness() {
+	local out=$1 jobs=$2
+	shift 2
+	perl -MTAP::Harness -e '
+		my ($jobs, $verbose, $out, @files) = @ARGV;
+		my $h = TAP::Harness->new({
+			jobs => $jobs, verbosity => $verbose ? 1 : 0,
+			color => 0, timer => 1 });
+		my $agg = $h->runtests(@files);
+		open my $fh, ">", $out or die "$out: $!";
+		for my $f (@files) {
+			my ($p) = $agg->parsers($f);
+			print $fh (($p && !$p->has_problems) ? "pass" : "fail"), " $f\n";
+		}
+		close $fh;
+	' "$jobs" "${CCP_TAP_VERBOSE:-}" "$out" "$@"
+}
+
+# run_tap runs the TAP files and records one result per file.
 run_tap() {
 	local -a files=()
 	local f status jobs tapdir base resolved log
@@ -415,24 +517,14 @@ run_tap() {
 		[ "$jobs" -gt 4 ] && jobs=4
 	fi
 
+	# PostgreSQL::Test::Utils keeps its files in $TESTDIR/tmp_check.
 	tapdir="$ROOT/test/tmp"
 	mkdir -p "$tapdir"
+	rm -f "$WORK/tap.results"
 	TESTDIR="$tapdir" \
 		PERL5LIB="$ROOT/test/perl:$PGXSDIR/src/test/perl" \
 		PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
-		perl -MTAP::Harness -e '
-			my ($jobs, $verbose, $out, @files) = @ARGV;
-			my $h = TAP::Harness->new({
-				jobs => $jobs, verbosity => $verbose ? 1 : 0,
-				color => 0, timer => 1 });
-			my $agg = $h->runtests(@files);
-			open my $fh, ">", $out or die "$out: $!";
-			for my $f (@files) {
-				my ($p) = $agg->parsers($f);
-				print $fh (($p && !$p->has_problems) ? "pass" : "fail"), " $f\n";
-			}
-			close $fh;
-		' "$jobs" "${CCP_TAP_VERBOSE:-}" "$WORK/tap.results" "${files[@]}"
+		run_job run_harness "$WORK/tap.results" "$jobs" "${files[@]}"
 
 	if [ ! -s "$WORK/tap.results" ]; then
 		for f in "${files[@]}"; do
@@ -446,7 +538,7 @@ run_tap() {
 		base=$(basename "$f" .pl)
 		echo
 		echo "===== $f failed"
-		show_file_tail "$tapdir/tmp_check/log/regress_log_$base" 80
+		show_tap_log "$tapdir/tmp_check/log/regress_log_$base"
 		for log in "$tapdir/tmp_check/log/${base}_"*.log \
 			"$tapdir/tmp_check/${base}_sim_"*/sim.log; do
 			show_file_tail "$log" 40
@@ -462,7 +554,7 @@ run_selftest() {
 		record fail "selftest (missing)"
 		return
 	fi
-	if bash test/sim/selftest.sh; then
+	if run_job bash test/sim/selftest.sh; then
 		record pass selftest
 	else
 		record fail selftest
@@ -494,5 +586,4 @@ if [ ${#FAILED[@]} -gt 0 ]; then
 	echo "failed:"
 	printf '  %s\n' "${FAILED[@]}"
 fi
-echo "$NPASS passed, $NFAIL failed (postgres phase)"
 [ "$NFAIL" -eq 0 ]

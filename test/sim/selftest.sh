@@ -1,0 +1,241 @@
+#!/bin/bash
+#
+# selftest.sh - self-test of the vendor simulator, ccpurge-sim.
+#
+# Starts the simulator on a free loopback port, talks to each vendor with
+# curl (one iSales request signed here with openssl, one signed with a
+# wrong secret), checks the answers, the limits and the control interface,
+# then stops the simulator by its PID.  Exits non-zero on any failure.
+#
+# Usage: test/sim/selftest.sh [path/to/ccpurge-sim]
+
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+sim=${1:-$here/ccpurge-sim}
+if [ ! -x "$sim" ]; then
+	make -s -C "$here" >/dev/null || { echo "selftest: cannot build ccpurge-sim" >&2; exit 1; }
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ccpurge-sim-selftest.XXXXXX")
+simpid=
+passed=0
+failed=0
+
+cleanup() {
+	if [ -n "$simpid" ] && kill -0 "$simpid" 2>/dev/null; then
+		kill "$simpid" 2>/dev/null
+		wait "$simpid" 2>/dev/null
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ok NAME: count a passed check.  bad NAME DETAIL: count a failed one.
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+bad() { failed=$((failed + 1)); echo "not ok - $1"; echo "#   $2"; }
+
+# expect NAME WANT_STATUS WANT_SUBSTRING: check the last answer.
+expect() {
+	local name=$1 status=$2 want=$3
+	if [ "$code" = "$status" ] && [[ "$body" == *"$want"* ]]; then
+		ok "$name"
+	else
+		bad "$name" "got HTTP $code: ${body:0:300}"
+	fi
+}
+
+# req METHOD PATH [curl args...]: send a request; sets code and body.
+req() {
+	local method=$1 path=$2
+	shift 2
+	body=$(curl -s -o - -w '\n%{http_code}' -X "$method" "$base$path" "$@")
+	code=${body##*$'\n'}
+	body=${body%$'\n'*}
+}
+
+# state_has SUBSTRING: does /_sim/state contain it?
+state_has() {
+	local s
+	s=$(curl -s "$base/_sim/state")
+	[[ "$s" == *"$1"* ]]
+}
+
+# ---------------------------------------------------------------- start
+"$sim" --port 0 --port-file "$work/port" 2>"$work/sim.log" &
+simpid=$!
+for _ in $(seq 1 100); do
+	[ -s "$work/port" ] && break
+	sleep 0.05
+done
+if [ ! -s "$work/port" ]; then
+	echo "selftest: the simulator did not start" >&2
+	cat "$work/sim.log" >&2
+	exit 1
+fi
+port=$(cat "$work/port")
+base="http://127.0.0.1:$port"
+json=(-H 'Content-Type: application/json')
+
+# ------------------------------------------------------------------ CEC
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" -H 'X-Token-Expire: 600' \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect "cec token" 200 '"Expires":"600"'
+tok=$(sed -n 's/.*"AccessToken":"\([0-9a-f]*\)".*/\1/p' <<<"$body")
+
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" -H 'X-Token-Expire: 3601' \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect "cec token ttl over the maximum" 400 '"error_code"'
+
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"wrong"}'
+expect "cec token wrong secret" 401 '"error_msg"'
+
+cec=(-H "Authorization: Bearer $tok" -H 'X-APP-Key: cec-app-key' "${json[@]}")
+req POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["135****1111","wen11"]}'
+expect "cec delete customers" 200 '"retCode":"0"'
+
+req POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata \
+	-H 'Authorization: Bearer 0000' -H 'X-APP-Key: cec-app-key' "${json[@]}" \
+	-d '{"customNos":["x"]}'
+expect "cec unknown token" 401 '"retCode":"401"'
+
+big=$(seq -f '"%g"' 1 1001 | paste -sd, -)
+req POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d "{\"customNos\":[$big]}"
+expect "cec more than 1000 customers" 400 '1000'
+
+curl -s -X POST "$base/_sim/config" -d '{"cec_missing_routes":[3]}' >/dev/null
+req POST /apiaccess/rest/cc-management/v1/calledRoute/deleteCalledRoute "${cec[@]}" \
+	-d '{"dnids":"1,3"}'
+expect "cec delete routes, partly" 200 '"content":"Success:route1,Failed:route3"'
+
+req GET /_sim/deleted/cec_customers
+expect "cec deleted set" 200 '["135****1111","wen11"]'
+
+# --------------------------------------------------------------- iSales
+
+# N STRING: percent-encode as the C2 scheme does.
+N() {
+	local LC_ALL=C s=$1 out= c h i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case "$c" in
+			[A-Za-z0-9._~-]) out+=$c ;;
+			*) printf -v h '%%%02X' "'$c"; out+=$h ;;
+		esac
+	done
+	printf '%s' "$out"
+}
+
+# hmac KEY: lower-hex HMAC-SHA256 of standard input.
+hmac() { openssl dgst -sha256 -hmac "$1" | sed 's/^.*= //'; }
+
+# isales METHOD PATH BODY SK: send a C2-signed iSales request.
+isales() {
+	local method=$1 path=$2 data=$3 sk=$4
+	local ts sh ctype host len prefix canon signkey sig
+	ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	sh='content-length;content-type;host'
+	ctype='application/json; charset=UTF-8'
+	host="127.0.0.1:$port"
+	len=$(printf '%s' "$data" | wc -c)
+	prefix="auth-v2/isales-ak/$ts/$sh"
+	canon="$method"$'\n'"$path"$'\n'"$sh"$'\n'"content-length:$len"$'\n'
+	canon+="content-type:$(N "$ctype")"$'\n'"host:$(N "$host")"$'\n'"$(N "$data")"
+	signkey=$(printf '%s' "$prefix" | hmac "$sk")
+	sig=$(printf '%s' "$canon" | hmac "$signkey")
+	req "$method" "$path" -H "Content-Type: $ctype" -H "Authorization: $prefix/$sig" \
+		--data-binary "$data"
+}
+
+isales DELETE /rest/isales/v1/openapi/campaigns/1/callerNo/42 \
+	'{"callerNo":[{"accessCode":"5245241"}]}' isales-sk
+expect "isales signed delete caller numbers" 200 '"resultCode":"0200000","resultDesc":"delete callerNo success.num:1"'
+
+isales DELETE /rest/isales/v1/openapi/campaigns/1/callerNo/42 \
+	'{"callerNo":[{"accessCode":"5245241"}]}' wrong-sk
+expect "isales wrong secret key" 401 '"resultCode":"0200401"'
+
+curl -s -X POST "$base/_sim/isales/callers" \
+	-d '{"vdn":1,"campaign":43,"numbers":["100","200"]}' >/dev/null
+isales DELETE /rest/isales/v1/openapi/campaigns/1/callerNo/43 \
+	'{"callerNo":[{"accessCode":"100"},{"accessCode":"200"}]}' isales-sk
+expect "isales keeps one calling number" 200 'at least one calling number must be kept'
+
+isales DELETE /rest/isales/v1/openapi/campaigns/10000/callerNo/43 \
+	'{"callerNo":[{"accessCode":"100"}]}' isales-sk
+expect "isales vdnId out of range" 200 '"resultCode":"0200001"'
+
+curl -s -X POST "$base/_sim/isales/calldata" -d '{"vdn":1,"campaign":44,"records":[
+	{"sessionId":"s1","called":"111","recycleTime":"2020-12-03 10:00:00"},
+	{"sessionId":"s2","called":"222","recycleTime":"2020-12-04 17:57:00"},
+	{"sessionId":"s3","called":"333","recycleTime":"2020-12-05 09:00:00"}]}' >/dev/null
+isales POST /rest/isales/v1/openapi/campaigns/1/calldata/44/delete \
+	'{"recycleTime":"2020-12-04 17:57:00","recycleType":"1"}' isales-sk
+expect "isales delete call data" 200 '"successCount":2'
+
+isales POST /rest/isales/v1/openapi/campaigns/1/calldata/44/delete '{}' isales-sk
+expect "isales empty filter refused" 200 '"resultCode":"02000001"'
+
+req GET /_sim/deleted/isales_calldata
+expect "isales deleted call data" 200 '["1/44/s1","1/44/s2"]'
+
+# ------------------------------------------------------------ Ozonetel
+req POST /ca_apis/CAToken/generateToken "${json[@]}" -H 'apiKey: oz-api-key' \
+	-d '{"userName":"acme"}'
+expect "ozonetel token" 200 '"token":"'
+oztok=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$body")
+
+oz=(-H "Authorization: Bearer $oztok" -H 'apiKey: oz-api-key' "${json[@]}")
+ozbody='{"userName":"acme","phoneNumber":[8187867008,8187867001],"campaignName":["c1"]}'
+req DELETE /ca_apis/DeleteBulkData "${oz[@]}" -d "$ozbody"
+expect "ozonetel delete 1" 200 '"status":"true"'
+req DELETE /ca_apis/DeleteBulkData "${oz[@]}" \
+	-d '{"userName":"acme","phoneNumber":["8187867008"],"campaignName":["c1"]}'
+expect "ozonetel phone numbers as strings refused" 200 'PhoneNumbers should not be null are empty'
+req DELETE /ca_apis/DeleteBulkData "${oz[@]}" -d "$ozbody"
+expect "ozonetel delete 2" 200 '"status":"true"'
+req DELETE /ca_apis/DeleteBulkData "${oz[@]}" -d "$ozbody"
+expect "ozonetel third delete in a minute" 200 'Max limit exceeded'
+if state_has '"rate":1,'; then ok "rate rejection counted"; else bad "rate rejection counted" "$(curl -s "$base/_sim/state")"; fi
+
+req DELETE /ca_apis/DeleteBulkData -H 'apiKey: oz-api-key' "${json[@]}" -d "$ozbody"
+expect "ozonetel missing token" 401 'Token Should Not be Null or Empty.'
+
+curl -s -X POST "$base/_sim/fault" -d '{"kind":"expire_tokens"}' >/dev/null
+req DELETE /ca_apis/DeleteBulkData "${oz[@]}" -d "$ozbody"
+expect "ozonetel expired token" 401 'Token Expired'
+
+# ------------------------------------------------------ faults, control
+curl -s -X POST "$base/_sim/fault" \
+	-d '{"kind":"status","status":503,"count":1,"path":"tokenByAkSk"}' >/dev/null
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect "status fault" 503 'injected fault'
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect "fault used up" 200 '"AccessToken"'
+
+curl -s -X POST "$base/_sim/fault" -d '{"kind":"reset"}' >/dev/null
+curl -s -o /dev/null -X POST "$base/apigovernance/api/oauth/tokenByAkSk" -d '{}'
+rc=$?
+if [ "$rc" -ne 0 ]; then ok "reset fault closes the connection"; else bad "reset fault closes the connection" "curl exit $rc"; fi
+
+req POST /_sim/config -d '{"no_such_key":1}'
+expect "unknown config key" 400 'no_such_key'
+
+req POST /_sim/reset
+expect "reset" 200 '"ok":true'
+if state_has '"tokens_issued":{"cec":0,"ozonetel":0}'; then ok "reset clears state"; else bad "reset clears state" "$(curl -s "$base/_sim/state")"; fi
+
+# ----------------------------------------------------------------- stop
+kill "$simpid"
+wait "$simpid"
+rc=$?
+simpid=
+if [ "$rc" -eq 0 ]; then ok "stops with exit 0 on SIGTERM"; else bad "stops with exit 0 on SIGTERM" "exit $rc"; fi
+
+echo "selftest: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
