@@ -76,6 +76,7 @@ ccp_exchange_once(const CcpServer *srv, const CcpOpDef *def,
 		{
 			CcpHttpRequest req;
 
+			memset(&req, 0, sizeof(req));
 			def->build(srv, params, items, nitems, *token, &req);
 			ccp_http_perform(&srv->http, &req, res);
 		}

@@ -620,6 +620,7 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 		MemoryContextSwitchTo(old);
 		return;
 	}
+	memset(&req, 0, sizeof(req));
 	batch->def->build(batch->srv, &batch->params, batch->items, batch->nitems,
 					  batch->token, &req);
 	(void) ccp_http_start(&batch->srv->http, &req, batch);

@@ -153,6 +153,7 @@ if [ "$INNER" -eq 0 ]; then
 	WORK=
 	RESULT=1
 	RUNUSER_PID=
+	SUMMARY=
 
 	# stop_inner ends the postgres phase: SIGTERM to its shell (whose trap
 	# ends its current job and its processes), then to anything left.
@@ -167,18 +168,41 @@ if [ "$INNER" -eq 0 ]; then
 		RUNUSER_PID=
 	}
 
-	# root_cleanup stops leftovers of the postgres phase and removes the
-	# work directory unless something failed or CCP_KEEP_TMP is set.
+	# summary prints the final "N passed, N failed" line from the counts the
+	# postgres phase left, counting a failure when that phase failed
+	# without recording one; sets RESULT.
+	summary() {
+		local rc=$1 counts npass nfail
+		counts=$(cat "$WORK/counts" 2>/dev/null)
+		[ -n "$counts" ] || counts="0 0"
+		read -r npass nfail <<<"$counts"
+		if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
+			echo "check.sh: the postgres phase exited with status $rc" >&2
+			nfail=1
+		fi
+		[ "$nfail" -eq 0 ] && RESULT=0
+		SUMMARY="$npass passed, $nfail failed"
+	}
+
+	# root_cleanup stops leftovers of the postgres phase, removes the work
+	# directory unless something failed or CCP_KEEP_TMP is set, and prints
+	# the summary line last.
 	root_cleanup() {
-		[ -n "$WORK" ] && [ -d "$WORK" ] || return 0
-		stop_inner
-		sweep_processes "$WORK"
-		if [ "$RESULT" -eq 0 ] && [ -z "${CCP_KEEP_TMP:-}" ]; then
-			rm -rf "$WORK"
-		else
-			echo "check.sh: test files kept in $WORK" >&2
+		if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+			if [ -n "$RUNUSER_PID" ]; then
+				stop_inner
+				summary 1
+			fi
+			sweep_processes "$WORK"
+			if [ "$RESULT" -eq 0 ] && [ -z "${CCP_KEEP_TMP:-}" ]; then
+				rm -rf "$WORK"
+			else
+				echo "check.sh: test files kept in $WORK" >&2
+			fi
 		fi
 		WORK=
+		[ -n "$SUMMARY" ] && echo "$SUMMARY"
+		SUMMARY=
 	}
 	trap root_cleanup EXIT
 	trap 'exit 130' INT
@@ -187,7 +211,7 @@ if [ "$INNER" -eq 0 ]; then
 	# setup_failed reports a failure before any suite ran.
 	setup_failed() {
 		echo "check.sh: $*" >&2
-		echo "0 passed, 1 failed"
+		SUMMARY="0 passed, 1 failed"
 		exit 1
 	}
 
@@ -237,17 +261,7 @@ if [ "$INNER" -eq 0 ]; then
 	wait "$RUNUSER_PID"
 	rc=$?
 	RUNUSER_PID=
-
-	counts=$(cat "$WORK/counts" 2>/dev/null)
-	[ -n "$counts" ] || counts="0 0"
-	read -r npass nfail <<<"$counts"
-	if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
-		echo "check.sh: the postgres phase exited with status $rc" >&2
-		nfail=1
-	fi
-	[ "$nfail" -eq 0 ] && RESULT=0
-	root_cleanup
-	echo "$npass passed, $nfail failed"
+	summary "$rc"
 	exit "$RESULT"
 fi
 
@@ -526,11 +540,9 @@ run_tap() {
 		PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
 		run_job run_harness "$WORK/tap.results" "$jobs" "${files[@]}"
 
+	# Without results (a bail-out stops the harness) every file failed.
 	if [ ! -s "$WORK/tap.results" ]; then
-		for f in "${files[@]}"; do
-			record fail "tap/$f"
-		done
-		return
+		printf 'fail %s\n' "${files[@]}" >"$WORK/tap.results"
 	fi
 	while read -r status f; do
 		record "$status" "tap/$f"

@@ -1,0 +1,71 @@
+--
+-- 45_isales: Huawei CC-iSales, calling numbers and outbound call data
+--
+-- Every iSales request is signed with the C2 scheme (see 30_c2_sign); the
+-- simulator checks the signature, the vendor's field rules and its result
+-- codes.  ok means resultCode 0200000.
+--
+\! test/bin/simctl reset
+
+-- calling numbers go out in chunks of at most 100
+SELECT * FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['5245241', '5245242', '5245241']);
+\! test/bin/simctl deleted isales_caller_numbers
+SELECT request_no, count(*), bool_and(ok)
+  FROM ccpurge_delete_caller_numbers(1, 43, ARRAY(SELECT (6000000 + g)::text FROM generate_series(1, 250) g))
+ GROUP BY 1 ORDER BY 1;
+\! test/bin/simctl get items_per_request.isales_caller_numbers
+
+-- a campaign must keep at least one calling number
+\! test/bin/simctl post /_sim/isales/callers '{"vdn":1,"campaign":44,"numbers":["100","200"]}'
+SELECT item, ok, code, message FROM ccpurge_delete_caller_numbers(1, 44, ARRAY['100', '200']);
+SELECT item, ok, code FROM ccpurge_delete_caller_numbers(1, 44, ARRAY['100']);
+
+-- a campaign the vendor does not know
+\! test/bin/simctl config '{"isales_missing_campaigns":[77]}'
+SELECT item, ok, http_status, code, message FROM ccpurge_delete_caller_numbers(1, 77, ARRAY['1']);
+
+-- validation before anything is sent
+SELECT * FROM ccpurge_delete_caller_numbers(0, 42, ARRAY['1']);
+SELECT * FROM ccpurge_delete_caller_numbers(10000, 42, ARRAY['1']);
+SELECT * FROM ccpurge_delete_caller_numbers(NULL, 42, ARRAY['1']);
+SELECT * FROM ccpurge_delete_caller_numbers(1, NULL, ARRAY['1']);
+SELECT * FROM ccpurge_delete_caller_numbers(1, -1, ARRAY['1']);
+SELECT * FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['12-34']);
+SELECT * FROM ccpurge_delete_caller_numbers(1, 42, '{}');
+
+--
+-- call data: one request per filter, the row carries successCount
+--
+\! test/bin/simctl post /_sim/isales/calldata '{"vdn":1,"campaign":42,"records":[{"sessionId":"s1","called":"88001","recycleTime":"2026-10-30 10:00:00"},{"sessionId":"s2","called":"88002","recycleTime":"2026-10-31 12:00:00"},{"sessionId":"s3","called":"88003","recycleTime":"2026-11-02 09:00:00"}]}'
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"called":"88001"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"recycleTime":"2026-10-31 23:59:59","recycleType":1,"archiveHistory":1}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"sessionId":"nobody"}');
+
+-- a running campaign refuses deletion (0200028)
+\! test/bin/simctl config '{"isales_running_campaigns":[50]}'
+SELECT ok, code, message FROM ccpurge_delete_calldata(1, 50, '{"called":"1"}');
+
+-- every documented limit is checked before anything is sent
+\! test/bin/simctl get requests.isales_calldata
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, NULL);
+SELECT * FROM ccpurge_delete_calldata(1, 42, '[1]');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"archiveHistory":1}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"phone":"1"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, json_build_object('sessionId', repeat('s', 33))::jsonb);
+SELECT * FROM ccpurge_delete_calldata(1, 42, json_build_object('called', repeat('1', 25))::jsonb);
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"called":"12a"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, json_build_object('customField', repeat('x', 201))::jsonb);
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"recycleTime":"2026-10-31"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"recycleTime":"2026-02-30 10:00:00"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"called":"1","recycleType":1}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"recycleTime":"2026-10-31 23:59:59","recycleType":4}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"called":"1","archiveHistory":2}');
+SELECT * FROM ccpurge_delete_calldata(0, 42, '{"called":"1"}');
+\! test/bin/simctl get requests.isales_calldata
+
+-- a wrong SK: the vendor refuses the signature with 401, for this call only
+ALTER USER MAPPING FOR PUBLIC SERVER isales OPTIONS (SET sk 'wrong');
+SELECT item, ok, http_status FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['999']);
+ALTER USER MAPPING FOR PUBLIC SERVER isales OPTIONS (SET sk 'isales-sk');
+SELECT item, ok, http_status FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['999']);
