@@ -27,6 +27,7 @@
 # isolation tests, TAP files and the simulator self-test; the exit status is
 # non-zero when anything failed.
 #
+# shellcheck disable=SC2317  # the cleanup functions run from traps
 set -uo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -116,7 +117,9 @@ sweep_processes() {
 	[ -n "$dir" ] && [ -d "$dir" ] || return 0
 	while IFS= read -r pidfile; do
 		pid=$(head -n 1 "$pidfile" 2>/dev/null | tr -dc '0-9')
-		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+		if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+			continue
+		fi
 		where="$(readlink "/proc/$pid/cwd" 2>/dev/null) $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
 		case "$where" in
 		*"$dir"*) ;;

@@ -17,6 +17,7 @@
 # PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config) selects the
 # PostgreSQL installation.
 #
+# shellcheck disable=SC2317  # the cleanup functions run from traps
 set -uo pipefail
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -31,13 +32,20 @@ die() {
 	exit 1
 }
 
-# stop_pid PID stops one process we started: SIGTERM (or the signal given
-# as $2), up to 10 seconds of patience, then SIGKILL.
+# stop_pid PID [SIGNAL|TENTHS] stops one process we started: the signal
+# (default SIGTERM), 10 seconds of patience, then SIGKILL.  Given a number
+# instead of a signal, it only waits that many tenths of a second before
+# the SIGKILL.
 stop_pid() {
-	local pid=$1 sig=${2:-TERM}
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-	kill -"$sig" "$pid" 2>/dev/null
-	for _ in $(seq 100); do
+	local pid=$1 sig=${2:-TERM} tenths=100 i
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		return 0
+	fi
+	case "$sig" in
+	[0-9]*) tenths=$sig ;;
+	*) kill -"$sig" "$pid" 2>/dev/null ;;
+	esac
+	for ((i = 0; i < tenths; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -56,12 +64,21 @@ if [ "${1:-}" != --inner ]; then
 	fi
 
 	WORK=
-	# root_cleanup stops whatever the postgres phase left running (its
-	# postmaster and simulator, found through their pid files and checked
-	# to belong to the work directory) and removes the directory.
+	RUNUSER_PID=
+	# root_cleanup ends the postgres phase if it still runs (SIGTERM to its
+	# shell, whose trap stops the cluster and the simulator), stops
+	# whatever it left running (found through the pid files and checked to
+	# belong to the work directory) and removes the directory.
 	root_cleanup() {
 		local pidfile pid
 		[ -n "$WORK" ] && [ -d "$WORK" ] || return 0
+		if [ -n "$RUNUSER_PID" ]; then
+			pid=$(cat "$WORK/inner.pid" 2>/dev/null)
+			[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+			stop_pid "$RUNUSER_PID" 200
+			wait "$RUNUSER_PID" 2>/dev/null
+			RUNUSER_PID=
+		fi
 		for pidfile in "$WORK/data/postmaster.pid" "$WORK/sim.pid"; do
 			pid=$(head -n 1 "$pidfile" 2>/dev/null | tr -dc '0-9')
 			[ -n "$pid" ] || continue
@@ -102,8 +119,11 @@ if [ "${1:-}" != --inner ]; then
 	runuser -u postgres -- env -i \
 		HOME="$WORK" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
 		TERM="${TERM:-dumb}" PG_CONFIG="$PG_CONFIG" \
-		bash "$WORK/src/test/demo.sh" --inner
+		bash "$WORK/src/test/demo.sh" --inner </dev/null &
+	RUNUSER_PID=$!
+	wait "$RUNUSER_PID"
 	rc=$?
+	RUNUSER_PID=
 	root_cleanup
 	WORK=
 	exit "$rc"
@@ -119,6 +139,7 @@ PGPORT=5432
 PG_PID=
 SIM_PID=
 cd "$ROOT" || exit 1
+echo "$$" >"$WORK/inner.pid"
 
 BINDIR=$("$PG_CONFIG" --bindir)
 export PATH="$BINDIR:$PATH"
