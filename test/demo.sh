@@ -224,32 +224,21 @@ SELECT * FROM ccpurge_delete_customers(ARRAY(SELECT phone FROM crm.customer WHER
 SELECT server, operation, item_count, ok, http_status FROM ccpurge.request_log;
 EOF
 
-say "what the simulator recorded (GET /_sim/state)"
+say "what the simulator recorded"
+echo "GET /_sim/state, deleted items per set:"
 curl -fsS --max-time 5 "$SIM_URL/_sim/state" | perl -MJSON::PP -e '
-	# Print the parts of the state about deletions: their counts and items.
+	# Print the counts of deleted items; the whole state if there are none.
 	my $state = JSON::PP->new->utf8->decode(join "", <STDIN>);
-	my $found = 0;
-	sub show {
-		my ($path, $v, $inside) = @_;
-		my $hit = $inside || $path =~ /delet|clean|eras|purg/i;
-		if (ref $v eq "HASH") {
-			show($path eq "" ? $_ : "$path.$_", $v->{$_}, $hit) for sort keys %$v;
-		} elsif (ref $v eq "ARRAY") {
-			if ($hit) {
-				$found++;
-				my @s = map { ref $_ ? JSON::PP->new->canonical->encode($_) : $_ } @$v;
-				printf "  %s: %d [%s]\n", $path, scalar @$v, join(", ", @s);
-			} else {
-				show("$path\[$_]", $v->[$_], 0) for 0 .. $#$v;
-			}
-		} elsif ($hit) {
-			$found++;
-			printf "  %s: %s\n", $path, defined $v ? $v : "null";
-		}
+	my $deleted = ref $state eq "HASH" ? $state->{deleted} : undef;
+	if (ref $deleted eq "HASH") {
+		printf "  %-24s %s\n", $_, $deleted->{$_} for sort keys %$deleted;
+	} else {
+		print JSON::PP->new->canonical->pretty->encode($state);
 	}
-	show("", $state, 0);
-	print JSON::PP->new->canonical->pretty->encode($state) unless $found;
 ' || die "could not read the simulator state"
+if customers=$(curl -fsS --max-time 5 "$SIM_URL/_sim/deleted/cec_customers" 2>/dev/null); then
+	echo "GET /_sim/deleted/cec_customers: $customers"
+fi
 
 say "done; stopping the cluster and the simulator"
 exit 0
