@@ -36,7 +36,7 @@ typedef struct CcpLogEntry
 	char	   *vendor;
 	char	   *operation;
 	char	   *origin;
-	char	   *role;
+	Oid			role;			/* name looked up at flush, in a transaction */
 	int64		request_id;		/* 0: none */
 	int			item_count;
 	char	   *digest;			/* NULL: no items */
@@ -133,7 +133,9 @@ ccpurge_items_digest(PG_FUNCTION_ARGS)
 /*
  * ccp_reqlog_write records one HTTP request for the request log.  The row
  * is kept in memory until ccp_reqlog_flush(); items may be NULL when the
- * request carried none (token requests).
+ * request carried none (token requests).  Needs no transaction, so the
+ * worker can call it between transactions, but needs a resource owner for
+ * the digest.
  */
 void
 ccp_reqlog_write(const CcpServer *srv, const char *operation,
@@ -154,8 +156,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	e->vendor = pstrdup(srv->vendor->name);
 	e->operation = pstrdup(operation);
 	e->origin = (origin == CCP_ORIGIN_SYNC) ? "sync" : "worker";
-	e->role = pstrdup(GetUserNameFromId(srv->userid, true) ?
-					  GetUserNameFromId(srv->userid, true) : "?");
+	e->role = srv->userid;
 	e->request_id = request_id;
 	e->item_count = nitems;
 	e->digest = digest ? pstrdup(digest) : NULL;
@@ -242,7 +243,11 @@ ccp_reqlog_flush(void)
 		cols[2][i] = CStringGetTextDatum(e->vendor);
 		cols[3][i] = CStringGetTextDatum(e->operation);
 		cols[4][i] = CStringGetTextDatum(e->origin);
-		cols[5][i] = CStringGetTextDatum(e->role);
+		{
+			char	   *role = GetUserNameFromId(e->role, true);
+
+			cols[5][i] = CStringGetTextDatum(role ? role : "(dropped role)");
+		}
 		cols[6][i] = Int64GetDatum(e->request_id);
 		colnulls[6][i] = (e->request_id == 0);
 		cols[7][i] = Int32GetDatum(e->item_count);

@@ -46,6 +46,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -83,6 +84,12 @@ static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
 static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
 static TimestampTz ccp_last_purge = 0;
+
+/*
+ * Resource owner for the work between transactions: digests and HMACs
+ * register their crypto contexts with the current resource owner.
+ */
+static ResourceOwner ccp_worker_owner = NULL;
 
 static ProcessUtility_hook_type ccp_prev_utility_hook = NULL;
 
@@ -176,6 +183,7 @@ ccp_worker_end(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	CurrentResourceOwner = ccp_worker_owner;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -770,6 +778,8 @@ ccpurge_worker_main(Datum main_arg)
 	LWLockRelease(ccp_shared->worker_lock);
 	before_shmem_exit(ccp_worker_detach, (Datum) 0);
 
+	ccp_worker_owner = ResourceOwnerCreate(NULL, "ccpurge worker");
+	CurrentResourceOwner = ccp_worker_owner;
 	ccp_next_batch_id = GetCurrentTimestamp();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
