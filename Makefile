@@ -16,6 +16,8 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
+# the worker serves the database of ccpurge.database_name in test/regress.conf
+override ISOLATION_TESTDB = contrib_regression
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/regress.conf --inputdir=test
 
 EXTRA_CLEAN = test/sim/ccpurge-sim

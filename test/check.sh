@@ -10,6 +10,8 @@
 #   bash test/check.sh tap [FILE...]    TAP tests only, all or the named ones
 #                                       (test/t/001_x.pl, 001_x.pl or 001_x)
 #   bash test/check.sh selftest         the simulator's self-test only
+#   bash test/check.sh bench [NAME...]  benchmarks (test/bench/NAME.pl); not
+#                                       part of the default run
 #
 # Several filters may be given at once ("regress isolation").  --no-build
 # skips installing packages and building (for quick reruns after a build).
@@ -39,7 +41,7 @@ say() {
 }
 
 usage() {
-	sed -n '4,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '4,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -52,7 +54,9 @@ RUN_REGRESS=0
 RUN_ISOLATION=0
 RUN_TAP=0
 RUN_SELFTEST=0
+RUN_BENCH=0
 TAP_ARGS=()
+BENCH_ARGS=()
 ORIG_ARGS=("$@")
 
 while [ $# -gt 0 ]; do
@@ -73,6 +77,16 @@ while [ $# -gt 0 ]; do
 			shift
 		done
 		;;
+	bench)
+		RUN_BENCH=1
+		while [ $# -gt 1 ]; do
+			case "$2" in
+			regress | isolation | selftest | all | tap | bench | --*) break ;;
+			esac
+			BENCH_ARGS+=("$2")
+			shift
+		done
+		;;
 	-h | --help) usage ;;
 	*)
 		echo "check.sh: unknown argument \"$1\"" >&2
@@ -82,7 +96,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-if [ $((RUN_REGRESS + RUN_ISOLATION + RUN_TAP + RUN_SELFTEST)) -eq 0 ]; then
+if [ $((RUN_REGRESS + RUN_ISOLATION + RUN_TAP + RUN_SELFTEST + RUN_BENCH)) -eq 0 ]; then
 	RUN_REGRESS=1 RUN_ISOLATION=1 RUN_TAP=1 RUN_SELFTEST=1
 fi
 
@@ -145,7 +159,7 @@ sweep_processes() {
 if [ "$INNER" -eq 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		if command -v sudo >/dev/null 2>&1; then
-			exec sudo PG_CONFIG="$PG_CONFIG" CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" \
+			exec sudo env PG_CONFIG="$PG_CONFIG" CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" \
 				CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" CCP_KEEP_TMP="${CCP_KEEP_TMP:-}" \
 				bash "${BASH_SOURCE[0]}" "${ORIG_ARGS[@]}"
 		fi
@@ -277,7 +291,7 @@ cd "$ROOT" || exit 1
 echo "$$" >"$WORK/inner.pid"
 
 # Monitor mode: every background job gets its own process group, which
-# stop_job can end as a whole (make with pg_regress and psql; the TAP
+# stop_group can end as a whole (make with pg_regress and psql; the TAP
 # harness with its tests and their simulators).
 set -m
 
@@ -427,7 +441,9 @@ run_pg_regress() {
 		diffs=regression.diffs
 		logdir=log
 	else
-		makeargs+=(REGRESS=)
+		# The worker serves ccpurge.database_name from test/regress.conf
+		# (contrib_regression), so the specs must run in that database too.
+		makeargs+=(REGRESS= ISOLATION_TESTDB=contrib_regression)
 		diffs=output_iso/regression.diffs
 		logdir=output_iso/log
 	fi
@@ -595,6 +611,41 @@ if [ "$RUN_ISOLATION" -eq 1 ]; then
 fi
 
 [ "$RUN_TAP" -eq 1 ] && run_tap
+
+# run_bench runs the benchmarks named (test/bench/NAME.pl), or all of them,
+# one after another with their figures shown; they are not tests, but one
+# that dies is recorded as failed.
+run_bench() {
+	local -a files=()
+	local f
+
+	say "benchmarks"
+	if [ ${#BENCH_ARGS[@]} -gt 0 ]; then
+		for f in "${BENCH_ARGS[@]}"; do
+			f=test/bench/$(basename "$f" .pl).pl
+			[ -f "$f" ] && files+=("$f") || record fail "bench/$f (not found)"
+		done
+	else
+		for f in test/bench/*.pl; do
+			[ -f "$f" ] && files+=("$f")
+		done
+	fi
+	mkdir -p "$ROOT/test/tmp"
+	for f in "${files[@]}"; do
+		say "benchmark $f"
+		if TESTDIR="$ROOT/test/tmp" \
+			PERL5LIB="$ROOT/test/perl:$PGXSDIR/src/test/perl" \
+			PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
+			run_job perl "$f"; then
+			record pass "bench/$f"
+		else
+			record fail "bench/$f"
+			show_tap_log "$ROOT/test/tmp/tmp_check/log/regress_log_$(basename "$f" .pl)"
+		fi
+	done
+}
+
+[ "$RUN_BENCH" -eq 1 ] && run_bench
 
 say "summary"
 if [ ${#FAILED[@]} -gt 0 ]; then
