@@ -58,7 +58,7 @@ stop_pid() {
 if [ "${1:-}" != --inner ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		if command -v sudo >/dev/null 2>&1; then
-			exec sudo PG_CONFIG="$PG_CONFIG" bash "${BASH_SOURCE[0]}" "$@"
+			exec sudo env PG_CONFIG="$PG_CONFIG" bash "${BASH_SOURCE[0]}" "$@"
 		fi
 		die "must run as root (it installs packages and the extension), and sudo is not available"
 	fi
@@ -83,7 +83,8 @@ if [ "${1:-}" != --inner ]; then
 			pid=$(head -n 1 "$pidfile" 2>/dev/null | tr -dc '0-9')
 			[ -n "$pid" ] || continue
 			case "$(readlink "/proc/$pid/cwd" 2>/dev/null) $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" in
-			*"$WORK"*) stop_pid "$pid" ;;
+			# SIGINT is PostgreSQL's fast shutdown; the simulator takes SIGTERM.
+			*"$WORK"*) stop_pid "$pid" "$([ "$pidfile" = "$WORK/sim.pid" ] && echo TERM || echo INT)" ;;
 			esac
 		done
 		rm -rf "$WORK"
@@ -231,7 +232,12 @@ curl -fsS --max-time 5 "$SIM_URL/_sim/state" | perl -MJSON::PP -e '
 	my $state = JSON::PP->new->utf8->decode(join "", <STDIN>);
 	my $deleted = ref $state eq "HASH" ? $state->{deleted} : undef;
 	if (ref $deleted eq "HASH") {
-		printf "  %-24s %s\n", $_, $deleted->{$_} for sort keys %$deleted;
+		for my $set (sort keys %$deleted) {
+			my $v = $deleted->{$set};
+			$v = scalar @$v if ref $v eq "ARRAY";
+			$v = JSON::PP->new->canonical->encode($v) if ref $v;
+			printf "  %-24s %s\n", $set, $v;
+		}
 	} else {
 		print JSON::PP->new->canonical->pretty->encode($state);
 	}

@@ -1,4 +1,3 @@
-
 # test/perl/CcpTest.pm: helpers shared by ccpurge's TAP tests.
 #
 # It owns three things: starting and driving the vendor simulator
@@ -10,8 +9,9 @@
 #   my $sim  = CcpTest::Sim->start;
 #   my $node = CcpTest::new_node('main');
 #   CcpTest::setup_servers($node, $sim);
-#   $sim->fault(...);                  # POST /_sim/fault
+#   $sim->fault(kind => 'status', status => 503, count => 1);
 #   my $state = $sim->state;           # GET /_sim/state, decoded
+#   is($state->{deleted}{cec_customers}, 3);
 #
 # The simulator binary is test/sim/ccpurge-sim, found relative to this file
 # (override with $ENV{CCPURGE_SIM}).  Every simulator gets its own directory
@@ -185,6 +185,8 @@ our %LIVE_SIMS;
 
 END
 {
+	# Reaping a simulator sets $?, which END must leave as the test's status.
+	local $?;
 	for my $sim (values %LIVE_SIMS)
 	{
 		$sim->stop if defined $sim;
@@ -482,6 +484,22 @@ sub wait_for
 		return undef if time >= $deadline;
 		usleep(100_000);
 	}
+}
+
+# deleted returns GET /_sim/deleted/$set: the items the simulator erased in
+# one set (cec_customers, cec_routes, isales_caller_numbers,
+# isales_calldata, ozonetel).
+sub deleted
+{
+	my ($self, $set) = @_;
+	return $self->get("/_sim/deleted/$set");
+}
+
+# request_log returns GET /_sim/log: the simulator's last $n requests.
+sub request_log
+{
+	my ($self, $n) = @_;
+	return $self->get('/_sim/log' . (defined $n ? "?n=$n" : ''));
 }
 
 # stop terminates the simulator (SIGTERM, then SIGKILL) and reaps it.

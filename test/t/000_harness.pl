@@ -1,4 +1,3 @@
-
 # test/t/000_harness.pl: proves the TAP harness itself works: CcpTest
 # starts the vendor simulator and a node with ccpurge preloaded, the
 # simulator's control API answers, it restarts on the same port, and
