@@ -228,6 +228,17 @@ ccp_rate_acquire(const CcpServer *srv, bool wait)
 		}
 		sleep_ms = (wait_us > 0) ? (long) ((wait_us + 999) / 1000) : 100;
 		sleep_ms = Min(Max(sleep_ms, 1), 1000);
+		if (!noticed && ccp_rate_notice_ms > 0)
+		{
+			/* wake in time to raise the notice when it is due */
+			long		secs;
+			int			usecs;
+			long		waited_ms;
+
+			TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+			waited_ms = secs * 1000 + usecs / 1000;
+			sleep_ms = Min(sleep_ms, Max(ccp_rate_notice_ms - waited_ms, 1));
+		}
 		/* sleeps on the latch and checks for interrupts */
 		(void) ConditionVariableTimedSleep(&ccp_shared->rate_cv, sleep_ms,
 										   PG_WAIT_EXTENSION);

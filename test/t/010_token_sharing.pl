@@ -1,0 +1,210 @@
+# test/t/010_token_sharing.pl: the CEC token is shared by every backend.
+#
+# Covers, against the vendor simulator:
+#   - a second session reuses the token the first one got (no new token);
+#   - after the simulator expires every token, several sessions calling at
+#     the same moment cause exactly one new token (single-flight refresh);
+#   - a 401 on a business call refreshes the token once and the call
+#     succeeds; a second 401 in a row is reported, not retried forever;
+#   - a failed token request becomes a not-ok row;
+#   - no secret reaches the server log, ccpurge.request_log or
+#     pg_stat_activity.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+
+use CcpTest;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+plan skip_all => 'ccpurge is not installed (run "make install" first)'
+  unless CcpTest::extension_installed();
+
+my $sim = CcpTest::Sim->start;
+my $node = CcpTest::new_node('main',
+	conf => [ 'log_min_messages = debug1', 'log_error_verbosity = verbose' ]);
+CcpTest::setup_servers($node, $sim, servers => ['cec']);
+
+# cec_tokens returns how many CEC tokens the simulator has issued.
+sub cec_tokens
+{
+	return $sim->state->{tokens_issued}{cec};
+}
+
+# delete_one erases one customer number in a new session and returns
+# "backend pid|ok|http_status|message".
+sub delete_one
+{
+	my ($number) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT pg_backend_pid() || '|' || ok || '|'
+			|| coalesce(http_status::text, '') || '|' || message
+		FROM ccpurge_delete_customers(ARRAY['$number'])});
+}
+
+# run_together starts one psql per statement, lets them all block on an
+# advisory lock held by this test, releases it once every one is waiting,
+# and returns a list of [stdout, stderr, success] in the same order.
+sub run_together
+{
+	my (@sqls) = @_;
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe('SELECT pg_advisory_lock(4711)');
+
+	my @runs;
+	for my $sql (@sqls)
+	{
+		my %r = (out => '', err => '');
+		$r{h} = IPC::Run::start(
+			[
+				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
+				'-d', $node->connstr('postgres'),
+				'-c', 'SELECT pg_advisory_lock_shared(4711)',
+				'-c', $sql
+			],
+			'>', \$r{out}, '2>', \$r{err});
+		push @runs, \%r;
+	}
+
+	my $n = scalar @sqls;
+	ok( $node->poll_query_until(
+			'postgres', qq{
+		SELECT count(*) = $n FROM pg_locks
+		WHERE locktype = 'advisory' AND objid = 4711 AND NOT granted}),
+		"$n sessions wait at the barrier");
+	$holder->query_safe('SELECT pg_advisory_unlock(4711)');
+	$holder->quit;
+
+	my @res;
+	for my $r (@runs)
+	{
+		my $success = $r->{h}->finish;
+		$r->{out} =~ s/^\s*\n//;
+		push @res, [ $r->{out}, $r->{err}, $success ];
+	}
+	return @res;
+}
+
+# 1. One token, two backends.
+my ($pid1, $ok1) = split /\|/, delete_one('share-1');
+is($ok1, 'true', 'first session erases a customer');
+is(cec_tokens(), 1, 'the first call asked for one token');
+
+my ($pid2, $ok2) = split /\|/, delete_one('share-2');
+isnt($pid2, $pid1, 'the second call runs in another backend');
+is($ok2, 'true', 'second session erases a customer');
+is(cec_tokens(), 1, 'the second backend reused the shared token');
+
+# 2. Expired tokens: several sessions at once, one refresh.
+$sim->fault(kind => 'expire_tokens');
+my $auth_before = $sim->state->{rejections}{auth};
+my $nsess = 5;
+my @res = run_together(
+	map {
+		"SELECT count(*) FILTER (WHERE ok) || '/' || count(*) "
+		  . "FROM ccpurge_delete_customers(ARRAY['burst-$_'])"
+	} 1 .. $nsess);
+for my $i (0 .. $#res)
+{
+	my ($out, $err, $success) = @{ $res[$i] };
+	ok($success, "concurrent session $i finished without error")
+	  or diag($err);
+	like($out, qr/^1\/1\s*$/, "concurrent session $i erased its customer");
+}
+is(cec_tokens(), 2, "$nsess sessions after expiry caused exactly one new token");
+cmp_ok($sim->state->{rejections}{auth} - $auth_before,
+	'>=', 1, 'the simulator refused the expired token at least once');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM ccpurge.request_log WHERE operation = 'token' AND ok"
+	),
+	'2',
+	'the request log holds exactly two successful token requests');
+is($sim->state->{deleted}{cec_customers},
+	2 + $nsess, 'every customer so far reached the simulator');
+
+# 3. A 401 on the business call: one refresh, then success.
+my $tok = cec_tokens();
+my $req = $sim->state->{requests}{cec_customers};
+$sim->fault(kind => 'status', status => 401, count => 1,
+	path => 'cleancustpersonaldata');
+my (undef, $ok3) = split /\|/, delete_one('after-401');
+is($ok3, 'true', 'a call refused once with 401 succeeds');
+is(cec_tokens(), $tok + 1, 'the 401 caused exactly one token refresh');
+is($sim->state->{requests}{cec_customers},
+	$req + 2, 'the refused request was sent again once');
+
+# Two 401s in a row: one refresh, then the row reports the 401.
+$tok = cec_tokens();
+$req = $sim->state->{requests}{cec_customers};
+$sim->fault(kind => 'status', status => 401, count => 2,
+	path => 'cleancustpersonaldata');
+my (undef, $ok4, $st4) = split /\|/, delete_one('twice-401');
+is($ok4, 'false', 'a call refused twice with 401 is not ok');
+is($st4, '401', 'its row carries HTTP status 401');
+is(cec_tokens(), $tok + 1, 'a second 401 does not cause a second refresh');
+is($sim->state->{requests}{cec_customers},
+	$req + 2, 'the call gave up after one retry');
+
+# 4. A failed token request becomes a not-ok row, then recovers.
+$sim->fault(kind => 'expire_tokens');
+$sim->fault(kind => 'garbage', count => 1, path => 'tokenByAkSk');
+$req = $sim->state->{requests}{cec_customers};
+my (undef, $ok5, undef, $msg5) = split /\|/, delete_one('token-garbage');
+is($ok5, 'false', 'a call whose token request failed is not ok');
+like($msg5, qr/token/i, 'its message says the token failed');
+# the refused token, the failed refresh; the business call is not resent
+is($sim->state->{requests}{cec_customers},
+	$req + 1, 'nothing was resent without a token');
+# a failed refresh is remembered for a short while; wait it out
+usleep(2_500_000);
+my (undef, $ok6) = split /\|/, delete_one('token-recovered');
+is($ok6, 'true', 'the next call after the hold gets a token and succeeds');
+
+# 5. Secrets stay out of pg_stat_activity, the request log and the log.
+$sim->fault(kind => 'delay', delay_ms => 1500, count => 1,
+	path => 'cleancustpersonaldata');
+my ($slow_out, $slow_err) = ('', '');
+my $slow = IPC::Run::start(
+	[
+		'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+		"SELECT ok FROM ccpurge_delete_customers(ARRAY['slow-secret-check'])"
+	],
+	'>', \$slow_out, '2>', \$slow_err);
+ok( $node->poll_query_until(
+		'postgres', q{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query LIKE '%slow-secret-check%' AND state = 'active'
+	  AND pid <> pg_backend_pid()}),
+	'a call is in flight');
+my $activity = $node->safe_psql('postgres',
+	'SELECT string_agg(a::text, E\'\n\') FROM pg_stat_activity a');
+$slow->finish;
+is($slow_out, "t\n", 'the slow call succeeded');
+
+my $reqlog = $node->safe_psql('postgres',
+	'SELECT string_agg(l::text, E\'\n\') FROM ccpurge.request_log l');
+cmp_ok(length $reqlog, '>', 0, 'the request log is not empty');
+unlike($reqlog, qr/share-1|burst-1|after-401/,
+	'the request log holds no customer number');
+
+my $log = slurp_file($node->logfile);
+for my $secret (@CcpTest::SECRETS)
+{
+	ok(index($log, $secret) < 0, "server log does not contain \"$secret\"");
+	ok(index($reqlog, $secret) < 0, "request log does not contain \"$secret\"");
+	ok(index($activity, $secret) < 0,
+		"pg_stat_activity does not contain \"$secret\"");
+}
+unlike($log, qr/Bearer|AccessToken/i, 'no token reached the server log');
+unlike($reqlog, qr/Bearer|AccessToken/i, 'no token reached the request log');
+
+$node->stop;
+$sim->stop;
+done_testing();
