@@ -29,9 +29,6 @@ PG_FUNCTION_INFO_V1(ccpurge_delete_caller_numbers);
 PG_FUNCTION_INFO_V1(ccpurge_delete_calldata);
 PG_FUNCTION_INFO_V1(ccpurge_delete_bulk_data);
 
-/* Most campaign names one Ozonetel request may carry. */
-#define CCP_OZONETEL_MAX_CAMPAIGNS 100
-
 typedef struct CcpSortItem
 {
 	char	   *value;

@@ -30,6 +30,9 @@
 /* Largest token kept in the shared cache, terminator included. */
 #define CCP_TOKEN_MAX			4096
 
+/* Most campaign names one Ozonetel request may carry. */
+#define CCP_OZONETEL_MAX_CAMPAIGNS	100
+
 /* Upper bound for rate_limit's N that the limiter tracks exactly. */
 #define CCP_RATE_RING			256
 

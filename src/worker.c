@@ -288,7 +288,8 @@ ccp_worker_fail_key(const char *server, const char *operation,
 	ccp_worker_exec("UPDATE ccpurge.queue SET state = 'failed', finished_at = now(),"
 					" message = $5, attempts = attempts + 1"
 					" WHERE state = 'queued' AND server = $1 AND operation = $2"
-					" AND params = $3::jsonb AND role::oid = $4",
+					" AND params = $3::jsonb AND role::oid = $4"
+					" AND next_attempt_at <= now()",
 					5, types, values, NULL, SPI_OK_UPDATE);
 }
 
