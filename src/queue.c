@@ -337,17 +337,16 @@ ccp_queue_distinct(Datum *items, int64 n)
 
 /*
  * ccp_queue_insert stores the distinct, validated text datums items under
- * want_id (0: a new request id), in rows of at most batch items, and returns
- * the id.
+ * request_id, in rows of at most batch items.
  * The caller must be connected to SPI and have an active snapshot.  Each
  * row is one execution of a saved plan, which costs far less than slicing
  * one big array in SQL (that is quadratic in the number of items); the
  * plan is analysed again by the plan cache if the extension is recreated.
  */
-static int64
+static void
 ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 				 const char *operation, Datum params, Oid role,
-				 Datum *items, int64 nitems, int batch, int64 want_id)
+				 Datum *items, int64 nitems, int batch, int64 request_id)
 {
 	Oid			types[7] = {
 		INT8OID, TEXTOID, TEXTOID, JSONBOID, REGROLEOID, TEXTARRAYOID, INT4OID
@@ -355,12 +354,9 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 	Datum		values[7];
 	Oid			save_userid;
 	int			save_sec;
-	int64		request_id = want_id;
 
-	Assert(nitems > 0);
+	Assert(nitems > 0 && request_id > 0);
 	batch = Max(batch, 1);
-	if (request_id == 0)
-		request_id = nextval_internal(rel->seqid, false);
 	values[0] = Int64GetDatum(request_id);
 	values[1] = CStringGetTextDatum(server);
 	values[2] = CStringGetTextDatum(operation);
@@ -411,14 +407,13 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 	PG_END_TRY();
 
 	ccp_queue_touched = true;
-	return request_id;
 }
 
 /*
- * ccp_queue_store stores items like ccp_queue_insert, first splitting an
- * Ozonetel campaign list into the vendor's limit per request: each chunk of
- * campaigns gets its own rows, all under one request id, so that every
- * queue row is exactly one vendor request.
+ * ccp_queue_store stores items under a new request id and returns it.  An
+ * Ozonetel campaign list is first split into the vendor's limit per
+ * request: each chunk of campaigns gets its own rows, all under the one
+ * request id, so that every queue row is exactly one vendor request.
  */
 static int64
 ccp_queue_store(const CcpQueueRel *rel, const char *server,
@@ -427,16 +422,18 @@ ccp_queue_store(const CcpQueueRel *rel, const char *server,
 {
 	CcpParams	params;
 	List	   *all;
-	int64		request_id = 0;
+	int64		request_id = nextval_internal(rel->seqid, false);
 
 	if (def->op == CCP_OP_DELETE_BULK_DATA)
 		ccp_params_from_jsonb(def, DatumGetJsonbP(ccp_queue_jsonb(params_text)),
 							  &params);
 	if (def->op != CCP_OP_DELETE_BULK_DATA ||
 		list_length(params.campaign_names) <= CCP_OZONETEL_MAX_CAMPAIGNS)
-		return ccp_queue_insert(rel, server, def->name,
-								ccp_queue_jsonb(params_text), role,
-								items, nitems, batch, 0);
+	{
+		ccp_queue_insert(rel, server, def->name, ccp_queue_jsonb(params_text),
+						 role, items, nitems, batch, request_id);
+		return request_id;
+	}
 
 	all = params.campaign_names;
 	for (int i = 0; i < list_length(all); i += CCP_OZONETEL_MAX_CAMPAIGNS)
@@ -444,9 +441,9 @@ ccp_queue_store(const CcpQueueRel *rel, const char *server,
 		params.campaign_names =
 			list_copy_head(list_delete_first_n(list_copy(all), i),
 						   CCP_OZONETEL_MAX_CAMPAIGNS);
-		request_id = ccp_queue_insert(rel, server, def->name,
-									  ccp_queue_jsonb(ccp_queue_params_text(def, &params)),
-									  role, items, nitems, batch, request_id);
+		ccp_queue_insert(rel, server, def->name,
+						 ccp_queue_jsonb(ccp_queue_params_text(def, &params)),
+						 role, items, nitems, batch, request_id);
 	}
 	return request_id;
 }
