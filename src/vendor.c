@@ -113,8 +113,9 @@ void
 ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
 {
 	bool		blank = true;
+	const char *p;
 
-	for (const char *p = item; *p; p++)
+	for (p = item; *p; p++)
 	{
 		if ((unsigned char) *p < 0x20 || *p == 0x7f)
 			ereport(ERROR,
@@ -130,7 +131,8 @@ ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("items for %s must not be empty", def->name),
 				 errdetail("An empty or blank item names nobody at the vendor.")));
-	if (def->max_item_len > 0 &&
+	/* bytes bound characters, so most items need no character count */
+	if (def->max_item_len > 0 && p - item > def->max_item_len &&
 		pg_mbstrlen(item) > def->max_item_len)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
