@@ -737,16 +737,48 @@ ccp_worker_record(void)
 }
 
 /*
+ * ccp_worker_drop_batches abandons every batch, started or not, after an
+ * error: transfers are aborted and tickets given back.  Their rows stay
+ * "sending" until the next claim queues them again.
+ */
+static void
+ccp_worker_drop_batches(void)
+{
+	List	   *all = list_concat(list_concat(list_copy(ccp_inflight), ccp_started),
+								  ccp_finished);
+	ListCell   *lc;
+
+	ccp_http_abort_all();
+	foreach(lc, all)
+	{
+		CcpBatch   *batch = lfirst(lc);
+
+		if (batch->ticket != -1)
+			ccp_rate_release(batch->srv, batch->ticket);
+		MemoryContextDelete(batch->cxt);
+	}
+	ccp_rate_release_all();
+	list_free(all);
+	list_free(ccp_inflight);
+	list_free(ccp_started);
+	list_free(ccp_finished);
+	ccp_inflight = NIL;
+	ccp_started = NIL;
+	ccp_finished = NIL;
+}
+
+/*
  * ccpurge_worker_main is the worker's entry point: connect, publish the
  * latch, then claim, send and record until told to stop.
  */
 void
 ccpurge_worker_main(Datum main_arg)
 {
+	sigjmp_buf	local_sigjmp_buf;
 	MemoryContext loop_cxt;
-	bool		need_claim = true;
-	long		wake = -1;
-	TimestampTz wake_at = 0;
+	volatile bool need_claim = true;
+	volatile long wake = -1;
+	volatile TimestampTz wake_at = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -786,6 +818,32 @@ ccpurge_worker_main(Datum main_arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	ereport(LOG,
 			(errmsg("ccpurge worker started in database \"%s\"", ccp_database_name)));
+
+	/*
+	 * An error (the extension dropped under a claim, a catalog hiccup) ends
+	 * up here: report it, abort the transaction and every request in
+	 * flight, and go on; the rows of those requests are queued again.
+	 */
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		MemoryContextSwitchTo(TopMemoryContext);
+		CurrentResourceOwner = ccp_worker_owner;
+		ccp_worker_drop_batches();
+		ccp_reqlog_discard();
+		ccp_recovered = false;
+		need_claim = true;
+		wake = -1;
+		RESUME_INTERRUPTS();
+		/* do not spin on an error that repeats */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	PG_exception_stack = &local_sigjmp_buf;
 
 	for (;;)
 	{
