@@ -33,6 +33,8 @@ CREATE INDEX queue_dequeue_idx ON ccpurge.queue (server, operation, params, next
 	WHERE state = 'queued';
 CREATE INDEX queue_state_idx ON ccpurge.queue (state, finished_at);
 CREATE INDEX queue_request_idx ON ccpurge.queue (request_id);
+-- the worker finds the rows of a batch it sent
+CREATE INDEX queue_batch_idx ON ccpurge.queue (batch_id) WHERE state = 'sending';
 
 /*
  * A full row's items (about 16 kB for 1000 phone numbers) are always
