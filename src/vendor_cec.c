@@ -194,29 +194,53 @@ cec_classify_status(const CcpHttpResult *res, const char *vendor_msg,
 	return true;
 }
 
+/*
+ * cec_parse_answer reads a CEC business answer: the code under code_key,
+ * the text under msg_key and, when content is not NULL, data.content.
+ * Returns true when out is complete (an HTTP failure or an undocumented
+ * answer); otherwise out->ok and out->code are set, *msg holds the text to
+ * show, and the caller words the message.
+ */
+static bool
+cec_parse_answer(const CcpHttpResult *res, const char *code_key,
+				 const char *msg_key, char **msg, char **content,
+				 CcpOutcome *out)
+{
+	cJSON	   *root = cJSON_Parse(res->body);
+	bool		parsed = (root != NULL);
+
+	*msg = ccp_json_get_string(root, msg_key);
+	out->code = ccp_json_get_string(root, code_key);
+	if (content != NULL)
+		*content = parsed ?
+			ccp_json_get_string(cJSON_GetObjectItemCaseSensitive(root, "data"),
+								"content") : NULL;
+	cJSON_Delete(root);
+
+	if (cec_classify_status(res, *msg, out))
+		return true;
+	out->retry = CCP_FINAL;
+	if (!parsed || out->code == NULL)
+	{
+		out->ok = false;
+		out->message = pstrdup("answer is not the documented JSON");
+		return true;
+	}
+	out->ok = (strcmp(out->code, "0") == 0);
+	if (*msg == NULL)
+		*msg = pstrdup(out->ok ? "deleted" : "vendor reported a failure");
+	return false;
+}
+
 /* cec_parse_customers reads {"retCode": "0", "retMsg": "..."}. */
 static void
 cec_parse_customers(const CcpServer *srv, const CcpHttpResult *res,
 					CcpOutcome *out)
 {
-	cJSON	   *root = cJSON_Parse(res->body);
-	char	   *code = ccp_json_get_string(root, "retCode");
-	char	   *msg = ccp_json_get_string(root, "retMsg");
-	bool		parsed = (root != NULL);
+	char	   *msg;
 
-	cJSON_Delete(root);
-	out->code = code;
-	if (cec_classify_status(res, msg, out))
-		return;
-	out->retry = CCP_FINAL;
-	if (!parsed || code == NULL)
-	{
-		out->ok = false;
-		out->message = pstrdup("answer is not the documented JSON");
-		return;
-	}
-	out->ok = (strcmp(code, "0") == 0);
-	out->message = msg ? msg : pstrdup(out->ok ? "deleted" : "vendor reported a failure");
+	if (!cec_parse_answer(res, "retCode", "retMsg", &msg, NULL, out))
+		out->message = msg;
 }
 
 /*
@@ -228,29 +252,11 @@ static void
 cec_parse_routes(const CcpServer *srv, const CcpHttpResult *res,
 				 CcpOutcome *out)
 {
-	cJSON	   *root = cJSON_Parse(res->body);
-	char	   *code = ccp_json_get_string(root, "returnCode");
-	char	   *desc = ccp_json_get_string(root, "description");
-	char	   *content = NULL;
-	bool		parsed = (root != NULL);
+	char	   *desc;
+	char	   *content;
 
-	if (root)
-		content = ccp_json_get_string(cJSON_GetObjectItemCaseSensitive(root, "data"),
-									  "content");
-	cJSON_Delete(root);
-	out->code = code;
-	if (cec_classify_status(res, desc, out))
+	if (cec_parse_answer(res, "returnCode", "description", &desc, &content, out))
 		return;
-	out->retry = CCP_FINAL;
-	if (!parsed || code == NULL)
-	{
-		out->ok = false;
-		out->message = pstrdup("answer is not the documented JSON");
-		return;
-	}
-	out->ok = (strcmp(code, "0") == 0);
-	if (desc == NULL)
-		desc = pstrdup(out->ok ? "deleted" : "vendor reported a failure");
 	if (content != NULL && strncmp(content, "Success:", 8) == 0)
 		out->message = psprintf("%s; %s", desc, content);
 	else
