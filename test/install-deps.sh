@@ -18,6 +18,7 @@ PACKAGES=(
 	libcjson-dev
 	libmicrohttpd-dev
 	libssl-dev
+	openssl
 	libipc-run-perl
 	make
 	gcc

@@ -784,6 +784,10 @@ sim_parse_cli_int(const char *name, const char *value, int max)
 	return v;
 }
 
+/*
+ * main parses the command line, starts the server, writes the port file
+ * and serves until SIGTERM or SIGINT.
+ */
 int
 main(int argc, char **argv)
 {
@@ -880,6 +884,11 @@ main(int argc, char **argv)
 	}
 	else
 		flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
+
+	/*
+	 * Without a pool the option list ends before THREAD_POOL_SIZE: the
+	 * conditional MHD_OPTION_END makes MHD stop reading there.
+	 */
 	daemon = MHD_start_daemon(flags, 0, NULL, NULL, sim_access, NULL,
 							  MHD_OPTION_LISTEN_SOCKET, fd,
 							  MHD_OPTION_URI_LOG_CALLBACK, sim_uri_cb, NULL,
