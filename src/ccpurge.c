@@ -6,8 +6,9 @@
  *
  * ccpurge must be loaded through shared_preload_libraries, because its token
  * cache, rate limiter and background worker live in shared memory.  When it
- * is loaded any other way the GUCs are still defined (so that SET and SHOW
- * work), but every SQL function refuses to run; see ccp_require_preload().
+ * is loaded any other way the GUCs that can change at run time are still
+ * defined (so that SET and SHOW work), but every SQL function refuses to
+ * run; see ccp_require_preload().
  *
  *-------------------------------------------------------------------------
  */
@@ -48,15 +49,6 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
-
-	DefineCustomStringVariable("ccpurge.database_name",
-							   "Database the ccpurge background worker connects to.",
-							   NULL,
-							   &ccp_database_name,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ccpurge.max_attempts",
 							"Attempts a queued item gets before it is marked failed.",
@@ -103,15 +95,6 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("ccpurge.max_servers",
-							"Number of servers the shared token cache and rate limiter can track.",
-							NULL,
-							&ccp_max_servers,
-							64, 4, 10000,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
 	DefineCustomIntVariable("ccpurge.rate_limit_notice",
 							"Rate-limit wait after which a synchronous call raises a notice.",
 							NULL,
@@ -120,6 +103,28 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/* settings fixed at server start can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("ccpurge.database_name",
+								   "Database the ccpurge background worker connects to.",
+								   NULL,
+								   &ccp_database_name,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+
+		DefineCustomIntVariable("ccpurge.max_servers",
+								"Number of servers the shared token cache and rate limiter can track.",
+								NULL,
+								&ccp_max_servers,
+								64, 4, 10000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
 
 	MarkGUCPrefixReserved("ccpurge");
 
