@@ -164,10 +164,14 @@ ccp_worker_detach(int code, Datum arg)
 	LWLockRelease(ccp_shared->worker_lock);
 }
 
+/* The memory context current before ccp_worker_begin, restored at its end. */
+static MemoryContext ccp_worker_caller_cxt = NULL;
+
 /* ccp_worker_begin starts a worker transaction with SPI and a snapshot. */
 static void
 ccp_worker_begin(const char *activity)
 {
+	ccp_worker_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -184,6 +188,8 @@ ccp_worker_end(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	CurrentResourceOwner = ccp_worker_owner;
+	/* the commit leaves TopMemoryContext current */
+	MemoryContextSwitchTo(ccp_worker_caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -474,7 +480,7 @@ ccp_worker_claim(void)
 	long		wake = -1;
 	uint64		nkeys;
 	SPITupleTable *keys;
-	MemoryContext loop_cxt = CurrentMemoryContext;
+	MemoryContext oldcxt;
 
 	ccp_worker_begin("ccpurge worker: claiming batches");
 	if (!ccp_worker_queue_exists())
@@ -563,9 +569,9 @@ ccp_worker_claim(void)
 			}
 			ccp_worker_load_batch(batch);
 			queued -= batch->nitems;
-			MemoryContextSwitchTo(TopMemoryContext);
+			oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 			ccp_started = lappend(ccp_started, batch);
-			MemoryContextSwitchTo(loop_cxt);
+			MemoryContextSwitchTo(oldcxt);
 			if (queued <= 0)
 				break;
 		}
@@ -598,12 +604,15 @@ ccp_worker_claim(void)
 static void
 ccp_worker_finish_batch(CcpBatch *batch)
 {
+	MemoryContext old;
+
 	ccp_rate_release(batch->srv, batch->ticket);
 	batch->ticket = -1;
 	if (batch->out.retry == CCP_RETRY_RATE)
 		ccp_rate_penalize(batch->srv);
-	MemoryContextSwitchTo(TopMemoryContext);
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	ccp_finished = lappend(ccp_finished, batch);
+	MemoryContextSwitchTo(old);
 }
 
 /*
