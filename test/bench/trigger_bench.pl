@@ -23,7 +23,8 @@
 # DELETE and COMMIT, each one round trip over the Unix socket), and the
 # backend's CPU time for the three from /proc/self/sched, which leaves out
 # time spent waiting for a CPU (on a virtual machine whose host is busy it
-# still moves with the wall time).
+# still moves with the wall time).  CCP_BENCH_WORK_MEM sets work_mem, to
+# show the statement form when the transition table need not spill.
 #
 # The worker serves another database (ccpurge.database_name = 'postgres',
 # where the extension is not installed), so nothing drains the queue while
@@ -61,7 +62,9 @@ my $node = CcpTest::new_node(
 	conf => [
 		'shared_buffers = 256MB', 'max_wal_size = 4GB',
 		'checkpoint_timeout = 1h', 'autovacuum = off',
-		'log_statement = none', 'jit = off'
+		'log_statement = none', 'jit = off',
+		# CCP_BENCH_WORK_MEM (e.g. 64MB) keeps the transition table in memory
+		($ENV{CCP_BENCH_WORK_MEM} ? ("work_mem = '$ENV{CCP_BENCH_WORK_MEM}'") : ())
 	]);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 
