@@ -30,6 +30,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -41,6 +42,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -94,6 +96,19 @@ static ResourceOwner ccp_worker_owner = NULL;
 static ProcessUtility_hook_type ccp_prev_utility_hook = NULL;
 
 /*
+ * ccp_worker_may_drop tells whether the current user may drop database
+ * dbname, so that a DROP DATABASE bound to fail does not disturb the
+ * worker.  Runs before the command's own checks.
+ */
+static bool
+ccp_worker_may_drop(const char *dbname)
+{
+	Oid			dbid = get_database_oid(dbname, true);
+
+	return OidIsValid(dbid) && pg_database_ownercheck(dbid, GetUserId());
+}
+
+/*
  * ccp_worker_utility_hook lets DROP DATABASE of the worker's database go
  * through: the worker is asked to leave before the command checks for
  * other sessions, and it waits before it connects again.
@@ -107,7 +122,8 @@ ccp_worker_utility_hook(PlannedStmt *pstmt, const char *queryString,
 	Node	   *stmt = pstmt->utilityStmt;
 
 	if (IsA(stmt, DropdbStmt) && ccp_shared != NULL && ccp_database_name &&
-		strcmp(((DropdbStmt *) stmt)->dbname, ccp_database_name) == 0)
+		strcmp(((DropdbStmt *) stmt)->dbname, ccp_database_name) == 0 &&
+		ccp_worker_may_drop(((DropdbStmt *) stmt)->dbname))
 	{
 		int			pid;
 
@@ -835,6 +851,8 @@ ccpurge_worker_main(Datum main_arg)
 	 */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
 	{
+		/* the error's context callbacks belong to frames that are gone */
+		error_context_stack = NULL;
 		HOLD_INTERRUPTS();
 		EmitErrorReport();
 		AbortOutOfAnyTransaction();
