@@ -33,7 +33,10 @@
 
 static bool ccp_token_exit_registered = false;
 
-/* ccp_token_cred_hash fingerprints the credentials and URL of srv. */
+/*
+ * ccp_token_cred_hash fingerprints what a token request of srv depends on:
+ * its URL, credentials, TLS settings and token lifetime.
+ */
 static uint32
 ccp_token_cred_hash(const CcpServer *srv)
 {
@@ -45,6 +48,11 @@ ccp_token_cred_hash(const CcpServer *srv)
 			h = hash_combine(h, hash_bytes((const unsigned char *) srv->cred[i],
 										   strlen(srv->cred[i])));
 	}
+	/* a changed TLS setting may turn a failed token request into a good one */
+	if (srv->http.ca_file)
+		h = hash_combine(h, hash_bytes((const unsigned char *) srv->http.ca_file,
+									   strlen(srv->http.ca_file)));
+	h = hash_combine(h, (uint32) srv->http.verify_tls);
 	return hash_combine(h, (uint32) srv->token_ttl);
 }
 
@@ -284,20 +292,4 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 		return false;
 	}
 	return true;
-}
-
-/*
- * ccp_token_forget_local drops the remembered failed refresh of every slot
- * of this database, so that the next request asks the vendor again.
- */
-void
-ccp_token_forget_local(void)
-{
-	LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
-	for (int i = 0; i < ccp_shared->nslots; i++)
-	{
-		if (ccp_shared->tokens[i].dbid == MyDatabaseId)
-			ccp_shared->tokens[i].fail_until = 0;
-	}
-	LWLockRelease(ccp_shared->token_lock);
 }

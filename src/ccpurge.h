@@ -245,7 +245,6 @@ extern char *ccp_http_escape(const char *s, int len);
  */
 extern bool ccp_token_get(const CcpServer *srv, const char *stale,
 						  char **token, char **error, CcpOrigin origin);
-extern void ccp_token_forget_local(void);
 
 /* ----------
  * ratelimit.c: per-server limiter shared by every backend and the worker

@@ -16,6 +16,15 @@
 # The simulator binary is test/sim/ccpurge-sim, found relative to this file
 # (override with $ENV{CCPURGE_SIM}).  Every simulator gets its own directory
 # under the test's tmp_check, holding its port file, pid file and log.
+#
+# An HTTPS simulator:
+#   my $sim = CcpTest::Sim->start(tls_cert => $crt, tls_key => $key);
+#   $sim->url;                         # https://127.0.0.1:PORT
+#   $sim->state;                       # still works, see below
+# HTTP::Tiny needs IO::Socket::SSL for https, which may be missing, so such
+# a simulator also serves its control interface on a second, plain-HTTP
+# port (--control-port-file); every control call (state, config, fault,
+# request, ...) goes there.
 
 package CcpTest;
 
@@ -227,23 +236,38 @@ sub _test_name
 #   args    => array ref of extra command-line arguments
 #   config  => hash ref posted to /_sim/config once it is up
 #   timeout => seconds to wait for it to answer (default 30)
+#   tls_cert, tls_key => PEM files: serve HTTPS with this certificate and
+#              key (both or neither); the control calls then use a second,
+#              plain-HTTP port, see control_url
 sub start
 {
 	my ($class, %opts) = @_;
+
+	croak "tls_cert and tls_key go together"
+	  if (defined $opts{tls_cert} xor defined $opts{tls_key});
 
 	my $self = bless {
 		want_port => $opts{port} // 0,
 		port => $opts{port} // 0,
 		dir => $opts{dir} // PostgreSQL::Test::Utils::tempdir(_test_name() . '_sim'),
-		args => $opts{args} // [],
+		args => [ @{ $opts{args} // [] } ],
 		timeout => $opts{timeout} // 30,
 		http => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
 		json => JSON::PP->new->utf8->canonical,
 		owner => $$,
+		tls => defined $opts{tls_cert} ? 1 : 0,
 	}, $class;
 	$self->{port_file} = "$self->{dir}/port";
 	$self->{pid_file} = "$self->{dir}/ccpurge-sim.pid";
 	$self->{log} = "$self->{dir}/sim.log";
+	if ($self->{tls})
+	{
+		$self->{control_port_file} = "$self->{dir}/control_port";
+		unshift @{ $self->{args} },
+		  '--tls-cert', $opts{tls_cert},
+		  '--tls-key', $opts{tls_key},
+		  '--control-port-file', $self->{control_port_file};
+	}
 
 	$self->_launch;
 	$self->config(%{ $opts{config} }) if $opts{config};
@@ -266,8 +290,10 @@ sub _launch
 	for (;;)
 	{
 		unlink $self->{port_file};
+		unlink $self->{control_port_file} if $self->{control_port_file};
 
 		$self->{port} = $self->{want_port};
+		delete $self->{control_port};
 		my @cmd = ($bin, '--port', $self->{want_port}, '--port-file',
 			$self->{port_file}, @{ $self->{args} });
 
@@ -295,7 +321,8 @@ sub _launch
 		if (!defined $err)
 		{
 			Test::More::note("simulator pid $pid listening on port "
-				  . $self->{port});
+				  . $self->{port}
+				  . ($self->{tls} ? " (https, control port $self->{control_port})" : ''));
 			return;
 		}
 
@@ -310,8 +337,9 @@ sub _launch
 	}
 }
 
-# _wait_ready polls until the child wrote its port file and answers
-# GET /_sim/state; returns undef when it does, else the reason it gave up.
+# _wait_ready polls until the child wrote its port file (and control port
+# file) and answers GET /_sim/state; returns undef when it does, else the
+# reason it gave up.
 sub _wait_ready
 {
 	my ($self, $deadline) = @_;
@@ -327,21 +355,29 @@ sub _wait_ready
 			return "simulator exited with status $status";
 		}
 
-		if (open my $fh, '<', $self->{port_file})
+		my $port = _read_port($self->{port_file});
+		my $control = $self->{tls} ? _read_port($self->{control_port_file}) : 0;
+		if ($port && (!$self->{tls} || $control))
 		{
-			my $line = <$fh>;
-			close $fh;
-			if (defined $line && $line =~ /^\s*(\d+)\s*$/ && $1 > 0)
-			{
-				$self->{port} = $1;
-				my $res = $self->{http}->request('GET',
-					$self->url . '/_sim/state');
-				return undef if $res->{success};
-			}
+			$self->{port} = $port;
+			$self->{control_port} = $control if $self->{tls};
+			my $res = $self->{http}->request('GET',
+				$self->control_url . '/_sim/state');
+			return undef if $res->{success};
 		}
 		usleep(50_000);
 	}
 	return "no answer from the simulator within $self->{timeout} seconds";
+}
+
+# _read_port returns the port written in $file, or 0 while it is not there.
+sub _read_port
+{
+	my ($file) = @_;
+	open my $fh, '<', $file or return 0;
+	my $line = <$fh>;
+	close $fh;
+	return (defined $line && $line =~ /^\s*(\d+)\s*$/ && $1 > 0) ? $1 : 0;
 }
 
 # _kill stops the child with SIGTERM, then SIGKILL after 5 seconds, and
@@ -374,8 +410,29 @@ sub _kill
 # port returns the TCP port the simulator listens on.
 sub port { return $_[0]->{port}; }
 
-# url returns the base URL of the simulator, for server options.
-sub url { return 'http://127.0.0.1:' . $_[0]->{port}; }
+# url returns the base URL of the simulator, for server options:
+# https://... for a simulator started with tls_cert and tls_key.
+sub url
+{
+	my ($self) = @_;
+	return ($self->{tls} ? 'https' : 'http') . '://127.0.0.1:' . $self->{port};
+}
+
+# tls tells whether the simulator serves HTTPS.
+sub tls { return $_[0]->{tls}; }
+
+# control_port returns the plain-HTTP control port of an HTTPS simulator,
+# undef for a plain one.
+sub control_port { return $_[0]->{control_port}; }
+
+# control_url returns the base URL the control calls use: url for a plain
+# simulator, http://127.0.0.1:CONTROL_PORT for an HTTPS one.
+sub control_url
+{
+	my ($self) = @_;
+	return $self->url unless $self->{tls};
+	return 'http://127.0.0.1:' . $self->{control_port};
+}
 
 # pid returns the simulator's process id, undef once stopped.
 sub pid { return $_[0]->{pid}; }
@@ -395,8 +452,10 @@ sub log_tail
 	return join('', @lines);
 }
 
-# request sends one HTTP request to the simulator.  $body may be a
-# reference (encoded as JSON) or a string sent as it is.  Returns
+# request sends one HTTP request to the simulator, at control_url.  $body
+# may be a reference (encoded as JSON) or a string sent as it is.  On an
+# HTTPS simulator only /_sim/ paths can be reached this way: the control
+# port answers 404 to vendor paths, without counting them.  Returns
 # ($status, $decoded, $raw): $decoded is the JSON-decoded body, or undef when
 # the body is empty or not JSON.  $status is 599 for transport errors.
 sub request
@@ -409,7 +468,7 @@ sub request
 		$req{content} = ref $body ? $self->{json}->encode($body) : $body;
 		$req{headers}{'Content-Type'} //= 'application/json';
 	}
-	my $res = $self->{http}->request($method, $self->url . $path, \%req);
+	my $res = $self->{http}->request($method, $self->control_url . $path, \%req);
 	my $raw = $res->{content} // '';
 	my $decoded;
 	$decoded = eval { $self->{json}->decode($raw) } if length $raw;
@@ -511,7 +570,7 @@ sub stop
 }
 
 # restart stops the simulator and starts it again on the same port; its
-# state starts afresh.
+# state starts afresh.  The control port of an HTTPS simulator may change.
 sub restart
 {
 	my ($self) = @_;

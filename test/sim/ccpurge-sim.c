@@ -6,12 +6,20 @@
  *	  the waits that let a slow request sleep without holding up others.
  *
  * Usage: ccpurge-sim [--port N] [--port-file FILE] [--threads N]
+ *                    [--tls-cert FILE --tls-key FILE]
+ *                    [--control-port-file FILE]
  *                    [--cec-app-key K] [--cec-app-secret S] ...
  *
  * The server listens on 127.0.0.1 only.  With --threads 0 (the default)
  * every connection has its own thread and a waiting request sleeps in it;
  * with --threads N a pool of N threads polls every connection and a waiting
  * request is suspended and resumed by a timer thread.
+ *
+ * With --tls-cert and --tls-key the port speaks HTTPS (libmicrohttpd's
+ * GnuTLS support) instead of plain HTTP; nothing else changes.  With
+ * --control-port-file a second daemon on another free loopback port serves
+ * the control interface, and only that, over plain HTTP, so a test client
+ * without TLS support can still drive an HTTPS simulator.
  *
  * To add a vendor, write sim_<vendor>.c defining a SimVendor and list it in
  * sim_vendors below.
@@ -62,6 +70,14 @@ typedef struct SimTimer
 
 static SimFault *sim_faults;
 static bool sim_pool_mode;
+
+/*
+ * The access handler's closure on the control-only daemon; the main daemon
+ * passes NULL.
+ */
+static int	sim_control_only_tag;
+
+#define SIM_CONTROL_ONLY	((void *) &sim_control_only_tag)
 static volatile bool sim_stopping;
 
 /* Guards sim_timers and sim_stopping for waits; sim_wait_cond wakes them. */
@@ -327,11 +343,24 @@ sim_route_request(SimRequest *req)
 	}
 }
 
+/*
+ * sim_is_control_path says whether path, a request target with or without
+ * its query, is for the control interface.
+ */
+static bool
+sim_is_control_path(const char *path)
+{
+	size_t		len = strcspn(path, "?");
+
+	return (len >= 6 && strncmp(path, "/_sim/", 6) == 0) ||
+		(len == 5 && strncmp(path, "/_sim", 5) == 0);
+}
+
 /* sim_is_control says whether req is for the control interface. */
 static bool
 sim_is_control(SimRequest *req)
 {
-	return strncmp(req->path, "/_sim/", 6) == 0 || strcmp(req->path, "/_sim") == 0;
+	return sim_is_control_path(req->path);
 }
 
 /*
@@ -560,25 +589,15 @@ sim_completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /*
- * sim_finish logs a finished request and queues its answer; returns what
- * the access handler must return (MHD_NO closes the connection).
+ * sim_respond queues req's answer; returns what the access handler must
+ * return (MHD_NO closes the connection).  It neither counts nor logs.
  */
 static enum MHD_Result
-sim_finish(SimRequest *req)
+sim_respond(SimRequest *req)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	if (!sim_is_control(req))
-	{
-		sim_lock();
-		if (req->dispatched)
-			sim_inflight_leave(req);
-		if (req->record_items && req->route)
-			sim_record_items(req->route_index, req->items);
-		sim_log_add(req, sim_mono_ms() - req->arrival_mono_ms);
-		sim_unlock();
-	}
 	if (req->status == 0)
 		return MHD_NO;
 	if (req->reply == NULL)
@@ -596,6 +615,26 @@ sim_finish(SimRequest *req)
 	ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/*
+ * sim_finish logs a finished vendor request and queues its answer; returns
+ * what the access handler must return (MHD_NO closes the connection).
+ */
+static enum MHD_Result
+sim_finish(SimRequest *req)
+{
+	if (!sim_is_control(req))
+	{
+		sim_lock();
+		if (req->dispatched)
+			sim_inflight_leave(req);
+		if (req->record_items && req->route)
+			sim_record_items(req->route_index, req->items);
+		sim_log_add(req, sim_mono_ms() - req->arrival_mono_ms);
+		sim_unlock();
+	}
+	return sim_respond(req);
 }
 
 /* sim_body_append adds a chunk of the request body, refusing past the cap. */
@@ -628,6 +667,8 @@ sim_body_append(SimRequest *req, const char *data, size_t len)
 /*
  * sim_access is libmicrohttpd's access handler: it collects the body, then
  * runs the request, suspending or sleeping through the waits it asks for.
+ * cls is SIM_CONTROL_ONLY on the control-only daemon, which refuses vendor
+ * paths with 404 before reading the body, without counting or logging them.
  */
 static enum MHD_Result
 sim_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -636,7 +677,6 @@ sim_access(void *cls, struct MHD_Connection *conn, const char *url,
 {
 	SimRequest *req = *con_cls;
 
-	(void) cls;
 	(void) version;
 	if (req == NULL)
 	{
@@ -651,6 +691,12 @@ sim_access(void *cls, struct MHD_Connection *conn, const char *url,
 		req->started = true;
 		req->conn = conn;
 		req->method = method;
+		if (cls == SIM_CONTROL_ONLY && !sim_is_control_path(req->raw_uri))
+		{
+			sim_reply_error(req, 404,
+							"this port serves the control interface only");
+			return sim_respond(req);
+		}
 		if (cl && strtoull(cl, NULL, 10) > SIM_MAX_BODY)
 		{
 			req->too_big = true;
@@ -700,7 +746,8 @@ sim_access(void *cls, struct MHD_Connection *conn, const char *url,
 static void
 sim_usage(FILE *out)
 {
-	fprintf(out, "usage: ccpurge-sim [--port N] [--port-file FILE] [--threads N]");
+	fprintf(out, "usage: ccpurge-sim [--port N] [--port-file FILE] [--threads N]"
+			" [--tls-cert FILE --tls-key FILE] [--control-port-file FILE]");
 	for (int v = 0; v < sim_nvendors; v++)
 		for (int i = 0; i < sim_vendors[v]->ncreds; i++)
 			fprintf(out, " [--%s VALUE]", sim_vendors[v]->creds[i].flag);
@@ -770,6 +817,85 @@ sim_write_port_file(const char *path, int port)
 	free(tmp);
 }
 
+/*
+ * sim_read_pem returns the whole of the PEM file path, malloc'd and
+ * NUL-terminated, as libmicrohttpd wants certificates and keys; exits on
+ * failure.  what names the file in the error ("certificate", "key").
+ */
+static char *
+sim_read_pem(const char *path, const char *what)
+{
+	FILE	   *f = fopen(path, "r");
+	char	   *buf = NULL;
+	size_t		len = 0;
+	size_t		cap = 0;
+
+	if (f == NULL)
+	{
+		fprintf(stderr, "ccpurge-sim: cannot open TLS %s \"%s\": %s\n",
+				what, path, strerror(errno));
+		exit(1);
+	}
+	for (;;)
+	{
+		size_t		n;
+
+		if (cap - len < 4096)
+		{
+			cap = cap ? cap * 2 : 8192;
+			if (cap > 1024 * 1024)
+			{
+				fprintf(stderr, "ccpurge-sim: TLS %s \"%s\" is too large\n",
+						what, path);
+				exit(1);
+			}
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				abort();
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f) || len == 0)
+	{
+		fprintf(stderr, "ccpurge-sim: cannot read TLS %s \"%s\"%s\n",
+				what, path, len == 0 ? ": the file is empty" : "");
+		exit(1);
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * sim_start_daemon starts a libmicrohttpd daemon on the listening socket
+ * fd with the simulator's handlers; cls is the access handler's closure
+ * (NULL or SIM_CONTROL_ONLY), threads the pool size (0: a thread per
+ * connection), and extra an option array (at least {MHD_OPTION_END}) for
+ * TLS.  Returns NULL on failure.
+ */
+static struct MHD_Daemon *
+sim_start_daemon(unsigned int flags, int fd, void *cls, int threads,
+				 struct MHD_OptionItem *extra)
+{
+	/*
+	 * Without a pool the option list ends before THREAD_POOL_SIZE: the
+	 * conditional MHD_OPTION_END makes MHD stop reading there.
+	 */
+	return MHD_start_daemon(flags, 0, NULL, NULL, sim_access, cls,
+							MHD_OPTION_LISTEN_SOCKET, fd,
+							MHD_OPTION_URI_LOG_CALLBACK, sim_uri_cb, NULL,
+							MHD_OPTION_NOTIFY_COMPLETED, sim_completed_cb, NULL,
+							MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120,
+							MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
+							MHD_OPTION_ARRAY, extra,
+							threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+							(unsigned int) threads,
+							MHD_OPTION_END);
+}
+
 /* sim_parse_cli_int parses a non-negative integer option or exits. */
 static int
 sim_parse_cli_int(const char *name, const char *value, int max)
@@ -785,8 +911,9 @@ sim_parse_cli_int(const char *name, const char *value, int max)
 }
 
 /*
- * main parses the command line, starts the server, writes the port file
- * and serves until SIGTERM or SIGINT.
+ * main parses the command line, starts the server (and the control-only
+ * server if asked), writes the port files and serves until SIGTERM or
+ * SIGINT.
  */
 int
 main(int argc, char **argv)
@@ -794,13 +921,22 @@ main(int argc, char **argv)
 	int			port = 0;
 	int			threads = 0;
 	const char *port_file = NULL;
-	int			nopts = 4;
+	const char *control_port_file = NULL;
+	const char *tls_cert_file = NULL;
+	const char *tls_key_file = NULL;
+	char	   *tls_cert = NULL;
+	char	   *tls_key = NULL;
+	struct MHD_OptionItem tls_opts[3];
+	struct MHD_OptionItem no_opts[1];
+	int			nopts = 7;
 	struct option *opts;
 	int			k = 0;
 	int			fd;
 	int			bound;
+	int			control_bound = 0;
 	unsigned int flags;
 	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *control_daemon = NULL;
 	sigset_t	sigs;
 	int			sig;
 	pthread_condattr_t cattr;
@@ -815,6 +951,9 @@ main(int argc, char **argv)
 	opts[k++] = (struct option) {"port-file", required_argument, NULL, 1001};
 	opts[k++] = (struct option) {"threads", required_argument, NULL, 1002};
 	opts[k++] = (struct option) {"help", no_argument, NULL, 1003};
+	opts[k++] = (struct option) {"tls-cert", required_argument, NULL, 1004};
+	opts[k++] = (struct option) {"tls-key", required_argument, NULL, 1005};
+	opts[k++] = (struct option) {"control-port-file", required_argument, NULL, 1006};
 	for (int v = 0; v < sim_nvendors; v++)
 		for (int i = 0; i < sim_vendors[v]->ncreds; i++)
 			opts[k++] = (struct option) {sim_vendors[v]->creds[i].flag,
@@ -840,6 +979,15 @@ main(int argc, char **argv)
 			case 1003:
 				sim_usage(stdout);
 				return 0;
+			case 1004:
+				tls_cert_file = optarg;
+				break;
+			case 1005:
+				tls_key_file = optarg;
+				break;
+			case 1006:
+				control_port_file = optarg;
+				break;
 			default:
 				if (c >= 2000)
 				{
@@ -857,6 +1005,27 @@ main(int argc, char **argv)
 	{
 		sim_usage(stderr);
 		return 2;
+	}
+	if ((tls_cert_file == NULL) != (tls_key_file == NULL))
+	{
+		fprintf(stderr, "ccpurge-sim: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+
+	/* the TLS options, or an empty list */
+	no_opts[0] = (struct MHD_OptionItem) {MHD_OPTION_END, 0, NULL};
+	if (tls_cert_file)
+	{
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		{
+			fprintf(stderr, "ccpurge-sim: this libmicrohttpd has no TLS support\n");
+			return 1;
+		}
+		tls_cert = sim_read_pem(tls_cert_file, "certificate");
+		tls_key = sim_read_pem(tls_key_file, "key");
+		tls_opts[0] = (struct MHD_OptionItem) {MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert};
+		tls_opts[1] = (struct MHD_OptionItem) {MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key};
+		tls_opts[2] = (struct MHD_OptionItem) {MHD_OPTION_END, 0, NULL};
 	}
 
 	pthread_condattr_init(&cattr);
@@ -884,29 +1053,42 @@ main(int argc, char **argv)
 	}
 	else
 		flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
+	if (tls_cert)
+		flags |= MHD_USE_TLS;
 
-	/*
-	 * Without a pool the option list ends before THREAD_POOL_SIZE: the
-	 * conditional MHD_OPTION_END makes MHD stop reading there.
-	 */
-	daemon = MHD_start_daemon(flags, 0, NULL, NULL, sim_access, NULL,
-							  MHD_OPTION_LISTEN_SOCKET, fd,
-							  MHD_OPTION_URI_LOG_CALLBACK, sim_uri_cb, NULL,
-							  MHD_OPTION_NOTIFY_COMPLETED, sim_completed_cb, NULL,
-							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120,
-							  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
-							  sim_pool_mode ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-							  (unsigned int) threads,
-							  MHD_OPTION_END);
+	daemon = sim_start_daemon(flags, fd, NULL, threads,
+							  tls_cert ? tls_opts : no_opts);
 	if (daemon == NULL)
 	{
-		fprintf(stderr, "ccpurge-sim: cannot start the HTTP server\n");
+		fprintf(stderr, "ccpurge-sim: cannot start the %s server%s\n",
+				tls_cert ? "HTTPS" : "HTTP",
+				tls_cert ? " (is the key the certificate's, both in PEM?)" : "");
 		return 1;
+	}
+
+	/* control calls never wait, so a thread per connection is enough */
+	if (control_port_file)
+	{
+		int			cfd = sim_listen(0, &control_bound);
+
+		control_daemon = sim_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
+										  MHD_USE_POLL_INTERNAL_THREAD,
+										  cfd, SIM_CONTROL_ONLY, 0, no_opts);
+		if (control_daemon == NULL)
+		{
+			fprintf(stderr, "ccpurge-sim: cannot start the control server\n");
+			return 1;
+		}
+		sim_write_port_file(control_port_file, control_bound);
 	}
 	if (port_file)
 		sim_write_port_file(port_file, bound);
-	fprintf(stderr, "ccpurge-sim: listening on 127.0.0.1:%d (%s)\n", bound,
+	fprintf(stderr, "ccpurge-sim: listening on 127.0.0.1:%d (%s, %s)\n", bound,
+			tls_cert ? "https" : "http",
 			sim_pool_mode ? "thread pool" : "thread per connection");
+	if (control_daemon)
+		fprintf(stderr, "ccpurge-sim: control interface on http://127.0.0.1:%d\n",
+				control_bound);
 
 	do
 	{
@@ -920,7 +1102,11 @@ main(int argc, char **argv)
 	pthread_mutex_unlock(&sim_wait_mutex);
 	if (sim_pool_mode)
 		pthread_join(timer, NULL);
+	if (control_daemon)
+		MHD_stop_daemon(control_daemon);
 	MHD_stop_daemon(daemon);
+	free(tls_cert);
+	free(tls_key);
 	free(opts);
 	return 0;
 }

@@ -5,9 +5,11 @@
  *	  ("C1" auth), customer personal-data deletion and called-route deletion.
  *
  * Tokens live for the X-Token-Expire seconds they were asked for (at most
- * cec_max_token_ttl).  Business calls need a live token as a Bearer and
- * the app key in X-APP-Key.  Customer numbers go to the deleted set
- * "cec_customers", route ids to "cec_routes".
+ * cec_max_token_ttl); the request log's message of a token issued says
+ * "X-Token-Expire: N", or "no X-Token-Expire" when the header was absent.
+ * Business calls need a live token as a Bearer and the app key in
+ * X-APP-Key.  Customer numbers go to the deleted set "cec_customers", route
+ * ids to "cec_routes".
  *
  *-------------------------------------------------------------------------
  */
@@ -162,7 +164,13 @@ cec_token(SimRequest *req)
 	cJSON_AddStringToObject(o, "Expires", buf);
 	cJSON_AddStringToObject(o, "RefreshToken", "");
 	cJSON_AddStringToObject(o, "AppKey", cec_app_key);
-	sim_reply(req, 200, o, "0", NULL);
+
+	/* the log shows the lifetime asked for, so a test can check it */
+	if (exp != NULL)
+		snprintf(buf, sizeof(buf), "X-Token-Expire: %d", ttl);
+	else
+		snprintf(buf, sizeof(buf), "no X-Token-Expire");
+	sim_reply(req, 200, o, "0", buf);
 	return SIM_DONE;
 }
 
