@@ -123,6 +123,7 @@ ccp_worker_utility_hook(PlannedStmt *pstmt, const char *queryString,
 
 	if (IsA(stmt, DropdbStmt) && ccp_shared != NULL && ccp_database_name &&
 		strcmp(((DropdbStmt *) stmt)->dbname, ccp_database_name) == 0 &&
+		!IsTransactionBlock() &&
 		ccp_worker_may_drop(((DropdbStmt *) stmt)->dbname))
 	{
 		int			pid;
@@ -136,12 +137,27 @@ ccp_worker_utility_hook(PlannedStmt *pstmt, const char *queryString,
 			kill(pid, SIGTERM);
 	}
 
-	if (ccp_prev_utility_hook)
-		ccp_prev_utility_hook(pstmt, queryString, readOnlyTree, context,
-							  params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	PG_TRY();
+	{
+		if (ccp_prev_utility_hook)
+			ccp_prev_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		/* a DROP DATABASE that failed must not keep the worker away */
+		if (IsA(stmt, DropdbStmt) && ccp_shared != NULL)
+		{
+			LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
+			ccp_shared->worker_hold_until = 0;
+			LWLockRelease(ccp_shared->worker_lock);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /*

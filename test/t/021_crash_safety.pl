@@ -1,0 +1,163 @@
+# test/t/021_crash_safety.pl: the queue loses nothing when the worker or
+# the whole server dies in the middle of a drain.
+#
+# The simulator answers every customer-deletion request after 250 ms and
+# the server allows one request in flight, so 20,000 items (20 requests)
+# take about five seconds to drain.  In the middle of a drain:
+#   - kill -9 of the worker: the postmaster restarts every process, the
+#     worker comes back, sends again what was in flight, and every item
+#     ends done; the simulator's deleted set holds all 20,000;
+#   - an immediate shutdown and a start: the same.
+# Both runs also check that no item was lost or duplicated in the queue
+# itself (exactly 20,000 status rows, all done).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+
+use CcpTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+plan skip_all => 'ccpurge is not installed (run "make install" first)'
+  unless CcpTest::extension_installed();
+
+my $nitems = 20000;
+
+my $sim = CcpTest::Sim->start;
+my $node = CcpTest::new_node('main', conf => ['restart_after_crash = on']);
+CcpTest::setup_servers(
+	$node, $sim,
+	servers => ['cec'],
+	server_options => { cec => { max_inflight => '1' } });
+
+# a slow vendor, for the whole test
+$sim->fault(
+	kind => 'delay',
+	delay_ms => 250,
+	count => 100000,
+	path => 'cleancustpersonaldata');
+
+# worker_pid returns the pid of the ccpurge worker, or '' if none runs.
+sub worker_pid
+{
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker'"
+	);
+}
+
+# deleted_with_prefix returns how many distinct customer numbers starting
+# with $prefix the simulator has erased.
+sub deleted_with_prefix
+{
+	my ($prefix) = @_;
+	return scalar grep { index($_, $prefix) == 0 }
+	  @{ $sim->deleted('cec_customers') };
+}
+
+# wait_partly_done waits until at least $n items starting with $prefix are
+# done, and returns "done|unfinished" at that moment.
+sub wait_partly_done
+{
+	my ($prefix, $n) = @_;
+	$node->poll_query_until(
+		'postgres', qq{
+		SELECT count(*) >= $n FROM ccpurge_status
+		WHERE starts_with(item, '$prefix') AND state = 'done'})
+	  or die "the drain of \"$prefix\" items did not progress";
+	return $node->safe_psql(
+		'postgres', qq{
+		SELECT count(*) FILTER (WHERE state = 'done') || '|'
+			|| count(*) FILTER (WHERE state IN ('queued', 'sending'))
+		FROM ccpurge_status WHERE starts_with(item, '$prefix')});
+}
+
+# check_all_done waits until every item starting with $prefix is finished
+# and checks that all $nitems are done, in the queue and at the vendor.
+sub check_all_done
+{
+	my ($prefix, $what) = @_;
+	ok( $node->poll_query_until(
+			'postgres', qq{
+		SELECT count(*) FILTER (WHERE state IN ('queued', 'sending')) = 0
+		FROM ccpurge_status WHERE starts_with(item, '$prefix')}),
+		"$what: the queue drained");
+	is( $node->safe_psql(
+			'postgres', qq{
+		SELECT count(*) || '|' || count(DISTINCT item) || '|'
+			|| count(*) FILTER (WHERE state = 'done')
+		FROM ccpurge_status WHERE starts_with(item, '$prefix')}),
+		"$nitems|$nitems|$nitems",
+		"$what: all $nitems items are in the queue once, and done");
+	is(deleted_with_prefix($prefix), $nitems,
+		"$what: the simulator erased all $nitems customers");
+	return;
+}
+
+# 1. kill -9 of the worker in the middle of a drain.
+{
+	my $prefix = 'kill9-';
+	my $pid = worker_pid();
+	like($pid, qr/^\d+$/, 'the worker runs');
+
+	$node->safe_psql(
+		'postgres', qq{
+		SELECT ccpurge_enqueue('delete_customers',
+			ARRAY(SELECT '$prefix' || g FROM generate_series(1, $nitems) g))});
+	my ($done, $left) = split /\|/, wait_partly_done($prefix, 2000);
+	cmp_ok($left, '>', 0, "kill -9: the drain is in progress ($done done)");
+
+	# the worker may have been restarted in between: kill the current one
+	$pid = worker_pid();
+	my $log_offset = -s $node->logfile;
+	ok(kill('KILL', $pid), "kill -9 of worker $pid");
+
+	ok( $node->poll_query_until(
+			'postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'ccpurge worker' AND pid <> $pid}),
+		'kill -9: a new worker runs');
+	ok( $node->log_contains(
+			qr/background worker "ccpurge worker" \(PID $pid\) was terminated by signal 9/,
+			$log_offset),
+		'kill -9: the postmaster saw the worker die');
+	check_all_done($prefix, 'kill -9');
+}
+
+# 2. Immediate shutdown and a start in the middle of a drain; this time the
+#    items come from 20 transactions of 1,000 items each.
+{
+	my $prefix = 'immediate-';
+	my $per = $nitems / 20;
+	for my $i (0 .. 19)
+	{
+		my ($from, $to) = ($i * $per + 1, ($i + 1) * $per);
+		$node->safe_psql(
+			'postgres', qq{
+			SELECT ccpurge_enqueue('delete_customers',
+				ARRAY(SELECT '$prefix' || g FROM generate_series($from, $to) g))});
+	}
+	my ($done, $left) = split /\|/, wait_partly_done($prefix, 2000);
+	cmp_ok($left, '>', 0,
+		"immediate shutdown: the drain is in progress ($done done)");
+
+	$node->stop('immediate');
+	$node->start;
+	like(worker_pid(), qr/^\d+$/, 'immediate shutdown: the worker runs again');
+	check_all_done($prefix, 'immediate shutdown');
+}
+
+# Nothing failed, and the log says why items were sent again.
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM ccpurge_status WHERE state <> 'done'"),
+	'0',
+	'no item ended in another state than done');
+note('sent again after restarts: '
+	  . join('; ', grep { /interrupted batch rows again/ }
+		  split /\n/, slurp_file($node->logfile)));
+
+$node->stop;
+done_testing();

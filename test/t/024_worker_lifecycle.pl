@@ -1,0 +1,469 @@
+# test/t/024_worker_lifecycle.pl: the worker's life around the work.
+#
+# The worker serves its own database, ccpdb (ccpurge.database_name), and
+# the CEC server allows one request in flight, so that a drain of 10,000
+# items with a 200 ms vendor takes about two seconds.  Covers:
+#   - an idle worker makes no system calls over 5 seconds (strace), while
+#     the same trace does see them once work arrives;
+#   - a SIGHUP while the worker is busy: it keeps draining, and a changed
+#     ccpurge.batch_linger takes effect (a 30 s linger holds a partial
+#     batch back; going back to 0 lets it go at once);
+#   - the enqueuing role's own user mapping is used: a role whose mapping
+#     has a wrong app_secret gets failed items while PUBLIC's succeed, and
+#     once its mapping is fixed ccpurge_retry gets them done;
+#   - DROP EXTENSION ccpurge while a drain is in progress succeeds, the
+#     worker survives, and after CREATE EXTENSION new work drains again,
+#     also from a session that queued work before the drop;
+#   - DROP DATABASE of the worker's database while it is busy succeeds,
+#     and once the database is created again the worker comes back to it;
+#   - an error inside the worker (its queue table renamed away for a few
+#     seconds) is survived: new work drains afterwards and the worker
+#     still exits cleanly on SIGTERM;
+#   - a DROP DATABASE that is refused (the role does not own the database)
+#     leaves the worker alone.
+# The last two are TODO until the worker bugs they found are fixed.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+
+use CcpTest;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep usleep);
+
+plan skip_all => 'ccpurge is not installed (run "make install" first)'
+  unless CcpTest::extension_installed();
+
+my $db = 'ccpdb';
+my $sim = CcpTest::Sim->start;
+my $node = CcpTest::new_node(
+	'main',
+	database_name => $db,
+	conf => [
+		# failures below are meant to end quickly
+		'ccpurge.max_attempts = 2',
+		"ccpurge.retry_backoff = '100ms'",
+		# a worker crash must not end the test's server
+		'restart_after_crash = on',
+	]);
+$node->safe_psql('postgres', "CREATE DATABASE $db");
+
+# setup creates the extension and the CEC server in the worker's database.
+sub setup
+{
+	CcpTest::setup_servers(
+		$node, $sim,
+		dbname => $db,
+		servers => ['cec'],
+		server_options => { cec => { max_inflight => '1' } });
+	return;
+}
+setup();
+
+# worker_pid returns the pid of the ccpurge worker connected to the
+# worker's database, or '' if there is none.
+sub worker_pid
+{
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker' AND datname = '$db'"
+	);
+}
+
+# deleted_with_prefix returns how many distinct customer numbers starting
+# with $prefix the simulator has erased.
+sub deleted_with_prefix
+{
+	my ($prefix) = @_;
+	return scalar grep { index($_, $prefix) == 0 }
+	  @{ $sim->deleted('cec_customers') };
+}
+
+# enqueue_sql returns the statement that queues "$prefix1" .. "$prefix$n".
+sub enqueue_sql
+{
+	my ($prefix, $n) = @_;
+	return qq{SELECT ccpurge_enqueue('delete_customers',
+		ARRAY(SELECT '$prefix' || g FROM generate_series(1, $n) g))};
+}
+
+# enqueue queues "$prefix1" .. "$prefix$n" in one request and returns its
+# id; %params go to safe_psql (extra_params => ['-U', role]).
+sub enqueue
+{
+	my ($prefix, $n, %params) = @_;
+	return $node->safe_psql($db, enqueue_sql($prefix, $n), %params);
+}
+
+# wait_done waits until request $id is finished and returns "items|done".
+sub wait_done
+{
+	my ($id, %params) = @_;
+	$node->safe_psql($db, "SELECT ccpurge_wait($id, '90 s')", %params);
+	return $node->safe_psql(
+		$db, qq{
+		SELECT count(*) || '|' || count(*) FILTER (WHERE state = 'done')
+		FROM ccpurge_status WHERE request_id = $id});
+}
+
+# wait_progress waits until at least $n items of request $id are done.
+sub wait_progress
+{
+	my ($id, $n) = @_;
+	$node->poll_query_until(
+		$db, qq{
+		SELECT count(*) >= $n FROM ccpurge_status
+		WHERE request_id = $id AND state = 'done'})
+	  or die "request $id did not progress";
+	return;
+}
+
+# slow_vendor makes the next customer-deletion requests take 200 ms.
+sub slow_vendor
+{
+	$sim->fault(
+		kind => 'delay',
+		delay_ms => 200,
+		count => 100000,
+		path => 'cleancustpersonaldata');
+	return;
+}
+
+# strace_syscalls traces $pid with "strace -f -c" for $seconds seconds,
+# running $during (if given) once strace has attached.  Returns the number
+# of system calls seen and a summary of them, or undef and strace's
+# complaint when it could not attach.
+sub strace_syscalls
+{
+	my ($pid, $seconds, $during) = @_;
+	my $out = $node->basedir . '/strace.out';
+	my ($stdout, $stderr) = ('', '');
+	unlink $out;
+
+	my $h = IPC::Run::start(
+		[
+			'timeout', '-s', 'INT', $seconds, 'strace', '-f', '-c', '-o', $out,
+			'-p', $pid
+		],
+		'>', \$stdout, '2>', \$stderr);
+	my $deadline = time + 10;
+	while ($stderr !~ /attached/ && $h->pumpable && time < $deadline)
+	{
+		$h->pump_nb;
+		usleep(20_000);
+	}
+	$during->() if $during && $stderr =~ /attached/;
+	$h->finish;
+	return (undef, $stderr) unless $stderr =~ /attached/;
+
+	my $calls = 0;
+	my @names;
+	open my $fh, '<', $out or return (undef, "no strace output: $!");
+	while (my $line = <$fh>)
+	{
+		my @f = split ' ', $line;
+		next unless @f >= 5 && $f[0] =~ /^\d/;
+		if ($f[-1] eq 'total') { $calls = $f[3]; }
+		else { push @names, "$f[-1]=$f[3]"; }
+	}
+	close $fh;
+	return ($calls, join(' ', @names));
+}
+
+# the worker connects once the database exists (it retries every 5 s)
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
+	"the worker is connected to $db");
+
+# 1. An idle worker makes no system calls.
+SKIP:
+{
+	my $strace = `sh -c 'command -v strace'`;
+	skip 'strace is not installed (see test/install-deps.sh)', 4
+	  unless $strace;
+
+	# some work first, so that the worker has its token and connections
+	my $id = enqueue('idle-warm-', 10);
+	is(wait_done($id), '10|10', 'idle: a first request is done');
+	sleep(1);
+	my $pid = worker_pid();
+
+	my ($calls, $what) = strace_syscalls($pid, 5);
+	if (!defined $calls)
+	{
+		my $scope = '(no Yama LSM)';
+		if (open my $fh, '<', '/proc/sys/kernel/yama/ptrace_scope')
+		{
+			$scope = <$fh>;
+			chomp $scope;
+			close $fh;
+		}
+		skip "strace cannot attach to the worker (kernel.yama.ptrace_scope = $scope): $what",
+		  4;
+	}
+	is($calls, 0, 'idle: the worker made no system calls in 5 s')
+	  or diag("system calls: $what");
+
+	# the same trace does see the worker work
+	my $busy_id;
+	($calls, $what) = strace_syscalls(
+		$pid, 3,
+		sub {
+			$busy_id = enqueue('idle-wake-', 10);
+			$node->safe_psql($db, "SELECT ccpurge_wait($busy_id, '60 s')");
+		});
+	cmp_ok($calls, '>', 0,
+		"idle: woken by a commit, the worker made system calls ($calls)");
+	note("system calls while busy: $what");
+	is(wait_done($busy_id), '10|10', 'idle: the work that woke it is done');
+}
+
+# 2. SIGHUP while the worker is busy.
+{
+	slow_vendor();
+	my $pid = worker_pid();
+	my $id = enqueue('hup-', 10000);
+	wait_progress($id, 1000);
+
+	$node->safe_psql($db, "ALTER SYSTEM SET ccpurge.batch_linger = '30s'");
+	$node->reload;
+	is(wait_done($id), '10000|10000',
+		'SIGHUP: the worker kept draining after the reload');
+	is(worker_pid(), $pid, 'SIGHUP: the same worker is still running');
+	is(deleted_with_prefix('hup-'), 10000,
+		'SIGHUP: the simulator erased all 10000 customers');
+	$sim->post('/_sim/fault/clear');
+
+	# a partial batch now lingers for 30 s ...
+	my $linger = enqueue('linger-', 5);
+	sleep(3);
+	is( $node->safe_psql(
+			$db,
+			"SELECT string_agg(DISTINCT state, ',') FROM ccpurge_status WHERE request_id = $linger"
+		),
+		'queued',
+		'SIGHUP: with batch_linger = 30s a partial batch waits');
+
+	# ... and goes at once when the linger is set back to 0
+	$node->safe_psql($db, "ALTER SYSTEM SET ccpurge.batch_linger = 0");
+	my $t0 = time;
+	$node->reload;
+	is(wait_done($linger), '5|5', 'SIGHUP: with batch_linger = 0 it is sent');
+	my $took = time - $t0;
+	cmp_ok($took, '<', 15,
+		sprintf('SIGHUP: it went %.1f s after the reload, not after 30 s', $took));
+	$node->safe_psql($db, 'ALTER SYSTEM RESET ccpurge.batch_linger');
+	$node->reload;
+}
+
+# 3. The enqueuing role's own user mapping.
+{
+	$node->safe_psql(
+		$db, q{
+		SET log_statement = 'none';
+		CREATE ROLE alice LOGIN;
+		GRANT USAGE ON FOREIGN SERVER cec TO alice;
+		GRANT EXECUTE ON FUNCTION ccpurge_enqueue(text, text[], jsonb, text),
+			ccpurge_wait(bigint, interval), ccpurge_retry(bigint) TO alice;
+		GRANT SELECT ON ccpurge_status TO alice;
+		CREATE USER MAPPING FOR alice SERVER cec
+			OPTIONS (app_key 'cec-app-key', app_secret 'alice-wrong-secret');});
+	my @alice = (extra_params => [ '-U', 'alice' ]);
+
+	my $auth_before = $sim->state->{rejections}{auth};
+	my $a_id = enqueue('alice-', 3, @alice);
+	my $p_id = enqueue('public-', 3);
+	$node->safe_psql($db, "SELECT ccpurge_wait($a_id, '60 s')", @alice);
+	is(wait_done($p_id), '3|3', "mapping: PUBLIC's items are done");
+
+	my ($n, $state, $attempts, $msg) = split /\|/,
+	  $node->safe_psql(
+		$db, qq{
+		SELECT count(*) || '|' || string_agg(DISTINCT state, ',') || '|'
+			|| max(attempts) || '|' || max(message)
+		FROM ccpurge_status WHERE request_id = $a_id});
+	is("$n|$state|$attempts", '3|failed|2',
+		"mapping: alice's items failed after ccpurge.max_attempts = 2");
+	like($msg, qr/token/i, "mapping: the message says why ($msg)");
+	unlike($msg, qr/alice-wrong-secret/, 'mapping: the secret is not in it');
+	cmp_ok($sim->state->{rejections}{auth}, '>', $auth_before,
+		"mapping: the vendor refused alice's credentials");
+	is(deleted_with_prefix('alice-'), 0, "mapping: none of alice's items was erased");
+	is(deleted_with_prefix('public-'), 3, "mapping: PUBLIC's items were erased");
+	is($node->safe_psql($db, 'SELECT count(*) FROM ccpurge_status', @alice),
+		'3', 'mapping: alice sees only her own items');
+
+	$node->safe_psql(
+		$db, q{
+		SET log_statement = 'none';
+		ALTER USER MAPPING FOR alice SERVER cec
+			OPTIONS (SET app_secret 'cec-app-secret');});
+	is($node->safe_psql($db, "SELECT ccpurge_retry($a_id)", @alice),
+		'3', "mapping: alice requeues her items");
+	is(wait_done($a_id, @alice), '3|3',
+		"mapping: with her mapping fixed, alice's items are done");
+	is(deleted_with_prefix('alice-'), 3, "mapping: and erased");
+}
+
+# 4. DROP EXTENSION while a drain is in progress.
+{
+	my $bg = $node->background_psql($db);
+	slow_vendor();
+	my $pid = worker_pid();
+	my $id = $bg->query_safe(enqueue_sql('drop-ext-', 10000));
+	wait_progress($id, 1000);
+
+	my $log_offset = -s $node->logfile;
+	my $t0 = time;
+	my ($ret, $out, $err) = $node->psql(
+		$db, q{
+		SET client_min_messages = warning;
+		DROP EXTENSION ccpurge CASCADE;});
+	my $took = time - $t0;
+	is($ret, 0, 'DROP EXTENSION: it succeeds while the worker is busy')
+	  or diag($err);
+	cmp_ok($took, '<', 10, sprintf('DROP EXTENSION: it took %.1f s', $took));
+	$sim->post('/_sim/fault/clear');
+
+	sleep(1);
+	like(worker_pid(), qr/^\d+$/, 'DROP EXTENSION: a worker still runs');
+	note('worker pid before ' . $pid . ', after ' . worker_pid());
+	ok( !$node->log_contains(
+			qr/ccpurge worker.*(terminated by signal|exited with exit code)/,
+			$log_offset),
+		'DROP EXTENSION: the worker did not die');
+
+	setup();
+	# the session that queued before the drop queues again
+	my $id2 = $bg->query_safe(enqueue_sql('recreated-', 5));
+	$bg->quit;
+	is(wait_done($id2), '5|5',
+		'DROP EXTENSION: after CREATE EXTENSION new work is done');
+	is(deleted_with_prefix('recreated-'), 5,
+		'DROP EXTENSION: and erased by the simulator');
+}
+
+# 5. DROP DATABASE of the worker's database while it is busy.
+{
+	slow_vendor();
+	my $id = enqueue('drop-db-', 10000);
+	wait_progress($id, 1000);
+
+	my $log_offset = -s $node->logfile;
+	my $t0 = time;
+	my ($ret, $out, $err) =
+	  $node->psql('postgres', "DROP DATABASE $db");
+	my $took = time - $t0;
+	is($ret, 0, 'DROP DATABASE: it succeeds while the worker is busy')
+	  or diag($err);
+	cmp_ok($took, '<', 5, sprintf('DROP DATABASE: it took %.1f s', $took));
+	is($node->safe_psql('postgres', "SELECT count(*) FROM pg_database WHERE datname = '$db'"),
+		'0', 'DROP DATABASE: the database is gone');
+	$sim->post('/_sim/fault/clear');
+	ok( !$node->log_contains(qr/terminated by signal/, $log_offset),
+		'DROP DATABASE: nothing crashed');
+
+	# the worker comes back once the database exists again
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	setup();
+	my $id2 = enqueue('new-db-', 5);
+	is(wait_done($id2), '5|5', 'DROP DATABASE: work in the new database is done');
+	is(deleted_with_prefix('new-db-'), 5, 'DROP DATABASE: and erased by the simulator');
+	like(worker_pid(), qr/^\d+$/, 'DROP DATABASE: the worker serves the new database');
+}
+
+
+# 6. An error inside the worker (here: the queue table renamed away under
+#    it for a few seconds, so that its claim fails several times) is reported and survived: once the table is back
+#    the worker drains again, and it still stops cleanly when told to.
+{
+	my $pid = worker_pid();
+	my $log_offset = -s $node->logfile;
+	$node->safe_psql($db, 'ALTER TABLE ccpurge.queue RENAME TO queue_away');
+	$node->reload;
+	ok( $node->wait_for_log(qr/relation "ccpurge.queue" does not exist/,
+			$log_offset),
+		'worker error: the worker reported the missing table');
+	# it tries again every second: let it fail a few more times
+	sleep(2.5);
+	# (retried: a worker crashing here restarts the whole server)
+	my $back = 0;
+	for (1 .. 60)
+	{
+		$node->psql($db,
+			"SET lock_timeout = '5s'; ALTER TABLE ccpurge.queue_away RENAME TO queue"
+		);
+		$back = $node->safe_psql($db,
+			"SELECT to_regclass('ccpurge.queue') IS NOT NULL") eq 't'
+		  if $node->psql($db, 'SELECT 1') == 0;
+		last if $back;
+		sleep(0.5);
+	}
+	ok($back, 'worker error: the queue table is back');
+
+	local $TODO =
+	  'the worker\'s error recovery (sigsetjmp block in ccpurge_worker_main) does not reset error_context_stack';
+	my $id = enqueue('after-error-', 3);
+	my $drained = $node->safe_psql($db, "SELECT ccpurge_wait($id, '15 s')");
+	is($drained, 't', 'worker error: afterwards new work is done');
+	is(deleted_with_prefix('after-error-'), 3,
+		'worker error: and erased by the simulator');
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	my $gone = 0;
+	for (1 .. 100)
+	{
+		$gone = $node->safe_psql('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid") eq 't';
+		last if $gone;
+		sleep(0.1);
+	}
+	ok($gone, 'worker error: the worker still obeys SIGTERM');
+	ok( $node->log_contains(
+			qr/terminating background worker "ccpurge worker" due to administrator command/,
+			$log_offset)
+		  && !$node->log_contains(qr/terminated by signal/, $log_offset),
+		'worker error: it exits cleanly, without a crash');
+
+	# a worker wedged by the error is replaced, for the test below
+	my $current = worker_pid();
+	if ($current ne '' && ($drained ne 't' || !$gone))
+	{
+		note("killing the wedged worker $current");
+		kill 'KILL', $current;
+	}
+}
+
+# 7. DROP DATABASE by a role that may not drop the database must not
+#    disturb the worker.  (Last, as the hook holds the worker away from
+#    its database for 30 s when it signals it.)
+{
+	ok( $node->poll_query_until(
+			'postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
+		"the worker is connected to $db");
+	my $pid = worker_pid();
+	my $log_offset = -s $node->logfile;
+	my ($ret, $out, $err) = $node->psql(
+		'postgres', "DROP DATABASE $db",
+		extra_params => [ '-U', 'alice' ]);
+	like($err, qr/must be owner of database/,
+		'DROP DATABASE by a non-owner: refused');
+	sleep(1);
+	local $TODO =
+	  'the ProcessUtility hook signals the worker before the permission check';
+	is(worker_pid(), $pid,
+		'DROP DATABASE by a non-owner: the worker was left alone');
+	ok( !$node->log_contains(
+			qr/terminating background worker "ccpurge worker"/, $log_offset),
+		'DROP DATABASE by a non-owner: the worker was not terminated');
+}
+
+# immediate: a worker wedged by a bug above must not hang the shutdown
+$node->stop('immediate');
+done_testing();
