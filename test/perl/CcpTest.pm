@@ -203,6 +203,61 @@ END
 }
 
 
+# run_together starts one psql per statement, lets them all block on an
+# advisory lock (key $lock) held by this function, releases it once every
+# one is waiting, and returns a list of [stdout, stderr, success] in the
+# same order.  It asserts (one ok) that all of them reached the barrier.
+sub run_together
+{
+	my ($node, $lock, @sqls) = @_;
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe("SELECT pg_advisory_lock($lock)");
+
+	my @runs;
+	for my $sql (@sqls)
+	{
+		my %r = (out => '', err => '');
+		$r{h} = IPC::Run::start(
+			[
+				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
+				'-d', $node->connstr('postgres'),
+				'-c', "SELECT pg_advisory_lock_shared($lock)",
+				'-c', $sql
+			],
+			'>', \$r{out}, '2>', \$r{err});
+		push @runs, \%r;
+	}
+
+	my $n = scalar @sqls;
+	ok( $node->poll_query_until(
+			'postgres', qq{
+		SELECT count(*) = $n FROM pg_locks
+		WHERE locktype = 'advisory' AND objid = $lock AND NOT granted}),
+		"$n sessions wait at the barrier");
+	$holder->query_safe("SELECT pg_advisory_unlock($lock)");
+	$holder->quit;
+
+	my @res;
+	for my $r (@runs)
+	{
+		my $success = $r->{h}->finish;
+		$r->{out} =~ s/^\s*\n//;
+		push @res, [ $r->{out}, $r->{err}, $success ];
+	}
+	return @res;
+}
+
+# worker_pid returns the pid of the ccpurge worker (connected to $db, if
+# given), or an empty string when none runs.
+sub worker_pid
+{
+	my ($node, $db) = @_;
+	my $where = defined $db ? " AND datname = '$db'" : '';
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker'$where"
+	);
+}
+
 package CcpTest::Sim;
 
 use strict;
@@ -552,6 +607,15 @@ sub deleted
 {
 	my ($self, $set) = @_;
 	return $self->get("/_sim/deleted/$set");
+}
+
+# deleted_with_prefix returns how many members of deleted set $set
+# (default cec_customers) start with $prefix.
+sub deleted_with_prefix
+{
+	my ($self, $prefix, $set) = @_;
+	return scalar grep { index($_, $prefix) == 0 }
+	  @{ $self->deleted($set // 'cec_customers') };
 }
 
 # request_log returns GET /_sim/log: the simulator's last $n requests.

@@ -48,48 +48,6 @@ sub delete_one
 		FROM ccpurge_delete_customers(ARRAY['$number'])});
 }
 
-# run_together starts one psql per statement, lets them all block on an
-# advisory lock held by this test, releases it once every one is waiting,
-# and returns a list of [stdout, stderr, success] in the same order.
-sub run_together
-{
-	my (@sqls) = @_;
-	my $holder = $node->background_psql('postgres');
-	$holder->query_safe('SELECT pg_advisory_lock(4711)');
-
-	my @runs;
-	for my $sql (@sqls)
-	{
-		my %r = (out => '', err => '');
-		$r{h} = IPC::Run::start(
-			[
-				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-				'-d', $node->connstr('postgres'),
-				'-c', 'SELECT pg_advisory_lock_shared(4711)',
-				'-c', $sql
-			],
-			'>', \$r{out}, '2>', \$r{err});
-		push @runs, \%r;
-	}
-
-	my $n = scalar @sqls;
-	ok( $node->poll_query_until(
-			'postgres', qq{
-		SELECT count(*) = $n FROM pg_locks
-		WHERE locktype = 'advisory' AND objid = 4711 AND NOT granted}),
-		"$n sessions wait at the barrier");
-	$holder->query_safe('SELECT pg_advisory_unlock(4711)');
-	$holder->quit;
-
-	my @res;
-	for my $r (@runs)
-	{
-		my $success = $r->{h}->finish;
-		$r->{out} =~ s/^\s*\n//;
-		push @res, [ $r->{out}, $r->{err}, $success ];
-	}
-	return @res;
-}
 
 # 1. One token, two backends.
 my ($pid1, $ok1) = split /\|/, delete_one('share-1');
@@ -105,7 +63,7 @@ is(cec_tokens(), 1, 'the second backend reused the shared token');
 $sim->fault(kind => 'expire_tokens');
 my $auth_before = $sim->state->{rejections}{auth};
 my $nsess = 5;
-my @res = run_together(
+my @res = CcpTest::run_together($node, 4711,
 	map {
 		"SELECT count(*) FILTER (WHERE ok) || '/' || count(*) "
 		  . "FROM ccpurge_delete_customers(ARRAY['burst-$_'])"

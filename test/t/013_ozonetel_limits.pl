@@ -39,48 +39,6 @@ CcpTest::setup_servers(
 
 my $campaign = 'QA_Outbound_Predictive';
 
-# run_together starts one psql per statement, lets them all block on an
-# advisory lock held by this test, releases it once every one is waiting,
-# and returns a list of [stdout, stderr, success] in the same order.
-sub run_together
-{
-	my (@sqls) = @_;
-	my $holder = $node->background_psql('postgres');
-	$holder->query_safe('SELECT pg_advisory_lock(4712)');
-
-	my @runs;
-	for my $sql (@sqls)
-	{
-		my %r = (out => '', err => '');
-		$r{h} = IPC::Run::start(
-			[
-				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-				'-d', $node->connstr('postgres'),
-				'-c', 'SELECT pg_advisory_lock_shared(4712)',
-				'-c', $sql
-			],
-			'>', \$r{out}, '2>', \$r{err});
-		push @runs, \%r;
-	}
-
-	my $n = scalar @sqls;
-	ok( $node->poll_query_until(
-			'postgres', qq{
-		SELECT count(*) = $n FROM pg_locks
-		WHERE locktype = 'advisory' AND objid = 4712 AND NOT granted}),
-		"$n sessions wait at the barrier");
-	$holder->query_safe('SELECT pg_advisory_unlock(4712)');
-	$holder->quit;
-
-	my @res;
-	for my $r (@runs)
-	{
-		my $success = $r->{h}->finish;
-		$r->{out} =~ s/^\s*\n//;
-		push @res, [ $r->{out}, $r->{err}, $success ];
-	}
-	return @res;
-}
 
 # phones_sql returns an SQL array of $n phone numbers starting at $first.
 sub phones_sql
@@ -114,7 +72,7 @@ my @sqls = map {
 	  . ", ARRAY['$campaign'])"
 } 1 .. 3;
 my $t0 = time;
-my @res = run_together(@sqls);
+my @res = CcpTest::run_together($node, 4712, @sqls);
 my $elapsed = time - $t0;
 note(sprintf('3 x 1,000 numbers at 5/second took %.1f s', $elapsed));
 for my $i (0 .. $#res)
@@ -176,7 +134,7 @@ is(scalar(grep { $deleted->{ 7100000000 + $_ } } 0 .. 299),
 	  . phones_sql($first, 300)
 	  . ", ARRAY['$campaign'])"
 } 1 .. 2;
-@res = run_together(@sqls);
+@res = CcpTest::run_together($node, 4712, @sqls);
 $deleted = deleted_phones();
 for my $i (0 .. $#res)
 {

@@ -48,14 +48,6 @@ sub cec_requests
 	return $sim->state->{requests}{cec_customers};
 }
 
-# deleted_with_prefix returns how many distinct customer numbers starting
-# with $prefix the simulator has erased.
-sub deleted_with_prefix
-{
-	my ($prefix) = @_;
-	return scalar grep { index($_, $prefix) == 0 }
-	  @{ $sim->deleted('cec_customers') };
-}
 
 # fill inserts customers $from .. $to with phone numbers "$prefix<id>".
 sub fill
@@ -134,7 +126,7 @@ for my $form (qw(row statement))
 		"$form trigger: $nrows items took at most $max_requests requests");
 	cmp_ok($requests, '>=', ceil($nrows / 1000),
 		"$form trigger: and at least ceil($nrows/1000)");
-	is(deleted_with_prefix($prefix), $nrows,
+	is($sim->deleted_with_prefix($prefix), $nrows,
 		"$form trigger: the simulator erased all $nrows customers");
 	note("$form trigger: $requests requests for $nrows items");
 }
@@ -167,7 +159,7 @@ for my $form (qw(row statement))
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM ccpurge_status'),
 		$queue_before, 'rolled-back DELETEs queued nothing');
 	is(cec_requests(), $before, 'and the simulator received nothing');
-	is(deleted_with_prefix($prefix), 0, 'and erased nothing');
+	is($sim->deleted_with_prefix($prefix), 0, 'and erased nothing');
 	$node->safe_psql('postgres', 'ALTER TABLE crm.customer DISABLE TRIGGER erase_at_vendor;
 		DELETE FROM crm.customer;
 		ALTER TABLE crm.customer ENABLE TRIGGER erase_at_vendor');
@@ -252,7 +244,7 @@ for my $form (qw(row statement))
 		'right after the commit its items are still waiting to be sent');
 
 	is(wait_prefix_done($prefix), '2000|2000', 'then they are all done');
-	is(deleted_with_prefix($prefix), 2000, 'and the simulator erased them');
+	is($sim->deleted_with_prefix($prefix), 2000, 'and the simulator erased them');
 	is($node->safe_psql('postgres', "SELECT ccpurge_wait($busy, '60 s')"),
 		't', 'the slow request finished too');
 	$sim->post('/_sim/fault/clear');

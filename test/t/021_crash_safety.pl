@@ -41,22 +41,7 @@ $sim->fault(
 	count => 100000,
 	path => 'cleancustpersonaldata');
 
-# worker_pid returns the pid of the ccpurge worker, or '' if none runs.
-sub worker_pid
-{
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker'"
-	);
-}
 
-# deleted_with_prefix returns how many distinct customer numbers starting
-# with $prefix the simulator has erased.
-sub deleted_with_prefix
-{
-	my ($prefix) = @_;
-	return scalar grep { index($_, $prefix) == 0 }
-	  @{ $sim->deleted('cec_customers') };
-}
 
 # wait_partly_done waits until at least $n items starting with $prefix are
 # done, and returns "done|unfinished" at that moment.
@@ -92,7 +77,7 @@ sub check_all_done
 		FROM ccpurge_status WHERE starts_with(item, '$prefix')}),
 		"$nitems|$nitems|$nitems",
 		"$what: all $nitems items are in the queue once, and done");
-	is(deleted_with_prefix($prefix), $nitems,
+	is($sim->deleted_with_prefix($prefix), $nitems,
 		"$what: the simulator erased all $nitems customers");
 	return;
 }
@@ -100,7 +85,7 @@ sub check_all_done
 # 1. kill -9 of the worker in the middle of a drain.
 {
 	my $prefix = 'kill9-';
-	my $pid = worker_pid();
+	my $pid = CcpTest::worker_pid($node);
 	like($pid, qr/^\d+$/, 'the worker runs');
 
 	$node->safe_psql(
@@ -111,7 +96,7 @@ sub check_all_done
 	cmp_ok($left, '>', 0, "kill -9: the drain is in progress ($done done)");
 
 	# the worker may have been restarted in between: kill the current one
-	$pid = worker_pid();
+	$pid = CcpTest::worker_pid($node);
 	my $log_offset = -s $node->logfile;
 	ok(kill('KILL', $pid), "kill -9 of worker $pid");
 
@@ -146,7 +131,7 @@ sub check_all_done
 
 	$node->stop('immediate');
 	$node->start;
-	like(worker_pid(), qr/^\d+$/, 'immediate shutdown: the worker runs again');
+	like(CcpTest::worker_pid($node), qr/^\d+$/, 'immediate shutdown: the worker runs again');
 	check_all_done($prefix, 'immediate shutdown');
 }
 

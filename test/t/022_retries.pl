@@ -44,14 +44,6 @@ CcpTest::setup_servers(
 	servers => [ 'cec', 'isales' ],
 	server_options => { cec => { max_inflight => '1' } });
 
-# deleted_with_prefix returns how many distinct items starting with
-# $prefix the simulator has erased in set $set (default cec_customers).
-sub deleted_with_prefix
-{
-	my ($prefix, $set) = @_;
-	return scalar grep { index($_, $prefix) == 0 }
-	  @{ $sim->deleted($set // 'cec_customers') };
-}
 
 # enqueue_customers queues customer numbers "$prefix1" .. "$prefix$n" in
 # one request and returns its id.
@@ -133,7 +125,7 @@ sub set_guc
 	is("$s[0]|$s[1]", '3000|done', 'vendor back: all 3000 items are done');
 	cmp_ok($s[2], '>', 1,
 		"vendor back: every item shows more than one attempt ($s[2]..$s[3])");
-	is(deleted_with_prefix($prefix), 3000,
+	is($sim->deleted_with_prefix($prefix), 3000,
 		'vendor back: the simulator erased all 3000 customers');
 }
 
@@ -173,7 +165,7 @@ sub set_guc
 		'token expiry: the vendor did refuse an expired token');
 	cmp_ok($after->{tokens_issued}{cec}, '>', $before->{tokens_issued}{cec},
 		'token expiry: the worker got a new token');
-	is(deleted_with_prefix($prefix), 20000,
+	is($sim->deleted_with_prefix($prefix), 20000,
 		'token expiry: the simulator erased all 20000 customers');
 	$sim->post('/_sim/fault/clear');
 }
@@ -221,14 +213,14 @@ sub set_guc
 	is("$s[0]|$s[1]|$s[2]|$s[3]|$s[4]", '3|failed|1|1|400',
 		'HTTP 400: the items failed at once');
 	like($s[6], qr/HTTP 400/, "HTTP 400: the message says why ($s[6])");
-	is(deleted_with_prefix('bad-request-'), 0, 'HTTP 400: nothing was erased');
+	is($sim->deleted_with_prefix('bad-request-'), 0, 'HTTP 400: nothing was erased');
 
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'3', 'HTTP 400: ccpurge_retry requeues the items');
 	wait_request($id, 'HTTP 400 retried');
 	@s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]", '3|done', 'HTTP 400: after the retry the items are done');
-	is(deleted_with_prefix('bad-request-'), 3,
+	is($sim->deleted_with_prefix('bad-request-'), 3,
 		'HTTP 400: the simulator erased them');
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'0', 'HTTP 400: a second ccpurge_retry finds nothing to requeue');
@@ -285,7 +277,7 @@ sub set_guc
 		FROM ccpurge_status WHERE request_id IN ($id, $id2)}),
 		'7|canceled',
 		'cancel: all 7 items are still canceled');
-	is(deleted_with_prefix('cancel-'), 0,
+	is($sim->deleted_with_prefix('cancel-'), 0,
 		'cancel: the simulator erased none of them');
 	is($sim->state->{requests}{cec_customers} - $before,
 		1, 'cancel: only the later request was sent');
@@ -295,7 +287,7 @@ sub set_guc
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'5', 'cancel: ccpurge_retry queues the canceled items again');
 	wait_request($id, 'cancel then retry');
-	is(deleted_with_prefix('cancel-'), 5,
+	is($sim->deleted_with_prefix('cancel-'), 5,
 		'cancel: after the retry the simulator erased them');
 }
 

@@ -65,23 +65,7 @@ sub setup
 }
 setup();
 
-# worker_pid returns the pid of the ccpurge worker connected to the
-# worker's database, or '' if there is none.
-sub worker_pid
-{
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker' AND datname = '$db'"
-	);
-}
 
-# deleted_with_prefix returns how many distinct customer numbers starting
-# with $prefix the simulator has erased.
-sub deleted_with_prefix
-{
-	my ($prefix) = @_;
-	return scalar grep { index($_, $prefix) == 0 }
-	  @{ $sim->deleted('cec_customers') };
-}
 
 # enqueue_sql returns the statement that queues "$prefix1" .. "$prefix$n".
 sub enqueue_sql
@@ -191,7 +175,7 @@ SKIP:
 	my $id = enqueue('idle-warm-', 10);
 	is(wait_done($id), '10|10', 'idle: a first request is done');
 	sleep(1);
-	my $pid = worker_pid();
+	my $pid = CcpTest::worker_pid($node, $db);
 
 	my ($calls, $what) = strace_syscalls($pid, 5);
 	if (!defined $calls)
@@ -226,7 +210,7 @@ SKIP:
 # 2. SIGHUP while the worker is busy.
 {
 	slow_vendor();
-	my $pid = worker_pid();
+	my $pid = CcpTest::worker_pid($node, $db);
 	my $id = enqueue('hup-', 10000);
 	wait_progress($id, 1000);
 
@@ -234,8 +218,8 @@ SKIP:
 	$node->reload;
 	is(wait_done($id), '10000|10000',
 		'SIGHUP: the worker kept draining after the reload');
-	is(worker_pid(), $pid, 'SIGHUP: the same worker is still running');
-	is(deleted_with_prefix('hup-'), 10000,
+	is(CcpTest::worker_pid($node, $db), $pid, 'SIGHUP: the same worker is still running');
+	is($sim->deleted_with_prefix('hup-'), 10000,
 		'SIGHUP: the simulator erased all 10000 customers');
 	$sim->post('/_sim/fault/clear');
 
@@ -293,8 +277,8 @@ SKIP:
 	unlike($msg, qr/alice-wrong-secret/, 'mapping: the secret is not in it');
 	cmp_ok($sim->state->{rejections}{auth}, '>', $auth_before,
 		"mapping: the vendor refused alice's credentials");
-	is(deleted_with_prefix('alice-'), 0, "mapping: none of alice's items was erased");
-	is(deleted_with_prefix('public-'), 3, "mapping: PUBLIC's items were erased");
+	is($sim->deleted_with_prefix('alice-'), 0, "mapping: none of alice's items was erased");
+	is($sim->deleted_with_prefix('public-'), 3, "mapping: PUBLIC's items were erased");
 	is($node->safe_psql($db, 'SELECT count(*) FROM ccpurge_status', @alice),
 		'3', 'mapping: alice sees only her own items');
 
@@ -307,14 +291,14 @@ SKIP:
 		'3', "mapping: alice requeues her items");
 	is(wait_done($a_id, @alice), '3|3',
 		"mapping: with her mapping fixed, alice's items are done");
-	is(deleted_with_prefix('alice-'), 3, "mapping: and erased");
+	is($sim->deleted_with_prefix('alice-'), 3, "mapping: and erased");
 }
 
 # 4. DROP EXTENSION while a drain is in progress.
 {
 	my $bg = $node->background_psql($db);
 	slow_vendor();
-	my $pid = worker_pid();
+	my $pid = CcpTest::worker_pid($node, $db);
 	my $id = $bg->query_safe(enqueue_sql('drop-ext-', 10000));
 	wait_progress($id, 1000);
 
@@ -331,8 +315,8 @@ SKIP:
 	$sim->post('/_sim/fault/clear');
 
 	sleep(1);
-	like(worker_pid(), qr/^\d+$/, 'DROP EXTENSION: a worker still runs');
-	note('worker pid before ' . $pid . ', after ' . worker_pid());
+	like(CcpTest::worker_pid($node, $db), qr/^\d+$/, 'DROP EXTENSION: a worker still runs');
+	note('worker pid before ' . $pid . ', after ' . CcpTest::worker_pid($node, $db));
 	ok( !$node->log_contains(
 			qr/ccpurge worker.*(terminated by signal|exited with exit code)/,
 			$log_offset),
@@ -344,7 +328,7 @@ SKIP:
 	$bg->quit;
 	is(wait_done($id2), '5|5',
 		'DROP EXTENSION: after CREATE EXTENSION new work is done');
-	is(deleted_with_prefix('recreated-'), 5,
+	is($sim->deleted_with_prefix('recreated-'), 5,
 		'DROP EXTENSION: and erased by the simulator');
 }
 
@@ -373,8 +357,8 @@ SKIP:
 	setup();
 	my $id2 = enqueue('new-db-', 5);
 	is(wait_done($id2), '5|5', 'DROP DATABASE: work in the new database is done');
-	is(deleted_with_prefix('new-db-'), 5, 'DROP DATABASE: and erased by the simulator');
-	like(worker_pid(), qr/^\d+$/, 'DROP DATABASE: the worker serves the new database');
+	is($sim->deleted_with_prefix('new-db-'), 5, 'DROP DATABASE: and erased by the simulator');
+	like(CcpTest::worker_pid($node, $db), qr/^\d+$/, 'DROP DATABASE: the worker serves the new database');
 }
 
 
@@ -382,7 +366,7 @@ SKIP:
 #    it for a few seconds, so that its claim fails several times) is reported and survived: once the table is back
 #    the worker drains again, and it still stops cleanly when told to.
 {
-	my $pid = worker_pid();
+	my $pid = CcpTest::worker_pid($node, $db);
 	my $log_offset = -s $node->logfile;
 	$node->safe_psql($db, 'ALTER TABLE ccpurge.queue RENAME TO queue_away');
 	$node->reload;
@@ -411,7 +395,7 @@ SKIP:
 	my $id = enqueue('after-error-', 3);
 	my $drained = $node->safe_psql($db, "SELECT ccpurge_wait($id, '15 s')");
 	is($drained, 't', 'worker error: afterwards new work is done');
-	is(deleted_with_prefix('after-error-'), 3,
+	is($sim->deleted_with_prefix('after-error-'), 3,
 		'worker error: and erased by the simulator');
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 	my $gone = 0;
@@ -430,7 +414,7 @@ SKIP:
 		'worker error: it exits cleanly, without a crash');
 
 	# a worker wedged by the error is replaced, for the test below
-	my $current = worker_pid();
+	my $current = CcpTest::worker_pid($node, $db);
 	if ($current ne '' && ($drained ne 't' || !$gone))
 	{
 		note("killing the wedged worker $current");
@@ -447,7 +431,7 @@ SKIP:
 		SELECT count(*) = 1 FROM pg_stat_activity
 		WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
 		"the worker is connected to $db");
-	my $pid = worker_pid();
+	my $pid = CcpTest::worker_pid($node, $db);
 	my $log_offset = -s $node->logfile;
 	my ($ret, $out, $err) = $node->psql(
 		'postgres', "DROP DATABASE $db",
@@ -457,7 +441,7 @@ SKIP:
 	sleep(1);
 	local $TODO =
 	  'the ProcessUtility hook signals the worker before the permission check';
-	is(worker_pid(), $pid,
+	is(CcpTest::worker_pid($node, $db), $pid,
 		'DROP DATABASE by a non-owner: the worker was left alone');
 	ok( !$node->log_contains(
 			qr/terminating background worker "ccpurge worker"/, $log_offset),
