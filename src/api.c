@@ -49,11 +49,11 @@ ccp_api_sort_cmp(const void *a, const void *b)
 }
 
 /*
- * ccp_api_distinct removes duplicates from items in place, keeping the
+ * ccp_items_distinct removes duplicates from items in place, keeping the
  * first occurrence of each and the original order.  Returns the new count.
  */
-static int
-ccp_api_distinct(char **items, int n)
+int
+ccp_items_distinct(char **items, int n)
 {
 	CcpSortItem *sorted;
 	bool	   *dup;
@@ -135,7 +135,7 @@ ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 
 	for (int i = 0; i < *nitems; i++)
 		def->validate_item(def, items[i]);
-	*nitems = ccp_api_distinct(items, *nitems);
+	*nitems = ccp_items_distinct(items, *nitems);
 	return items;
 }
 
@@ -145,7 +145,7 @@ ccp_api_campaigns(char **names, int n, CcpParams *params)
 {
 	for (int i = 0; i < n; i++)
 		ccp_ozonetel_validate_campaign(names[i]);
-	n = ccp_api_distinct(names, n);
+	n = ccp_items_distinct(names, n);
 	params->campaign_names = NIL;
 	for (int i = 0; i < n; i++)
 		params->campaign_names = lappend(params->campaign_names, names[i]);

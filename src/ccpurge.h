@@ -388,6 +388,7 @@ extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
  */
 extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 								   const char *argname, int *nitems);
+extern int	ccp_items_distinct(char **items, int n);
 extern void ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params,
 								  CcpParams *out);
 

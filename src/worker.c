@@ -420,7 +420,8 @@ ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
 
 /*
  * ccp_worker_load_batch reads the items, attempts and first request id of
- * the rows claimed into batch, copying them into the batch's context.
+ * the rows claimed into batch, copying the distinct items into the batch's
+ * context.
  */
 static void
 ccp_worker_load_batch(CcpBatch *batch)
@@ -462,6 +463,8 @@ ccp_worker_load_batch(CcpBatch *batch)
 			batch->items[batch->nitems++] = TextDatumGetCString(elems[i]);
 		MemoryContextSwitchTo(old);
 	}
+	/* rows of several requests may name the same item: send it once */
+	batch->nitems = ccp_items_distinct(batch->items, batch->nitems);
 }
 
 /*
