@@ -28,3 +28,6 @@ include $(PGXS)
 
 ccpurge--1.0.sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+# every source file includes the private header
+$(OBJS): src/ccpurge.h

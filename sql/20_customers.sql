@@ -119,3 +119,34 @@ SELECT role, item_count, ok FROM ccpurge.request_log WHERE role = 'regress_ccp_u
 REVOKE ALL ON FUNCTION ccpurge_delete_customers(text[], text) FROM regress_ccp_user;
 REVOKE USAGE ON FOREIGN SERVER cec FROM regress_ccp_user;
 DROP ROLE regress_ccp_user;
+
+--
+-- The log outlives a rollback: the requests went out all the same.  The
+-- rows of a rolled-back transaction or savepoint are handed to the worker,
+-- which writes them in a transaction of its own.
+--
+BEGIN;
+SELECT item, ok FROM ccpurge_delete_customers(ARRAY['rolled-back-1']);
+ROLLBACK;
+BEGIN;
+SAVEPOINT before_call;
+SELECT item, ok FROM ccpurge_delete_customers(ARRAY['rolled-back-2']);
+ROLLBACK TO before_call;
+SELECT item, ok FROM ccpurge_delete_customers(ARRAY['kept-3']);
+COMMIT;
+DO $$
+BEGIN
+	FOR i IN 1..200 LOOP
+		PERFORM FROM ccpurge.request_log
+		 WHERE items_sha256 IN (ccpurge_items_digest('{rolled-back-1}'),
+								ccpurge_items_digest('{rolled-back-2}'))
+		HAVING count(*) = 2;
+		EXIT WHEN FOUND;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END
+$$;
+SELECT d.item, l.origin, l.item_count, l.ok, l.http_status
+  FROM unnest(ARRAY['rolled-back-1', 'rolled-back-2', 'kept-3']) AS d(item)
+  LEFT JOIN ccpurge.request_log AS l ON l.items_sha256 = ccpurge_items_digest(ARRAY[d.item])
+ ORDER BY 1;

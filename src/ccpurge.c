@@ -135,6 +135,7 @@ _PG_init(void)
 	ccp_shmem_request();
 	ccp_worker_register();
 	ccp_queue_register_callbacks();
+	ccp_reqlog_register_callbacks();
 }
 
 /*

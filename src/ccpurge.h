@@ -182,16 +182,47 @@ typedef struct CcpRateSlot
 	int			holder_pid[CCP_RATE_RING];
 } CcpRateSlot;
 
+/*
+ * A request-log row handed to the worker because the transaction that
+ * wrote it rolled back (see reqlog.c).  Protected by log_lock.
+ */
+typedef struct CcpLogRecord
+{
+	Oid			dbid;
+	TimestampTz at;
+	char		server[NAMEDATALEN];
+	char		vendor[NAMEDATALEN];
+	char		operation[NAMEDATALEN];
+	bool		worker;
+	Oid			role;
+	int64		request_id;
+	int			item_count;
+	bool		has_digest;
+	char		digest[65];
+	bool		ok;
+	int			http_status;
+	bool		has_code;
+	char		code[64];
+	char		message[512];
+	double		duration_ms;
+} CcpLogRecord;
+
+#define CCP_LOG_RING	256
+
 typedef struct CcpShared
 {
 	LWLock	   *token_lock;
 	LWLock	   *rate_lock;
 	LWLock	   *worker_lock;
+	LWLock	   *log_lock;
 	ConditionVariable token_cv;
 	ConditionVariable rate_cv;
 	int			worker_pid;
 	Latch	   *worker_latch;
 	TimestampTz worker_hold_until;	/* DROP DATABASE: stay away until then */
+	Oid			worker_dbid;	/* database the worker serves */
+	int			log_count;		/* records in log_ring */
+	CcpLogRecord log_ring[CCP_LOG_RING];	/* rows of rolled-back calls */
 	int			nslots;
 	CcpTokenSlot *tokens;		/* nslots entries */
 	CcpRateSlot *rates;			/* nslots entries */
@@ -380,6 +411,8 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 extern char *ccp_items_digest(char **items, int nitems);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
+extern void ccp_reqlog_adopt_orphans(void);
+extern void ccp_reqlog_register_callbacks(void);
 extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 
 /* ----------

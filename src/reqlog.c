@@ -11,6 +11,11 @@
  * network.  The table is readable only by its owner; rows are inserted
  * with the owner's rights, so callers need no privilege on it.
  *
+ * The requests went out whatever becomes of the caller's transaction, so
+ * the rows must outlive a rollback: rows written (or still waiting) when a
+ * transaction or savepoint rolls back are copied into shared memory, and
+ * the worker writes them in its own transaction.
+ *
  *-------------------------------------------------------------------------
  */
 #include "ccpurge.h"
@@ -20,8 +25,10 @@
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "mb/pg_wchar.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -45,10 +52,13 @@ typedef struct CcpLogEntry
 	char	   *code;
 	char	   *message;
 	double		duration_ms;
+	int			level;			/* nest level that wrote it, 0: not written */
 } CcpLogEntry;
 
 static MemoryContext ccp_log_cxt = NULL;
-static List *ccp_log_pending = NIL;
+static List *ccp_log_pending = NIL;	/* not yet inserted */
+static List *ccp_log_written = NIL; /* inserted by the open transaction */
+static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
 
 PG_FUNCTION_INFO_V1(ccpurge_items_digest);
 
@@ -149,6 +159,13 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	if (ccp_log_cxt == NULL)
 		ccp_log_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge request log",
 											ALLOCSET_DEFAULT_SIZES);
+	if (!ccp_log_worker_db && IsTransactionState() && ccp_database_name != NULL)
+	{
+		char	   *dbname = get_database_name(MyDatabaseId);
+
+		ccp_log_worker_db = (dbname != NULL &&
+							 strcmp(dbname, ccp_database_name) == 0);
+	}
 	old = MemoryContextSwitchTo(ccp_log_cxt);
 	e = palloc0(sizeof(CcpLogEntry));
 	e->at = GetCurrentTimestamp();
@@ -169,13 +186,214 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	MemoryContextSwitchTo(old);
 }
 
-/* ccp_reqlog_discard forgets rows not yet written (their transaction died). */
+/*
+ * ccp_reqlog_discard forgets every row this process holds, written or not;
+ * for the worker, when the table they belong in is gone.
+ */
 void
 ccp_reqlog_discard(void)
 {
 	ccp_log_pending = NIL;
+	ccp_log_written = NIL;
 	if (ccp_log_cxt != NULL)
 		MemoryContextReset(ccp_log_cxt);
+}
+
+/*
+ * ccp_reqlog_worker_db tells whether the worker serves this process's
+ * database (or will, once it has started).  No catalog access: it runs in
+ * transaction callbacks, so the name was compared when a row was recorded.
+ */
+static bool
+ccp_reqlog_worker_db(void)
+{
+	return ccp_log_worker_db || MyDatabaseId == ccp_shared->worker_dbid;
+}
+
+/*
+ * ccp_reqlog_orphan hands rows whose transaction rolled back to the worker
+ * through shared memory.  Runs in transaction callbacks: it must not
+ * access catalogs or raise errors.  Rows of a database the worker does not
+ * serve, or beyond the buffer, are counted in a warning.
+ */
+static void
+ccp_reqlog_orphan(List *entries)
+{
+	ListCell   *lc;
+	int			lost = 0;
+
+	if (entries == NIL || ccp_shared == NULL)
+		return;
+	LWLockAcquire(ccp_shared->log_lock, LW_EXCLUSIVE);
+	foreach(lc, entries)
+	{
+		CcpLogEntry *e = lfirst(lc);
+		CcpLogRecord *r;
+
+		if (!ccp_reqlog_worker_db() ||
+			ccp_shared->log_count >= CCP_LOG_RING)
+		{
+			lost++;
+			continue;
+		}
+		r = &ccp_shared->log_ring[ccp_shared->log_count++];
+		memset(r, 0, sizeof(*r));
+		r->dbid = MyDatabaseId;
+		r->at = e->at;
+		strlcpy(r->server, e->server, sizeof(r->server));
+		strlcpy(r->vendor, e->vendor, sizeof(r->vendor));
+		strlcpy(r->operation, e->operation, sizeof(r->operation));
+		r->worker = (strcmp(e->origin, "worker") == 0);
+		r->role = e->role;
+		r->request_id = e->request_id;
+		r->item_count = e->item_count;
+		r->has_digest = (e->digest != NULL);
+		if (e->digest)
+			strlcpy(r->digest, e->digest, sizeof(r->digest));
+		r->ok = e->ok;
+		r->http_status = e->http_status;
+		r->has_code = (e->code != NULL);
+		if (e->code)
+			strlcpy(r->code, e->code, sizeof(r->code));
+		if (e->message)
+		{
+			int			len = pg_mbcliplen(e->message, strlen(e->message),
+										   sizeof(r->message) - 1);
+
+			memcpy(r->message, e->message, len);
+			r->message[len] = '\0';
+		}
+		r->duration_ms = e->duration_ms;
+	}
+	LWLockRelease(ccp_shared->log_lock);
+	ccp_wake_worker();
+	if (lost > 0)
+		ereport(WARNING,
+				(errmsg("%d request log rows of a rolled-back transaction were not kept",
+						lost),
+				 errdetail("The ccpurge worker serves another database, or its buffer for such rows is full.")));
+}
+
+/*
+ * ccp_reqlog_adopt_orphans moves the rows that rolled-back transactions of
+ * this database handed over into this process's pending rows, for the next
+ * ccp_reqlog_flush().  Rows of other databases are dropped: only the
+ * worker's database is served.
+ */
+void
+ccp_reqlog_adopt_orphans(void)
+{
+	MemoryContext old;
+
+	if (ccp_shared == NULL || ccp_shared->log_count == 0)
+		return;
+	if (ccp_log_cxt == NULL)
+		ccp_log_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge request log",
+											ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(ccp_log_cxt);
+	LWLockAcquire(ccp_shared->log_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ccp_shared->log_count; i++)
+	{
+		CcpLogRecord *r = &ccp_shared->log_ring[i];
+		CcpLogEntry *e;
+
+		if (r->dbid != MyDatabaseId)
+			continue;
+		e = palloc0(sizeof(CcpLogEntry));
+		e->at = r->at;
+		e->server = pstrdup(r->server);
+		e->vendor = pstrdup(r->vendor);
+		e->operation = pstrdup(r->operation);
+		e->origin = r->worker ? "worker" : "sync";
+		e->role = r->role;
+		e->request_id = r->request_id;
+		e->item_count = r->item_count;
+		e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
+		e->ok = r->ok;
+		e->http_status = r->http_status;
+		e->code = r->has_code ? pstrdup(r->code) : NULL;
+		e->message = pstrdup(r->message);
+		e->duration_ms = r->duration_ms;
+		ccp_log_pending = lappend(ccp_log_pending, e);
+	}
+	ccp_shared->log_count = 0;
+	LWLockRelease(ccp_shared->log_lock);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * ccp_reqlog_xact_callback keeps the rows of a committed transaction
+ * written and hands those of a rolled-back one to the worker.
+ */
+static void
+ccp_reqlog_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			ccp_log_written = NIL;
+			if (ccp_log_pending == NIL && ccp_log_cxt != NULL)
+				MemoryContextReset(ccp_log_cxt);
+			break;
+		case XACT_EVENT_ABORT:
+			ccp_reqlog_orphan(list_concat(ccp_log_written, ccp_log_pending));
+			ccp_log_written = NIL;
+			ccp_log_pending = NIL;
+			if (ccp_log_cxt != NULL)
+				MemoryContextReset(ccp_log_cxt);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * ccp_reqlog_subxact_callback hands the rows written inside a rolled-back
+ * savepoint to the worker, and passes those of a released one up.
+ */
+static void
+ccp_reqlog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	List	   *lost = NIL;
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	MemoryContext old;
+
+	if (ccp_log_written == NIL ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	/* the ending subtransaction is still the current one here */
+	level = GetCurrentTransactionNestLevel();
+	old = MemoryContextSwitchTo(ccp_log_cxt);
+	foreach(lc, ccp_log_written)
+	{
+		CcpLogEntry *e = lfirst(lc);
+
+		if (e->level < level)
+			kept = lappend(kept, e);
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			e->level = level - 1;
+			kept = lappend(kept, e);
+		}
+		else
+			lost = lappend(lost, e);
+	}
+	MemoryContextSwitchTo(old);
+	ccp_log_written = kept;
+	ccp_reqlog_orphan(lost);
+}
+
+/* ccp_reqlog_register_callbacks installs the callbacks; from _PG_init. */
+void
+ccp_reqlog_register_callbacks(void)
+{
+	RegisterXactCallback(ccp_reqlog_xact_callback, NULL);
+	RegisterSubXactCallback(ccp_reqlog_subxact_callback, NULL);
 }
 
 /*
@@ -208,6 +426,7 @@ ccp_reqlog_flush(void)
 	ListCell   *lc;
 	int			i = 0;
 	int			ret;
+	MemoryContext old;
 
 	if (n == 0)
 		return;
@@ -301,5 +520,12 @@ ccp_reqlog_flush(void)
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
-	ccp_reqlog_discard();
+
+	/* written, but only as durable as this transaction */
+	foreach(lc, ccp_log_pending)
+		((CcpLogEntry *) lfirst(lc))->level = GetCurrentTransactionNestLevel();
+	old = MemoryContextSwitchTo(ccp_log_cxt);
+	ccp_log_written = list_concat(ccp_log_written, ccp_log_pending);
+	MemoryContextSwitchTo(old);
+	ccp_log_pending = NIL;
 }

@@ -2,7 +2,8 @@
  *
  * shmem.c
  *	  Shared memory of ccpurge: the token cache slots, the rate limiter
- *	  slots, their locks and condition variables, and the worker's latch.
+ *	  slots, their locks and condition variables, the worker's latch, and
+ *	  the request-log rows that rolled-back transactions hand to the worker.
  *
  * The layout is fixed at postmaster start from ccpurge.max_servers.  The
  * users of each part (auth.c, ratelimit.c, worker.c) own its semantics;
@@ -40,7 +41,7 @@ ccp_shmem_request_hook(void)
 		ccp_prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(ccp_shmem_size());
-	RequestNamedLWLockTranche("ccpurge", 3);
+	RequestNamedLWLockTranche("ccpurge", 4);
 }
 
 /*
@@ -66,6 +67,7 @@ ccp_shmem_startup_hook(void)
 		ccp_shared->token_lock = &locks[0].lock;
 		ccp_shared->rate_lock = &locks[1].lock;
 		ccp_shared->worker_lock = &locks[2].lock;
+		ccp_shared->log_lock = &locks[3].lock;
 		ConditionVariableInit(&ccp_shared->token_cv);
 		ConditionVariableInit(&ccp_shared->rate_cv);
 		ccp_shared->nslots = ccp_max_servers;

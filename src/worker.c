@@ -468,8 +468,9 @@ ccp_worker_load_batch(CcpBatch *batch)
 }
 
 /*
- * ccp_worker_recover queues again every row a previous worker left in
- * "sending", and removes finished rows past ccpurge.retention.  Runs in a
+ * ccp_worker_housekeeping queues again every row a previous worker left in
+ * "sending", writes the request-log rows that rolled-back transactions
+ * handed over, and removes finished rows past ccpurge.retention.  Runs in a
  * claim transaction.
  */
 static void
@@ -489,6 +490,10 @@ ccp_worker_housekeeping(void)
 							(unsigned long long) SPI_processed)));
 		ccp_recovered = true;
 	}
+	/* request-log rows of rolled-back synchronous calls */
+	ccp_reqlog_adopt_orphans();
+	ccp_reqlog_flush();
+
 	if (TimestampDifferenceExceeds(ccp_last_purge, now, CCP_WORKER_PURGE_INTERVAL_MS))
 	{
 		Oid			types[1] = {INT4OID};
@@ -852,6 +857,7 @@ ccpurge_worker_main(Datum main_arg)
 	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
 	ccp_shared->worker_pid = MyProcPid;
 	ccp_shared->worker_latch = MyLatch;
+	ccp_shared->worker_dbid = MyDatabaseId;
 	LWLockRelease(ccp_shared->worker_lock);
 	before_shmem_exit(ccp_worker_detach, (Datum) 0);
 
