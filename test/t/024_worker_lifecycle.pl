@@ -21,7 +21,6 @@
 #     still exits cleanly on SIGTERM;
 #   - a DROP DATABASE that is refused (the role does not own the database)
 #     leaves the worker alone.
-# The last two are TODO until the worker bugs they found are fixed.
 
 use strict;
 use warnings;
@@ -390,8 +389,6 @@ SKIP:
 	}
 	ok($back, 'worker error: the queue table is back');
 
-	local $TODO =
-	  'the worker\'s error recovery (sigsetjmp block in ccpurge_worker_main) does not reset error_context_stack';
 	my $id = enqueue('after-error-', 3);
 	my $drained = $node->safe_psql($db, "SELECT ccpurge_wait($id, '15 s')");
 	is($drained, 't', 'worker error: afterwards new work is done');
@@ -439,8 +436,6 @@ SKIP:
 	like($err, qr/must be owner of database/,
 		'DROP DATABASE by a non-owner: refused');
 	sleep(1);
-	local $TODO =
-	  'the ProcessUtility hook signals the worker before the permission check';
 	is(CcpTest::worker_pid($node, $db), $pid,
 		'DROP DATABASE by a non-owner: the worker was left alone');
 	ok( !$node->log_contains(
