@@ -24,7 +24,8 @@
 # backend's CPU time for the three from /proc/self/sched, which leaves out
 # time spent waiting for a CPU (on a virtual machine whose host is busy it
 # still moves with the wall time).  CCP_BENCH_WORK_MEM sets work_mem, to
-# show the statement form when the transition table need not spill.
+# show the statement form when the transition table need not spill, and
+# CCP_BENCH_CONF any other settings ("fsync = on;synchronous_commit = on").
 #
 # The worker serves another database (ccpurge.database_name = 'postgres',
 # where the extension is not installed), so nothing drains the queue while
@@ -64,7 +65,9 @@ my $node = CcpTest::new_node(
 		'checkpoint_timeout = 1h', 'autovacuum = off',
 		'log_statement = none', 'jit = off',
 		# CCP_BENCH_WORK_MEM (e.g. 64MB) keeps the transition table in memory
-		($ENV{CCP_BENCH_WORK_MEM} ? ("work_mem = '$ENV{CCP_BENCH_WORK_MEM}'") : ())
+		($ENV{CCP_BENCH_WORK_MEM} ? ("work_mem = '$ENV{CCP_BENCH_WORK_MEM}'") : ()),
+		# CCP_BENCH_CONF adds settings, separated by ";" (e.g. "fsync = on")
+		split(/;/, $ENV{CCP_BENCH_CONF} // '')
 	]);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 
