@@ -717,6 +717,18 @@ ccp_worker_complete(CcpHttpCall *call)
 	ccp_worker_finish_batch(batch);
 }
 
+/* ccp_worker_free_finished frees the batches that have been recorded. */
+static void
+ccp_worker_free_finished(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, ccp_finished)
+		MemoryContextDelete(((CcpBatch *) lfirst(lc))->cxt);
+	list_free(ccp_finished);
+	ccp_finished = NIL;
+}
+
 /*
  * ccp_worker_record writes the outcome of every finished batch and the
  * pending request log in one transaction, then frees the batches.
@@ -732,10 +744,7 @@ ccp_worker_record(void)
 		/* dropped while we were sending: nothing to record into */
 		ccp_reqlog_discard();
 		ccp_worker_end();
-		foreach(lc, ccp_finished)
-			MemoryContextDelete(((CcpBatch *) lfirst(lc))->cxt);
-		list_free(ccp_finished);
-		ccp_finished = NIL;
+		ccp_worker_free_finished();
 		return;
 	}
 	foreach(lc, ccp_finished)
@@ -778,11 +787,7 @@ ccp_worker_record(void)
 	}
 	ccp_reqlog_flush();
 	ccp_worker_end();
-
-	foreach(lc, ccp_finished)
-		MemoryContextDelete(((CcpBatch *) lfirst(lc))->cxt);
-	list_free(ccp_finished);
-	ccp_finished = NIL;
+	ccp_worker_free_finished();
 }
 
 /*
