@@ -406,7 +406,8 @@ ccp_api_param_int(cJSON *root, const char *key, int *value)
 
 	if (item == NULL)
 		return false;
-	if (!cJSON_IsNumber(item) || item->valuedouble != (double) (int) item->valuedouble)
+	if (!cJSON_IsNumber(item) || !(item->valuedouble >= INT_MIN && item->valuedouble <= INT_MAX) ||
+		item->valuedouble != (double) (int) item->valuedouble)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parameter \"%s\" must be an integer", key)));

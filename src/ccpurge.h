@@ -134,6 +134,18 @@ extern int	ccp_max_servers;
 extern int	ccp_rate_notice_ms;
 extern void ccp_require_preload(void);
 
+/* Saved identity while running SQL as the owner of ccpurge's tables. */
+typedef struct CcpOwnerState
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			guc_level;
+} CcpOwnerState;
+
+extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
+extern void ccp_owner_restore_user(const CcpOwnerState *state);
+extern void ccp_owner_end(const CcpOwnerState *state);
+
 /* ----------
  * shmem.c: shared state of all backends and the worker
  * ----------
@@ -371,6 +383,7 @@ extern const CcpOpDef *ccp_op_def(CcpOperation op, const CcpVendor **vendor);
 extern void ccp_params_init(CcpParams *params);
 extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern char *ccp_json_get_string(void *cjson_object, const char *key);
+extern char *ccp_vendor_text(const char *s);
 extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 						   const char *value);
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
@@ -412,6 +425,7 @@ extern char *ccp_items_digest(char **items, int nitems);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
+extern void ccp_reqlog_orphan_pending(void);
 extern void ccp_reqlog_register_callbacks(void);
 extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 

@@ -187,22 +187,20 @@ static void
 ccp_queue_spi(const CcpQueueRel *rel, const char *sql, int nargs,
 			  Oid *types, Datum *values, int expect)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CcpOwnerState owner;
 	volatile int ret;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(rel->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	ccp_owner_begin(rel->owner, &owner);
 	PG_TRY();
 	{
 		ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		ccp_owner_restore_user(&owner);
 	}
 	PG_END_TRY();
+	ccp_owner_end(&owner);
 	if (ret != expect)
 		elog(ERROR, "unexpected SPI result %d for a ccpurge queue statement", ret);
 }
@@ -352,8 +350,7 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 		INT8OID, TEXTOID, TEXTOID, JSONBOID, REGROLEOID, TEXTARRAYOID, INT4OID
 	};
 	Datum		values[7];
-	Oid			save_userid;
-	int			save_sec;
+	CcpOwnerState owner;
 
 	Assert(nitems > 0 && request_id > 0);
 	batch = Max(batch, 1);
@@ -363,9 +360,7 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 	values[3] = params;
 	values[4] = ObjectIdGetDatum(role);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(rel->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	ccp_owner_begin(rel->owner, &owner);
 	PG_TRY();
 	{
 		if (ccp_insert_plan == NULL)
@@ -402,9 +397,10 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		ccp_owner_restore_user(&owner);
 	}
 	PG_END_TRY();
+	ccp_owner_end(&owner);
 
 	ccp_queue_touched = true;
 }
@@ -861,6 +857,8 @@ ccp_queue_flush(void)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	ccp_pending = NIL;
+	/* trigger caches must not append to entries that are gone */
+	ccp_pending_generation++;
 }
 
 /*

@@ -275,6 +275,18 @@ ccp_reqlog_orphan(List *entries)
 }
 
 /*
+ * ccp_reqlog_orphan_pending hands the rows not yet written to the worker;
+ * for a worker that leaves, or recovers from an error, between
+ * transactions, where no abort callback would do it.
+ */
+void
+ccp_reqlog_orphan_pending(void)
+{
+	ccp_reqlog_orphan(ccp_log_pending);
+	ccp_log_pending = NIL;
+}
+
+/*
  * ccp_reqlog_adopt_orphans moves the rows that rolled-back transactions of
  * this database handed over into this process's pending rows, for the next
  * ccp_reqlog_flush().  Rows of other databases are dropped: only the
@@ -363,6 +375,12 @@ ccp_reqlog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	MemoryContext old;
 
+	if (event == SUBXACT_EVENT_ABORT_SUB && ccp_log_pending != NIL)
+	{
+		/* rows of a call the error cut short: their requests went out */
+		ccp_reqlog_orphan(ccp_log_pending);
+		ccp_log_pending = NIL;
+	}
 	if (ccp_log_written == NIL ||
 		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
 		return;
@@ -408,8 +426,7 @@ ccp_reqlog_flush(void)
 	Oid			nsp;
 	Oid			relid;
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
+	CcpOwnerState owner_state;
 	Datum		args[14];
 	char		argnulls[14];
 	Oid			argtypes[14] = {
@@ -497,9 +514,7 @@ ccp_reqlog_flush(void)
 		argnulls[c] = ' ';
 	}
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	ccp_owner_begin(owner, &owner_state);
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -508,8 +523,11 @@ ccp_reqlog_flush(void)
 									"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
 									" origin, role, request_id, item_count, items_sha256, ok, http_status,"
 									" code, message, duration_ms)"
-									" SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-									" $12, $13, $14)",
+									" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+									" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+									" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+									" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+									" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))",
 									14, argtypes, args, argnulls, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not write the ccpurge request log: SPI code %d", ret);
@@ -517,9 +535,10 @@ ccp_reqlog_flush(void)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		ccp_owner_restore_user(&owner_state);
 	}
 	PG_END_TRY();
+	ccp_owner_end(&owner_state);
 
 	/* written, but only as durable as this transaction */
 	foreach(lc, ccp_log_pending)

@@ -142,6 +142,43 @@ ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
 }
 
 /*
+ * ccp_vendor_text returns a palloc'd copy of text a vendor sent that is
+ * safe to store: control characters become spaces, bytes that are not
+ * valid UTF-8 become "?", and so does non-ASCII text when the database
+ * encoding is neither UTF8 nor SQL_ASCII (rows must survive a dump).
+ */
+char *
+ccp_vendor_text(const char *s)
+{
+	StringInfoData buf;
+	int			dbenc = GetDatabaseEncoding();
+	bool		keep_utf8 = (dbenc == PG_UTF8 || dbenc == PG_SQL_ASCII);
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *end = p + strlen(s);
+
+	initStringInfo(&buf);
+	while (p < end)
+	{
+		if (*p < 0x80)
+		{
+			appendStringInfoChar(&buf, (*p < 0x20 || *p == 0x7f) ? ' ' : (char) *p);
+			p++;
+		}
+		else
+		{
+			int			l = pg_utf_mblen(p);
+
+			if (l <= end - p && pg_utf8_islegal(p, l) && keep_utf8)
+				appendBinaryStringInfo(&buf, (const char *) p, l);
+			else
+				appendStringInfoChar(&buf, '?');
+			p += (l <= end - p && pg_utf8_islegal(p, l)) ? l : 1;
+		}
+	}
+	return buf.data;
+}
+
+/*
  * ccp_json_get_string returns a palloc'd copy of object[key] when it is a
  * string or a number, else NULL.  object is a cJSON *, maybe NULL.
  */
@@ -154,10 +191,12 @@ ccp_json_get_string(void *object, const char *key)
 		return NULL;
 	item = cJSON_GetObjectItemCaseSensitive((cJSON *) object, key);
 	if (cJSON_IsString(item) && item->valuestring != NULL)
-		return pstrdup(item->valuestring);
+		return ccp_vendor_text(item->valuestring);
 	if (cJSON_IsNumber(item))
 	{
-		if (item->valuedouble == (double) (int64) item->valuedouble)
+		/* integral values print as integers; the range check avoids UB */
+		if (item->valuedouble >= -9e15 && item->valuedouble <= 9e15 &&
+			item->valuedouble == (double) (int64) item->valuedouble)
 			return psprintf(INT64_FORMAT, (int64) item->valuedouble);
 		return psprintf("%g", item->valuedouble);
 	}

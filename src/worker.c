@@ -183,10 +183,15 @@ ccp_worker_register(void)
 	ProcessUtility_hook = ccp_worker_utility_hook;
 }
 
-/* ccp_worker_detach forgets the worker's latch at exit. */
+/*
+ * ccp_worker_detach forgets the worker's latch at exit, and leaves the
+ * request-log rows it could not write to its successor.
+ */
 static void
 ccp_worker_detach(int code, Datum arg)
 {
+	ccp_reqlog_orphan_pending();
+
 	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
 	if (ccp_shared->worker_pid == MyProcPid)
 	{
@@ -659,31 +664,61 @@ ccp_worker_finish_batch(CcpBatch *batch)
  * ccp_worker_start gets a token for a claimed batch and starts its request.
  * stale is a token the vendor just refused, or NULL.  No transaction is
  * open; the token request, if any, is logged when the batch is recorded.
+ * An error here (a URL no longer allowed, a full token cache, a vendor
+ * build failure) becomes this batch's outcome instead of stopping every
+ * other request in flight.
  */
 static void
 ccp_worker_start(CcpBatch *batch, const char *stale)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	char	   *error = NULL;
-	CcpHttpRequest req;
+	volatile bool started = false;
 
-	if (!ccp_token_get(batch->srv, stale, &batch->token, &error, CCP_ORIGIN_WORKER))
+	PG_TRY();
 	{
+		if (ccp_token_get(batch->srv, stale, &batch->token, &error, CCP_ORIGIN_WORKER))
+		{
+			CcpHttpRequest req;
+
+			memset(&req, 0, sizeof(req));
+			batch->def->build(batch->srv, &batch->params, batch->items,
+							  batch->nitems, batch->token, &req);
+			(void) ccp_http_start(&batch->srv->http, &req, batch);
+			started = true;
+		}
+		else
+			error = psprintf("could not get a token: %s", error);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* no transaction to abort: release what the error may have held */
+		LWLockReleaseAll();
+		ConditionVariableCancelSleep();
+		MemoryContextSwitchTo(batch->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		error = psprintf("could not send the request: %s", edata->message);
+	}
+	PG_END_TRY();
+
+	if (started)
+	{
+		MemoryContextSwitchTo(TopMemoryContext);
+		ccp_inflight = lappend(ccp_inflight, batch);
+	}
+	else
+	{
+		MemoryContextSwitchTo(batch->cxt);
 		memset(&batch->out, 0, sizeof(CcpOutcome));
 		batch->out.ok = false;
 		batch->out.success_count = -1;
-		batch->out.message = psprintf("could not get a token: %s", error);
+		batch->out.message = error;
 		batch->out.retry = CCP_RETRY_TRANSIENT;
 		ccp_worker_finish_batch(batch);
-		MemoryContextSwitchTo(old);
-		return;
 	}
-	memset(&req, 0, sizeof(req));
-	batch->def->build(batch->srv, &batch->params, batch->items, batch->nitems,
-					  batch->token, &req);
-	(void) ccp_http_start(&batch->srv->http, &req, batch);
-	MemoryContextSwitchTo(TopMemoryContext);
-	ccp_inflight = lappend(ccp_inflight, batch);
 	MemoryContextSwitchTo(old);
 }
 
@@ -710,9 +745,17 @@ ccp_worker_complete(CcpHttpCall *call)
 	if (batch->out.retry == CCP_RETRY_TOKEN && !batch->token_retried &&
 		batch->srv->vendor->build_token_request != NULL)
 	{
-		batch->token_retried = true;
-		ccp_worker_start(batch, batch->token);
-		return;
+		/* the second request needs a rate-limit ticket of its own */
+		ccp_rate_release(batch->srv, batch->ticket);
+		batch->ticket = ccp_rate_acquire(batch->srv, false);
+		if (batch->ticket != -1)
+		{
+			batch->token_retried = true;
+			ccp_worker_start(batch, batch->token);
+			return;
+		}
+		/* no room now: the backoff retries it with a fresh token */
+		batch->out.retry = CCP_RETRY_TRANSIENT;
 	}
 	ccp_worker_finish_batch(batch);
 }
@@ -858,6 +901,8 @@ ccpurge_worker_main(Datum main_arg)
 	pgstat_report_appname("ccpurge worker");
 	/* rows of a lost commit are only sent again: deletion is idempotent */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* the worker is a superuser: resolve nothing through user schemas */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
 	ccp_shared->worker_pid = MyProcPid;
@@ -890,15 +935,16 @@ ccpurge_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		CurrentResourceOwner = ccp_worker_owner;
 		ccp_worker_drop_batches();
-		ccp_reqlog_discard();
+		/* rows of requests that went out are written at the next claim */
+		ccp_reqlog_orphan_pending();
 		ccp_recovered = false;
 		need_claim = true;
 		wake = -1;
 		RESUME_INTERRUPTS();
-		/* do not spin on an error that repeats */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		/* do not spin on an error that repeats, even if the latch is set */
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
 	PG_exception_stack = &local_sigjmp_buf;
 
