@@ -1098,24 +1098,14 @@ isales_code_text(const char *code)
 }
 
 /*
- * isales_vendor_text returns s, vendor text in UTF-8, if it can be shown in
- * the database encoding as it is; NULL otherwise (the caller then falls back
- * to the documented meaning of the code).
+ * isales_vendor_text returns s, vendor text already made safe to store by
+ * ccp_json_get_string, or NULL when there is none (the caller then falls
+ * back to the documented meaning of the code).
  */
 static char *
 isales_vendor_text(char *s)
 {
-	int			len;
-	int			enc = GetDatabaseEncoding();
-
-	if (s == NULL || s[0] == '\0')
-		return NULL;
-	len = strlen(s);
-	if (pg_is_ascii(s))
-		return s;
-	if (!pg_verify_mbstr(PG_UTF8, s, len, true))
-		return NULL;
-	return (enc == PG_UTF8 || enc == PG_SQL_ASCII) ? s : NULL;
+	return (s == NULL || s[0] == '\0') ? NULL : s;
 }
 
 /*

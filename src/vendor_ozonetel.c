@@ -320,52 +320,29 @@ ozo_vendor_text(const char *s, const char *api_key)
 {
 	StringInfoData buf;
 	size_t		keylen = api_key ? strlen(api_key) : 0;
-	int			dbenc = GetDatabaseEncoding();
-	bool		keep_utf8 = (dbenc == PG_UTF8 || dbenc == PG_SQL_ASCII);
-	const char *p = s;
-	const char *end = s + strlen(s);
+	char	   *clean;
+	int			len = 0;
 
+	/* redact in the raw text, where the key stands as the vendor echoed it */
 	initStringInfo(&buf);
-	while (p < end)
+	for (const char *p = s; *p != '\0';)
 	{
-		unsigned char c = (unsigned char) *p;
-
-		if (buf.len >= OZO_MAX_MESSAGE_BYTES)
-		{
-			appendStringInfoString(&buf, "...");
-			break;
-		}
-		if (keylen > 0 && (size_t) (end - p) >= keylen &&
-			memcmp(p, api_key, keylen) == 0)
+		if (keylen > 0 && strncmp(p, api_key, keylen) == 0)
 		{
 			appendStringInfoString(&buf, OZO_REDACTED);
 			p += keylen;
 		}
-		else if (c < 0x80)
-		{
-			appendStringInfoChar(&buf, (c < 0x20 || c == 0x7f) ? ' ' : (char) c);
-			p++;
-		}
 		else
-		{
-			int			l = pg_utf_mblen((const unsigned char *) p);
-
-			if (l <= end - p && pg_utf8_islegal((const unsigned char *) p, l))
-			{
-				if (keep_utf8)
-					appendBinaryStringInfo(&buf, p, l);
-				else
-					appendStringInfoChar(&buf, '?');
-				p += l;
-			}
-			else
-			{
-				appendStringInfoChar(&buf, '?');
-				p++;
-			}
-		}
+			appendStringInfoChar(&buf, *p++);
 	}
-	return buf.data;
+	clean = ccp_vendor_text(buf.data);
+	pfree(buf.data);
+
+	while (clean[len] != '\0' && len < OZO_MAX_MESSAGE_BYTES)
+		len += pg_mblen(clean + len);
+	if (clean[len] != '\0')
+		return psprintf("%.*s...", len, clean);
+	return clean;
 }
 
 /*
