@@ -1,12 +1,17 @@
 # Makefile for ccpurge (PGXS)
 #
-# The install script is assembled from the pieces in src/sql/, one per
-# concern, in file-name order.
+# The install script of the current version is assembled from the pieces
+# in src/sql/, one per concern, in file-name order.  Earlier versions'
+# scripts and the upgrade scripts live in versions/: ccpurge--1.0.sql is
+# what 1.0 installed, frozen, and every later change of SQL goes into an
+# upgrade script as well as into src/sql/ (a TAP test checks that a fresh
+# install and an updated one end up with the same objects).
 
 MODULE_big = ccpurge
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 EXTENSION = ccpurge
-DATA_built = ccpurge--1.0.sql
+DATA_built = ccpurge--1.1.sql
+DATA = $(wildcard versions/ccpurge--*.sql)
 PGFILEDESC = "ccpurge - erase personal data at contact-center vendors"
 
 SHLIB_LINK += -lcurl -lcjson
@@ -26,7 +31,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-ccpurge--1.0.sql: $(sort $(wildcard src/sql/*.sql))
+ccpurge--1.1.sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
 # every source file includes the private header

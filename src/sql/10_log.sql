@@ -2,11 +2,11 @@
 
 CREATE TABLE ccpurge.request_log (
 	log_id		bigserial PRIMARY KEY,
-	logged_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	logged_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	server		text NOT NULL,
 	vendor		text NOT NULL,
 	operation	text NOT NULL,
-	origin		text NOT NULL CHECK (origin IN ('sync', 'worker')),
+	origin		text NOT NULL CHECK (origin OPERATOR(pg_catalog.=) ANY (ARRAY['sync', 'worker'])),
 	role		text NOT NULL,
 	request_id	bigint,
 	item_count	integer NOT NULL,

@@ -19,22 +19,22 @@ CREATE TABLE ccpurge.queue (
 	items		text[] NOT NULL,	-- at most the server's batch size
 	nitems		integer NOT NULL,
 	state		text NOT NULL DEFAULT 'queued'
-				CHECK (state IN ('queued', 'sending', 'done', 'failed', 'canceled')),
+				CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'sending', 'done', 'failed', 'canceled'])),
 	attempts	integer NOT NULL DEFAULT 0,
-	next_attempt_at timestamptz NOT NULL DEFAULT now(),
+	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	batch_id	bigint,				-- set by the worker when it claims the row
 	http_status integer,
 	code		text,
 	message		text,
-	enqueued_at timestamptz NOT NULL DEFAULT now(),
+	enqueued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	finished_at timestamptz
 );
 CREATE INDEX queue_dequeue_idx ON ccpurge.queue (server, operation, params, next_attempt_at)
-	WHERE state = 'queued';
+	WHERE state OPERATOR(pg_catalog.=) 'queued';
 CREATE INDEX queue_state_idx ON ccpurge.queue (state, finished_at);
 CREATE INDEX queue_request_idx ON ccpurge.queue (request_id);
 -- the worker finds the rows of a batch it sent
-CREATE INDEX queue_batch_idx ON ccpurge.queue (batch_id) WHERE state = 'sending';
+CREATE INDEX queue_batch_idx ON ccpurge.queue (batch_id) WHERE state OPERATOR(pg_catalog.=) 'sending';
 
 /*
  * A full row's items (about 16 kB for 1000 phone numbers) are always
@@ -73,7 +73,7 @@ SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
 	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
 	   q.params, q.next_attempt_at, q.role
   FROM ccpurge.queue AS q
-	   CROSS JOIN LATERAL unnest(q.items) AS i(item)
+	   CROSS JOIN LATERAL pg_catalog.unnest(q.items) AS i(item)
  WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
 
 REVOKE ALL ON ccpurge_status FROM PUBLIC;
