@@ -2,15 +2,17 @@
 #
 # The install script of the current version is assembled from the pieces
 # in src/sql/, one per concern, in file-name order.  Earlier versions'
-# scripts and the upgrade scripts live in versions/: ccpurge--1.0.sql is
-# what 1.0 installed, frozen, and every later change of SQL goes into an
-# upgrade script as well as into src/sql/ (a TAP test checks that a fresh
-# install and an updated one end up with the same objects).
+# scripts live in versions/ (ccpurge--1.0.sql is what 1.0 installed,
+# frozen).  Every later change of SQL goes into src/sql/ and into the
+# update script src/update/1.0--1.1.sql; ccpurge--1.0--1.1.sql is that
+# script followed by src/sql/90_comments.sql, so that both paths carry the
+# same comments (a TAP test checks that a fresh install and an updated one
+# end up with the same objects).
 
 MODULE_big = ccpurge
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 EXTENSION = ccpurge
-DATA_built = ccpurge--1.1.sql
+DATA_built = ccpurge--1.1.sql ccpurge--1.0--1.1.sql
 DATA = $(wildcard versions/ccpurge--*.sql)
 PGFILEDESC = "ccpurge - erase personal data at contact-center vendors"
 
@@ -32,6 +34,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 ccpurge--1.1.sql: $(sort $(wildcard src/sql/*.sql))
+	cat $^ > $@
+
+ccpurge--1.0--1.1.sql: src/update/1.0--1.1.sql src/sql/90_comments.sql
 	cat $^ > $@
 
 # every source file includes the private header

@@ -78,9 +78,6 @@ SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
 
 REVOKE ALL ON ccpurge_status FROM PUBLIC;
 
-COMMENT ON VIEW ccpurge_status IS
-  'one row per queued item, visible to members of the role that queued it';
-
 CREATE FUNCTION ccpurge_enqueue(
 	operation text, items text[], params jsonb DEFAULT '{}',
 	server text DEFAULT NULL)

@@ -1,4 +1,4 @@
-/* versions/ccpurge--1.0--1.1.sql: what 1.1 changes in a 1.0 installation */
+/* src/update/1.0--1.1.sql: what 1.1 changes in a 1.0 installation */
 
 \echo Use "ALTER EXTENSION ccpurge UPDATE TO '1.1'" to load this file. \quit
 
