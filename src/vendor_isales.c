@@ -617,6 +617,23 @@ isales_filter_string(const char *key, const JsonbValue *v, int maxchars)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("calldata filter key \"%s\" must not be empty", key)));
 
+	switch (ccp_text_problem(v->val.string.val, v->val.string.len))
+	{
+		case CCP_TEXT_BLANK:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("calldata filter key \"%s\" must not be blank", key),
+					 errdetail("A blank value selects nobody, and the vendor might read it as every record.")));
+			break;
+		case CCP_TEXT_CONTROL:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("calldata filter key \"%s\" contains a control character", key),
+					 errdetail("Filter values are sent as JSON strings and must be printable text.")));
+			break;
+		case CCP_TEXT_OK:
+			break;
+	}
 	nchars = pg_mbstrlen_with_len(v->val.string.val, v->val.string.len);
 	if (nchars > maxchars)
 		ereport(ERROR,
@@ -1163,8 +1180,7 @@ isales_parse(const CcpServer *srv, const CcpHttpResult *res, CcpOutcome *out)
 		return;
 	}
 
-	root = (res->body != NULL && res->body_len > 0) ?
-		cJSON_ParseWithLength(res->body, res->body_len) : NULL;
+	root = ccp_json_parse_body(res);
 	if (!cJSON_IsObject(root))
 	{
 		cJSON_Delete(root);
