@@ -418,13 +418,19 @@ extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 						   const char *value);
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
 
-/* vendor_isales.c */
+/* hmac.c */
+extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
+								const char *msg, size_t msglen, char *hex);
+
+/* c2sign.c */
 extern char *ccp_c2_authorization(const char *ak, const char *sk,
 								  const char *ts, const char *method,
 								  const char *path, const char *query,
 								  List *headers, const char *body,
 								  size_t body_len);
 extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
+
+/* vendor_isales.c */
 extern void ccp_isales_validate_filter(Jsonb *filter);
 
 /* vendor_ozonetel.c */
