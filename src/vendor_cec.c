@@ -106,10 +106,12 @@ cec_add_auth(const CcpServer *srv, CcpHttpRequest *req, const char *token)
 
 /* cec_build_customers builds one cleancustpersonaldata request. */
 static void
-cec_build_customers(const CcpServer *srv, const CcpParams *params,
-					char **items, int nitems, const char *token,
+cec_build_customers(const CcpServer *srv, const CcpChunk *chunk,
 					CcpHttpRequest *req)
 {
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
+	const char *token = chunk->token;
 	cJSON	   *root = cJSON_CreateObject();
 	cJSON	   *arr = cJSON_AddArrayToObject(root, "customNos");
 
@@ -124,10 +126,12 @@ cec_build_customers(const CcpServer *srv, const CcpParams *params,
 
 /* cec_build_routes builds one deleteCalledRoute request: "dnids": "1,2". */
 static void
-cec_build_routes(const CcpServer *srv, const CcpParams *params,
-				 char **items, int nitems, const char *token,
+cec_build_routes(const CcpServer *srv, const CcpChunk *chunk,
 				 CcpHttpRequest *req)
 {
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
+	const char *token = chunk->token;
 	StringInfoData ids;
 	cJSON	   *root;
 
@@ -234,8 +238,8 @@ cec_parse_answer(const CcpHttpResult *res, const char *code_key,
 
 /* cec_parse_customers reads {"retCode": "0", "retMsg": "..."}. */
 static void
-cec_parse_customers(const CcpServer *srv, const CcpHttpResult *res,
-					CcpOutcome *out)
+cec_parse_customers(const CcpServer *srv, const CcpChunk *chunk,
+					const CcpHttpResult *res, CcpOutcome *out)
 {
 	char	   *msg;
 
@@ -249,8 +253,8 @@ cec_parse_customers(const CcpServer *srv, const CcpHttpResult *res,
  * into the message, since the vendor does not answer per id.
  */
 static void
-cec_parse_routes(const CcpServer *srv, const CcpHttpResult *res,
-				 CcpOutcome *out)
+cec_parse_routes(const CcpServer *srv, const CcpChunk *chunk,
+				 const CcpHttpResult *res, CcpOutcome *out)
 {
 	char	   *desc;
 	char	   *content;

@@ -541,10 +541,12 @@ isales_check_campaign(const CcpParams *params)
  * access codes.
  */
 static void
-isales_build_caller_numbers(const CcpServer *srv, const CcpParams *params,
-							char **items, int nitems, const char *token,
+isales_build_caller_numbers(const CcpServer *srv, const CcpChunk *chunk,
 							CcpHttpRequest *req)
 {
+	const CcpParams *params = chunk->params;
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
 	cJSON	   *root;
 	cJSON	   *list;
 	bool		failed = false;
@@ -628,10 +630,12 @@ isales_filter_body(const IsalesFilter *f)
  * queue's archiveHistory when set.
  */
 static void
-isales_build_calldata(const CcpServer *srv, const CcpParams *params,
-					  char **items, int nitems, const char *token,
+isales_build_calldata(const CcpServer *srv, const CcpChunk *chunk,
 					  CcpHttpRequest *req)
 {
+	const CcpParams *params = chunk->params;
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
 	IsalesFilter f;
 	char	   *path;
 
@@ -733,7 +737,8 @@ isales_read_answer(cJSON *root, IsalesAnswer *a)
  * are worth retrying; everything else is final.
  */
 static void
-isales_parse(const CcpServer *srv, const CcpHttpResult *res, CcpOutcome *out)
+isales_parse(const CcpServer *srv, const CcpChunk *chunk,
+			 const CcpHttpResult *res, CcpOutcome *out)
 {
 	int			status = res->status;
 	bool		transient = (status >= 500 && status <= 599) || status == 429;

@@ -77,6 +77,9 @@ typedef struct CcpBatch
 	char	  **items;
 	int			nitems;
 	int			attempts;		/* highest attempts of its rows so far */
+	int64	   *request_ids;	/* distinct, ascending */
+	int			nrequest_ids;
+	char	   *batch_key;		/* same for every attempt of these rows */
 	int			ticket;
 	char	   *token;
 	bool		token_retried;
@@ -426,6 +429,45 @@ ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
 	return total;
 }
 
+/* ccp_worker_id_cmp orders request ids ascending, for qsort. */
+static int
+ccp_worker_id_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * ccp_worker_distinct_ids sorts n request ids and removes duplicates in
+ * place; returns the new count.
+ */
+static int
+ccp_worker_distinct_ids(int64 *ids, int n)
+{
+	int			out = 0;
+
+	qsort(ids, n, sizeof(int64), ccp_worker_id_cmp);
+	for (int i = 0; i < n; i++)
+	{
+		if (out == 0 || ids[out - 1] != ids[i])
+			ids[out++] = ids[i];
+	}
+	return out;
+}
+
+/* ccp_worker_chunk describes a loaded batch as the vendors see it. */
+static void
+ccp_worker_chunk(const CcpBatch *batch, CcpChunk *chunk)
+{
+	chunk->params = &batch->params;
+	chunk->items = batch->items;
+	chunk->nitems = batch->nitems;
+	chunk->token = batch->token;
+	chunk->batch_key = batch->batch_key;
+}
+
 /*
  * ccp_worker_load_batch reads the items, attempts and first request id of
  * the rows claimed into batch, copying the distinct items into the batch's
@@ -453,9 +495,16 @@ ccp_worker_load_batch(CcpBatch *batch)
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
+		int64		rid;
 
+		rid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		if (r == 0)
-			batch->request_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		{
+			batch->request_id = rid;
+			batch->request_ids = MemoryContextAlloc(batch->cxt,
+													sizeof(int64) * SPI_processed);
+		}
+		batch->request_ids[batch->nrequest_ids++] = rid;
 		batch->attempts = Max(batch->attempts,
 							  DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
@@ -473,6 +522,13 @@ ccp_worker_load_batch(CcpBatch *batch)
 	}
 	/* rows of several requests may name the same item: send it once */
 	batch->nitems = ccp_items_distinct(batch->items, batch->nitems);
+	batch->nrequest_ids = ccp_worker_distinct_ids(batch->request_ids,
+												  batch->nrequest_ids);
+	old = MemoryContextSwitchTo(batch->cxt);
+	batch->batch_key = ccp_batch_key(batch->def->name, batch->request_ids,
+									 batch->nrequest_ids, batch->items,
+									 batch->nitems);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -703,22 +759,26 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	char	   *error = NULL;
+	int			status = 0;
 	volatile bool started = false;
+	volatile bool no_token = false;
 
 	PG_TRY();
 	{
-		if (ccp_token_get(batch->srv, stale, &batch->token, &error, CCP_ORIGIN_WORKER))
+		if (ccp_token_get(batch->srv, stale, &batch->token, &error, &status,
+						  CCP_ORIGIN_WORKER))
 		{
 			CcpHttpRequest req;
+			CcpChunk	chunk;
 
+			ccp_worker_chunk(batch, &chunk);
 			memset(&req, 0, sizeof(req));
-			batch->def->build(batch->srv, &batch->params, batch->items,
-							  batch->nitems, batch->token, &req);
+			batch->def->build(batch->srv, &chunk, &req);
 			(void) ccp_http_start(&batch->srv->http, &req, batch);
 			started = true;
 		}
 		else
-			error = psprintf("could not get a token: %s", error);
+			no_token = true;
 	}
 	PG_CATCH();
 	{
@@ -738,6 +798,12 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 	{
 		MemoryContextSwitchTo(TopMemoryContext);
 		ccp_inflight = lappend(ccp_inflight, batch);
+	}
+	else if (no_token)
+	{
+		MemoryContextSwitchTo(batch->cxt);
+		ccp_outcome_no_token(&batch->out, error, status);
+		ccp_worker_finish_batch(batch);
 	}
 	else
 	{
@@ -763,11 +829,12 @@ ccp_worker_complete(CcpHttpCall *call)
 	CcpBatch   *batch = ccp_http_call_arg(call);
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	CcpHttpResult res;
+	CcpChunk	chunk;
 
 	ccp_inflight = list_delete_ptr(ccp_inflight, batch);
 	ccp_http_finish(call, &res);
-	ccp_classify_answer(batch->srv, batch->def, &res, batch->token,
-						&batch->out);
+	ccp_worker_chunk(batch, &chunk);
+	ccp_classify_answer(batch->srv, batch->def, &chunk, &res, &batch->out);
 	ccp_reqlog_write(batch->srv, batch->def->name, batch->items, batch->nitems,
 					 &batch->out, res.elapsed_ms, CCP_ORIGIN_WORKER,
 					 batch->request_id);
