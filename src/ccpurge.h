@@ -60,6 +60,7 @@ typedef enum CcpOperation
 	CCP_OP_DELETE_CALLER_NUMBERS,
 	CCP_OP_DELETE_CALLDATA,
 	CCP_OP_DELETE_BULK_DATA,
+	CCP_OP_ERASE,
 	CCP_OP_COUNT
 } CcpOperation;
 
@@ -445,6 +446,8 @@ extern char *ccp_redact(const CcpServer *srv, const char *text,
 extern char *ccp_clip(char *s, int maxbytes);
 extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
 							  const char *token);
+extern char *ccp_json_text(void *cjson_root);
+extern void ccp_set_json_body(CcpHttpRequest *req, void *cjson_root);
 extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 						   const char *value);
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
