@@ -218,6 +218,97 @@ req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
 	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
 expect "fault used up" 200 '"AccessToken"'
 
+# jstr TEXT: TEXT as a JSON string (it holds no control characters).
+jstr() {
+	local s=${1//\\/\\\\}
+	printf '"%s"' "${s//\"/\\\"}"
+}
+
+# raw METHOD PATH [curl args...]: send a request, keeping the exact body in
+# $work/body and the headers in $work/head; sets code.
+raw() {
+	local method=$1 path=$2
+	shift 2
+	code=$(curl -s -o "$work/body" -D "$work/head" -w '%{http_code}' -X "$method" "$base$path" "$@")
+}
+
+# expect_raw NAME WANT_STATUS WANT_BODY_FILE [HEADER_LINE...]: check the
+# last raw answer byte for byte, and that each header line is there.
+expect_raw() {
+	local name=$1 status=$2 want=$3 h
+	shift 3
+	if [ "$code" != "$status" ] || ! cmp -s "$want" "$work/body"; then
+		bad "$name" "got HTTP $code: $(head -c 300 "$work/body")"
+		return
+	fi
+	for h in "$@"; do
+		if ! tr -d '\r' <"$work/head" | grep -qixF -- "$h"; then
+			bad "$name" "no header \"$h\" in: $(tr -d '\r' <"$work/head" | tr '\n' '|')"
+			return
+		fi
+	done
+	ok "$name"
+}
+
+# fault JSON: queue a fault, checking the control call succeeds.
+fault() {
+	local r
+	r=$(curl -s -X POST "$base/_sim/fault" --data-binary "$1")
+	[ "$r" = '{"ok":true}' ] || echo "selftest: fault $1 refused: $r" >&2
+}
+
+# a fresh CEC token: expire_tokens above ended the first one
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+tok=$(sed -n 's/.*"AccessToken":"\([0-9a-f]*\)".*/\1/p' <<<"$body")
+cec=(-H "Authorization: Bearer $tok" -H 'X-APP-Key: cec-app-key' "${json[@]}")
+
+e200=$(printf 'é%.0s' $(seq 1 200))
+e40=$(printf 'é%.0s' $(seq 1 40))
+printf '{"error_code":"APIGW.0301","error_msg":"%s"}' "$e200" >"$work/want"
+fault "{\"kind\":\"body\",\"status\":401,\"path\":\"tokenByAkSk\",\"body\":$(jstr "$(cat "$work/want")")}"
+before=$(curl -s "$base/_sim/state" | sed -n 's/.*"tokens_issued":{"cec":\([0-9]*\).*/\1/p')
+raw POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect_raw "body fault on a token endpoint, multibyte text" 401 "$work/want" \
+	'Content-Type: application/json'
+if state_has "\"tokens_issued\":{\"cec\":$before,"; then ok "body fault issues no token"; else bad "body fault issues no token" "$(curl -s "$base/_sim/state")"; fi
+
+printf '{"retCode":"%s","retMsg":"x"}' "$e40" >"$work/want"
+fault "{\"kind\":\"body\",\"status\":200,\"path\":\"cleancustpersonaldata\",\"body\":$(jstr "$(cat "$work/want")")}"
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["body-fault-1"]}'
+expect_raw "body fault on a business endpoint" 200 "$work/want"
+req GET /_sim/deleted/cec_customers
+if [[ "$body" != *body-fault-1* ]]; then ok "body fault deletes nothing"; else bad "body fault deletes nothing" "$body"; fi
+
+printf '%s' '{"retCode":"0","retMsg":"fine"} <html>502 Bad Gateway</html>' >"$work/want"
+fault "{\"kind\":\"body\",\"status\":200,\"count\":2,\"content_type\":\"text/html; charset=utf-8\",\"retry_after\":\"Wed, 21 Oct 2015 07:28:00 GMT\",\"body\":$(jstr "$(cat "$work/want")")}"
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["body-fault-2"]}'
+expect_raw "body fault: junk after a success, content type, Retry-After" 200 "$work/want" \
+	'Content-Type: text/html; charset=utf-8' 'Retry-After: Wed, 21 Oct 2015 07:28:00 GMT'
+raw POST /ca_apis/CAToken/generateToken "${json[@]}" -H 'apiKey: oz-api-key' -d '{"userName":"acme"}'
+expect_raw "body fault count 2 hits a second endpoint" 200 "$work/want"
+req GET '/_sim/log?n=2'
+expect "body fault logged as fault:body" 200 '"code":"fault:body","message":"injected body"'
+
+fault '{"kind":"status","status":429,"retry_after":30,"path":"cleancustpersonaldata"}'
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["x"]}'
+printf '%s' '{"error":"injected fault","status":429}' >"$work/want"
+expect_raw "status fault with retry_after" 429 "$work/want" 'Retry-After: 30'
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["x"]}'
+if [ "$code" = 200 ] && ! grep -qi '^retry-after' "$work/head"; then ok "no Retry-After without a fault"; else bad "no Retry-After without a fault" "HTTP $code $(cat "$work/head")"; fi
+
+req POST /_sim/fault -d '{"kind":"body","status":200}'
+expect "body fault needs a body" 400 'kind body needs body'
+req POST /_sim/fault -d '{"kind":"delay","retry_after":"1"}'
+expect "retry_after only with status or body" 400 'retry_after'
+req POST /_sim/fault -d '{"kind":"body","body":"x","content_type":"a\nb"}'
+expect "content_type must be a header value" 400 'content_type'
+
 curl -s -X POST "$base/_sim/fault" -d '{"kind":"reset"}' >/dev/null
 curl -s -o /dev/null -X POST "$base/apigovernance/api/oauth/tokenByAkSk" -d '{}'
 rc=$?

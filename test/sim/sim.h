@@ -179,6 +179,10 @@ typedef struct SimRequest
 	int			fault_kind;
 	int			fault_status;
 	int			delay_ms;		/* delay still to spend */
+	char	   *fault_body;		/* "body" fault: the exact answer, malloc'd */
+	size_t		fault_body_len;
+	char	   *fault_ctype;	/* "body" fault: its Content-Type, malloc'd */
+	char	   *fault_retry_after;	/* the fault's Retry-After, malloc'd */
 
 	/* handler progress */
 	int			stage;			/* 0 on the first call */
@@ -196,8 +200,27 @@ typedef struct SimRequest
 	int			status;			/* 0: close the connection, no answer */
 	char	   *reply;			/* malloc'd body */
 	size_t		reply_len;
-	const char *content_type;
+	const char *content_type;	/* NULL or "": no Content-Type header */
+	char	   *retry_after;	/* malloc'd Retry-After value, or NULL */
 } SimRequest;
+
+/*
+ * A fault to queue (POST /_sim/fault).  The strings are copied; body is
+ * body_len bytes, content_type NULL for application/json, and retry_after
+ * NULL for no Retry-After header.
+ */
+typedef struct SimFaultSpec
+{
+	int			kind;
+	int			count;
+	int			status;
+	int			delay_ms;
+	const char *path;			/* NULL: any vendor request */
+	const char *body;
+	size_t		body_len;
+	const char *content_type;
+	const char *retry_after;
+} SimFaultSpec;
 
 /* ccpurge-sim.c */
 extern const SimVendor *const sim_vendors[];
@@ -207,8 +230,7 @@ extern void sim_reply(SimRequest *req, int status, cJSON *body,
 					  const char *code, const char *message);
 extern void sim_reply_raw(SimRequest *req, int status, const char *ctype,
 						  char *body, size_t len);
-extern void sim_fault_add(int kind, int count, int status, int delay_ms,
-						  const char *path);
+extern void sim_fault_add(const SimFaultSpec *spec);
 extern void sim_fault_clear(void);
 extern int	sim_fault_kind_from_name(const char *name);
 
@@ -219,6 +241,7 @@ extern int	sim_fault_kind_from_name(const char *name);
 #define SIM_FAULT_GARBAGE	4
 #define SIM_FAULT_OVERSIZE	5
 #define SIM_FAULT_EXPIRE	6
+#define SIM_FAULT_BODY		7
 
 /* sim_state.c: everything here but the clock needs the state lock held */
 extern void sim_lock(void);
