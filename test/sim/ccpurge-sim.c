@@ -2,8 +2,9 @@
  *
  * ccpurge-sim.c
  *	  The vendor simulator's entry point: command line, the listening
- *	  socket, the libmicrohttpd glue, request dispatch, fault injection and
- *	  the waits that let a slow request sleep without holding up others.
+ *	  socket, the libmicrohttpd glue, request dispatch, fault injection
+ *	  (and the hook into chaos mode, sim_chaos.c) and the waits that let a
+ *	  slow request sleep without holding up others.
  *
  * Usage: ccpurge-sim [--port N] [--port-file FILE] [--threads N]
  *                    [--tls-cert FILE --tls-key FILE]
@@ -422,7 +423,8 @@ sim_is_control(SimRequest *req)
 
 /*
  * sim_begin runs once per request when its body is complete: routes it,
- * counts it and picks its fault.
+ * counts it and picks its fault, or else its chaos (only for a request
+ * the route's handler would get).
  */
 static void
 sim_begin(SimRequest *req)
@@ -435,6 +437,9 @@ sim_begin(SimRequest *req)
 	{
 		sim_count_request(req->route_index);
 		sim_fault_take(req);
+		if (req->fault_kind == SIM_FAULT_NONE &&
+			strcmp(req->route->method, req->method) == 0)
+			sim_chaos_pick(req);
 	}
 	sim_inflight_enter(req);
 	sim_unlock();
@@ -503,6 +508,11 @@ sim_step(SimRequest *req)
 			default:
 				break;
 		}
+		if (req->chaos_kind != SIM_CHAOS_NONE && req->chaos_kind != SIM_CHAOS_SLOW)
+		{
+			sim_chaos_answer(req);
+			return SIM_DONE;
+		}
 		req->glue_stage = 1;
 		if (req->delay_ms > 0 && !(req->route->flags & SIM_ROUTE_OWN_DELAY))
 		{
@@ -518,6 +528,8 @@ sim_step(SimRequest *req)
 		sim_pad_reply(req);
 		snprintf(req->code, sizeof(req->code), "fault:oversize");
 	}
+	if (req->chaos_kind == SIM_CHAOS_SLOW)
+		snprintf(req->code, sizeof(req->code), "chaos:slow");
 	return SIM_DONE;
 }
 
@@ -686,6 +698,8 @@ sim_respond(SimRequest *req)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
 	if (req->retry_after)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, req->retry_after);
+	if (req->location)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, req->location);
 	ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
 	return ret;

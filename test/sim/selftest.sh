@@ -321,6 +321,105 @@ req POST /_sim/reset
 expect "reset" 200 '"ok":true'
 if state_has '"tokens_issued":{"cec":0,"ozonetel":0}'; then ok "reset clears state"; else bad "reset clears state" "$(curl -s "$base/_sim/state")"; fi
 
+# ---------------------------------------------------------------- chaos
+curl -s -X POST "$base/_sim/reset" >/dev/null
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+tok=$(sed -n 's/.*"AccessToken":"\([0-9a-f]*\)".*/\1/p' <<<"$body")
+cec=(-H "Authorization: Bearer $tok" -H 'X-APP-Key: cec-app-key' "${json[@]}")
+custpath=/apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata
+
+req POST /_sim/config -d '{"chaos_rate":1.5}'
+expect "chaos_rate above 1 refused" 400 'chaos_rate'
+
+# lastcode: the code of the last logged vendor request
+lastcode() { curl -s "$base/_sim/log?n=1" | sed -n 's/.*"code":"\([^"]*\)".*/\1/p'; }
+
+# One request per seed at chaos_rate 1: the answer must fit the kind the
+# log names, and only slow answers may delete.
+cecok='{"retCode":"0","retMsg":"VerifyParams success"}'
+seen=" " chaos_bad= slow_items= storm_seed=
+for seed in $(seq 1 40); do
+	curl -s -X POST "$base/_sim/config" \
+		-d "{\"chaos_rate\":1,\"chaos_seed\":$seed,\"chaos_max_delay_ms\":50}" >/dev/null
+	code=$(curl -s -o "$work/body" -D "$work/head" -w '%{http_code}' -X POST "$base$custpath" \
+		"${cec[@]}" -d "{\"customNos\":[\"chaos-$seed\"]}")
+	rc=$?
+	kind=$(lastcode)
+	kind=${kind#chaos:}
+	size=$(wc -c <"$work/body")
+	head=$(tr -d '\r' <"$work/head")
+	case "$kind" in
+		reset) [ "$rc" -ne 0 ] ;;
+		slow) [ "$code" = 200 ] && grep -q '"retCode":"0"' "$work/body" && slow_items+=" chaos-$seed" ;;
+		redirect) [[ "$code" == 30? ]] && grep -qx 'Location: /chaos/redirected' <<<"$head" ;;
+		storm_401) [ "$code" = 401 ] && storm_seed=${storm_seed:-$seed} ;;
+		storm_429) [ "$code" = 429 ] && grep -qx 'Retry-After: 1' <<<"$head" ;;
+		huge_body) [ "$code" = 200 ] && [ "$size" -gt 1048576 ] && [ "$size" -lt 2097152 ] &&
+			[ "$(head -c 12 "$work/body")" = '{"padding":"' ] ;;
+		deep_nesting) [ "$code" = 200 ] && [ "$size" -ge 100000 ] ;;
+		long_text) [ "$code" = 200 ] && [ "$size" -ge 200000 ] ;;
+		trailing_junk) [ "$code" = 200 ] && [ "$size" -gt ${#cecok} ] &&
+			[ "$(head -c ${#cecok} "$work/body")" = "$cecok" ] ;;
+		invalid_json | truncated_json | wrong_types | bad_utf8) [ "$code" = 200 ] &&
+			[ "$(cat "$work/body")" != "$cecok" ] ;;
+		*) false ;;
+	esac || chaos_bad+=" seed $seed: kind '$kind' HTTP $code, $size bytes;"
+	seen+="$kind "
+done
+if [ -z "$chaos_bad" ]; then ok "chaos answers fit their kinds"; else bad "chaos answers fit their kinds" "$chaos_bad"; fi
+missing=
+for kind in invalid_json truncated_json wrong_types deep_nesting long_text bad_utf8 trailing_junk \
+	reset slow redirect storm_401 storm_429 huge_body; do
+	[[ "$seen" == *" $kind "* ]] || missing+=" $kind"
+done
+if [ -z "$missing" ]; then ok "seeds 1 to 40 give every chaos kind"; else bad "seeds 1 to 40 give every chaos kind" "missing:$missing; seen:$seen"; fi
+want=$(printf '"%s"\n' $slow_items | sort | paste -sd, -)
+req GET /_sim/deleted/cec_customers
+expect "only slow chaos answers delete" 200 "[$want]"
+if state_has '"chaos":{"invalid_json":' && state_has '"storm_429":' &&
+	[ $(($(curl -s "$base/_sim/state" | sed 's/.*"chaos":{\([^}]*\)}.*/\1/' | tr ',' '\n' | sed 's/.*://' | paste -sd+ -))) = 40 ]; then
+	ok "chaos counters in state add up"
+else
+	bad "chaos counters in state add up" "$(curl -s "$base/_sim/state")"
+fi
+
+curl -s -X POST "$base/_sim/config" -d "{\"chaos_rate\":1,\"chaos_seed\":$storm_seed}" >/dev/null
+curl -s -o /dev/null -X POST "$base$custpath" "${cec[@]}" -d '{"customNos":["storm"]}'
+req POST "$custpath" "${cec[@]}" -d '{"customNos":["storm"]}'
+if [ "$code" = 401 ] && [ "$(lastcode)" = chaos:storm_401 ]; then ok "a 401 storm lasts more than one request"; else bad "a 401 storm lasts more than one request" "HTTP $code $(lastcode)"; fi
+
+fault '{"kind":"status","status":418}'
+req POST "$custpath" "${cec[@]}" -d '{"customNos":["x"]}'
+if [ "$code" = 418 ] && [ "$(lastcode)" = fault:status ]; then ok "a queued fault wins over chaos"; else bad "a queued fault wins over chaos" "HTTP $code $(lastcode)"; fi
+
+# the same seed and request order give the same answers
+chaos_run() {
+	local i
+	curl -s -X POST "$base/_sim/config" -d '{"chaos_rate":0.5,"chaos_seed":4242,"chaos_max_delay_ms":0}' >/dev/null
+	for i in $(seq 1 30); do
+		curl -s -o /dev/null -X POST "$base$custpath" "${cec[@]}" -d "{\"customNos\":[\"d$i\"]}"
+	done
+	curl -s "$base/_sim/log?n=30" | grep -o '"code":"[^"]*"' | paste -sd' ' -
+}
+run1=$(chaos_run)
+run2=$(chaos_run)
+if [ "$run1" = "$run2" ] && [[ "$run1" == *'"code":"0"'* ]] && [[ "$run1" == *'"code":"chaos:'* ]]; then
+	ok "chaos is deterministic for a seed"
+else
+	bad "chaos is deterministic for a seed" "$run1 // $run2"
+fi
+
+curl -s -X POST "$base/_sim/reset" >/dev/null
+if state_has '"chaos":{"invalid_json":0,"truncated_json":0,"wrong_types":0,"deep_nesting":0,"long_text":0,"bad_utf8":0,"trailing_junk":0,"reset":0,"slow":0,"redirect":0,"storm_401":0,"storm_429":0,"huge_body":0}'; then
+	ok "reset clears chaos counters"
+else
+	bad "reset clears chaos counters" "$(curl -s "$base/_sim/state")"
+fi
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect "reset turns chaos off" 200 '"AccessToken"'
+
 # ----------------------------------------------------------------- stop
 kill "$simpid"
 wait "$simpid"
