@@ -18,11 +18,13 @@
  * memory and interrupts raise errors.
  *
  * Proxies come only from the options a caller passes, never from the
- * environment.  libcurl reuses a connection through an HTTP proxy for any
- * later transfer through the same proxy, whatever proxy credentials that
- * transfer carries, so transfers with proxy credentials keep their
- * connections apart: one connection cache (a libcurl share object) per set
- * of credentials, while every other transfer uses the multi handle's.
+ * environment.  libcurl before 8.19 reuses a connection through an HTTP
+ * proxy, a CONNECT tunnel included, for any later transfer through the same
+ * proxy, whatever proxy credentials that transfer carries; a tunnel opened
+ * with one role's credentials must not carry another role's requests.  So
+ * transfers with proxy credentials keep their connections apart, whatever
+ * the libcurl: one connection cache (a libcurl share object) per set of
+ * credentials, while every other transfer uses the multi handle's.
  *
  * Transfers are always driven in short slices with CHECK_FOR_INTERRUPTS()
  * between them, so a query cancel or statement_timeout stops a transfer
@@ -1179,25 +1181,23 @@ ccp_http_call_arg(CcpHttpCall *call)
 
 /*
  * ccp_http_proxy_refusal returns, palloc'd, why the proxy of a finished
- * call refused it, or NULL if it did not: a tunnel (CONNECT) answered with
- * anything but 2xx, or a request sent through the proxy answered 407, which
- * only proxies send.  *status is then set to 0, as no answer of the server
- * came back.  The caller must know that call went through a proxy.
+ * call refused it, or NULL if it did not: a request sent through the proxy
+ * answered 407, which only proxies send (whether or not the proxy then
+ * reset the connection, as some do before reading the body), or a tunnel
+ * (CONNECT) answered with anything but 2xx.  *status is then set to 0, as
+ * no answer of the server came back.  The caller must know that call was
+ * configured with a proxy.
  */
 static char *
 ccp_http_proxy_refusal(CcpHttpCall *call, long *status)
 {
 	long		code = 0;
 
-	if (call->result != CURLE_OK)
-	{
-		if (curl_easy_getinfo(call->easy, CURLINFO_HTTP_CONNECTCODE,
-							  &code) != CURLE_OK || code < 300)
-			return NULL;
-	}
-	else if (*status == 407)
+	if (*status == 407)
 		code = 407;
-	else
+	else if (call->result == CURLE_OK ||
+			 curl_easy_getinfo(call->easy, CURLINFO_HTTP_CONNECTCODE,
+							   &code) != CURLE_OK || code < 300)
 		return NULL;
 
 	*status = 0;
