@@ -960,7 +960,8 @@ ccp_http_check_proxy(const char *proxy)
 	ccp_http_check_host(parts.host);
 
 	if (pg_strcasecmp(parts.scheme, "https") == 0 &&
-		(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTPS_PROXY) == 0)
+		(curl_version_info(CURLVERSION_NOW)->features &
+		 CURL_VERSION_HTTPS_PROXY) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("proxy URL scheme \"%s\" is not supported", parts.scheme),
@@ -1072,9 +1073,8 @@ ccp_http_escape(const char *s, int len)
  * adds a transfer for req to the backend's multi handle and returns the
  * call; arg is handed back by ccp_http_call_arg().  opts->proxy, if set,
  * must have passed ccp_http_check_proxy().  req and opts need not outlive
- * this call.  The
- * transfer makes progress only inside ccp_http_next_done() or
- * ccp_http_perform(); the caller must eventually pass the call to
+ * this call.  The transfer makes progress only inside ccp_http_next_done()
+ * or ccp_http_perform(); the caller must eventually pass the call to
  * ccp_http_finish(), or call ccp_http_abort_all().
  */
 CcpHttpCall *

@@ -91,22 +91,27 @@ typedef struct CcpOption
 
 /* The server options, in the order the hint lists them. */
 static const CcpOption ccp_server_options[] = {
-	{"vendor", ForeignServerRelationId, CCP_OPT_VENDOR, true, 0, 0, NULL, -1, NULL},
-	{"url", ForeignServerRelationId, CCP_OPT_URL, true, 0, 0, NULL, -1, NULL},
+	{"vendor", ForeignServerRelationId, CCP_OPT_VENDOR, true,
+	0, 0, NULL, -1, NULL},
+	{"url", ForeignServerRelationId, CCP_OPT_URL, true,
+	0, 0, NULL, -1, NULL},
 	{"timeout_ms", ForeignServerRelationId, CCP_OPT_INT, false,
 	1, 3600000, "milliseconds", offsetof(CcpServer, http.timeout_ms), NULL},
 	{"connect_timeout_ms", ForeignServerRelationId, CCP_OPT_INT, false,
-	1, 600000, "milliseconds", offsetof(CcpServer, http.connect_timeout_ms), NULL},
+	1, 600000, "milliseconds", offsetof(CcpServer, http.connect_timeout_ms),
+	NULL},
 	{"batch_size", ForeignServerRelationId, CCP_OPT_BATCH, false,
 	1, 0, NULL, offsetof(CcpServer, batch_size), NULL},
-	{"rate_limit", ForeignServerRelationId, CCP_OPT_RATE, false, 0, 0, NULL, -1, NULL},
+	{"rate_limit", ForeignServerRelationId, CCP_OPT_RATE, false,
+	0, 0, NULL, -1, NULL},
 	{"max_inflight", ForeignServerRelationId, CCP_OPT_INT, false,
 	1, 1000, NULL, offsetof(CcpServer, max_inflight), NULL},
 	{"token_ttl", ForeignServerRelationId, CCP_OPT_TOKEN_TTL, false,
 	60, 3600, "seconds", offsetof(CcpServer, token_ttl), NULL},
 	{"ca_file", ForeignServerRelationId, CCP_OPT_PATH, false,
 	0, 0, NULL, offsetof(CcpServer, http.ca_file), NULL},
-	{"verify_tls", ForeignServerRelationId, CCP_OPT_BOOL, false, 0, 0, NULL, -1, NULL},
+	{"verify_tls", ForeignServerRelationId, CCP_OPT_BOOL, false,
+	0, 0, NULL, -1, NULL},
 	{"proxy", ForeignServerRelationId, CCP_OPT_PROXY, false,
 	0, 0, NULL, offsetof(CcpServer, http.proxy), NULL},
 	{"no_proxy", ForeignServerRelationId, CCP_OPT_HOST_LIST, false,
@@ -676,9 +681,10 @@ ccp_check_server_value(const CcpOption *opt, const char *value,
 /*
  * ccp_check_host_list raises an error unless value is a list of hosts as
  * libcurl's no-proxy list takes it: host names, domains (".example.com"),
- * IP addresses and CIDR blocks ("10.0.0.0/8"), separated by commas and
- * blanks; or "*" alone, for every host.  The value is not secret and is
- * shown.
+ * IP addresses and CIDR blocks ("10.0.0.0/8"), separated by commas with
+ * blanks allowed around them; or "*" alone, for every host.  Older libcurl
+ * releases also split at blanks, newer ones do not, so a blank between two
+ * hosts is refused.  The value is not secret and is shown.
  */
 static void
 ccp_check_host_list(const CcpOption *opt, const char *value)
@@ -728,7 +734,13 @@ ccp_check_host_list(const CcpOption *opt, const char *value)
 			(p - slash < 2 || p - slash > 4 ||
 			 strspn(slash + 1, "0123456789") < (size_t) (p - slash - 1)))
 			bad = true;
-		if (bad || p - start > 255)
+		if (p - start > 255)
+			bad = true;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '\0' && *p != ',')
+			bad = true;
+		if (bad)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for option \"%s\": \"%s\"",
