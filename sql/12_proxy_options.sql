@@ -97,6 +97,7 @@ ALTER SERVER prx_https
 ALTER SERVER prx_socks OPTIONS (ADD no_proxy '*');
 ALTER SERVER prx_https OPTIONS (SET no_proxy '*.example.com');
 ALTER SERVER prx_https OPTIONS (SET no_proxy 'api.example.com;evil');
+ALTER SERVER prx_https OPTIONS (SET no_proxy '[::1]');
 ALTER SERVER prx_https OPTIONS (SET no_proxy 'a.example.com b.example.com');
 ALTER SERVER prx_https OPTIONS (SET no_proxy '10.0.0.0/');
 ALTER SERVER prx_https OPTIONS (SET no_proxy '10.0.0.0/abc');

@@ -681,10 +681,11 @@ ccp_check_server_value(const CcpOption *opt, const char *value,
 /*
  * ccp_check_host_list raises an error unless value is a list of hosts as
  * libcurl's no-proxy list takes it: host names, domains (".example.com"),
- * IP addresses and CIDR blocks ("10.0.0.0/8"), separated by commas with
- * blanks allowed around them; or "*" alone, for every host.  Older libcurl
- * releases also split at blanks, newer ones do not, so a blank between two
- * hosts is refused.  The value is not secret and is shown.
+ * IP addresses (IPv6 ones without brackets, or they never match) and CIDR
+ * blocks ("10.0.0.0/8"), separated by commas with blanks allowed around
+ * them; or "*" alone, for every host.  Older libcurl releases also split
+ * at blanks, newer ones do not, so a blank between two hosts is refused.
+ * The value is not secret and is shown.
  */
 static void
 ccp_check_host_list(const CcpOption *opt, const char *value)
@@ -725,7 +726,7 @@ ccp_check_host_list(const CcpOption *opt, const char *value)
 				slash = p;
 			}
 			else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-					   (c >= '0' && c <= '9') || strchr(".-_:[]", c) != NULL))
+					   (c >= '0' && c <= '9') || strchr(".-_:", c) != NULL))
 				bad = true;
 		}
 
@@ -745,7 +746,7 @@ ccp_check_host_list(const CcpOption *opt, const char *value)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for option \"%s\": \"%s\"",
 							opt->name, value),
-					 errdetail("The value must list host names, domains such as \".example.com\", IP addresses or CIDR blocks such as \"10.0.0.0/8\", separated by commas.")));
+					 errdetail("The value must list host names, domains such as \".example.com\", IP addresses (IPv6 ones without brackets) or CIDR blocks such as \"10.0.0.0/8\", separated by commas.")));
 		nhosts++;
 	}
 
