@@ -288,6 +288,10 @@ my %proxy_auth = (proxy_user => $proxy_user, proxy_password => $proxy_password);
 my $forward_re = qr{Request \(file descriptor \d+\): POST http://127\.0\.0\.1:$sim_port/};
 my $connect_re = qr{Request \(file descriptor \d+\): CONNECT 127\.0\.0\.1:$tls_port };
 
+# A client connecting or a request arriving; lines the proxy writes late
+# about earlier connections ("Closed connection ...") do not match.
+my $activity_re = qr{(?:Connect|Request) \(file descriptor \d+\)};
+
 # (a) Plain http through the proxy.
 create_server('via_http', $sim->url, { proxy => $proxy_url }, %proxy_auth);
 my $mark = proxy_log_size();
@@ -373,7 +377,8 @@ create_server('bypass', $sim->url,
 $mark = proxy_log_size();
 like(customers('bypass', '170031'), qr/^170031\|true\|200\|/,
 	'(d) no_proxy: the call succeeds');
-is(proxy_log_text($mark), '', '(d) the proxy log shows nothing new');
+is(count_matches(proxy_log_text($mark), $activity_re), 0,
+	'(d) the proxy log shows no new connection');
 ok(deleted($sim, '170031'), '(d) the simulator erased the number');
 
 # (f) Roles with other proxy credentials never share a tunnel.
@@ -469,7 +474,8 @@ like(customers('direct_http', '170051'), qr/^170051\|true\|200\|/,
 	'(e) plain http without a proxy option goes directly');
 like(customers('direct_tls', '170052'), qr/^170052\|true\|200\|/,
 	'(e) https without a proxy option goes directly');
-is(proxy_log_text($mark), '', '(e) the proxy saw neither');
+is(count_matches(proxy_log_text($mark), $activity_re), 0,
+	'(e) the proxy saw neither');
 like(customers('via_http', '170053'), qr/^170053\|true\|200\|/,
 	'(e) a server with a proxy still succeeds');
 like(proxy_log_text($mark), $forward_re,
