@@ -277,12 +277,42 @@ ccp_api_run_items(FunctionCallInfo fcinfo, const CcpServer *srv,
 }
 
 /*
+ * ccp_api_call_begin makes and enters the memory context of one call of a
+ * synchronous function, so that what the call allocates (its arguments,
+ * items, server, requests) is freed when it returns: these functions are
+ * called once per row.  Rows go to the tuplestore, which lives in the
+ * query's memory.
+ */
+static MemoryContext
+ccp_api_call_begin(void)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "ccpurge call",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	MemoryContextSwitchTo(cxt);
+	return cxt;
+}
+
+/*
+ * ccp_api_call_end leaves and frees the context ccp_api_call_begin made;
+ * on an error the context goes with its parent.
+ */
+static void
+ccp_api_call_end(MemoryContext cxt)
+{
+	MemoryContextSwitchTo(cxt->parent);
+	MemoryContextDelete(cxt);
+}
+
+/*
  * ccp_api_simple serves the functions whose arguments are an item list and
  * the server: delete_customers and delete_called_routes.
  */
 static Datum
 ccp_api_simple(FunctionCallInfo fcinfo, CcpOperation op, const char *argname)
 {
+	MemoryContext call_cxt;
 	const CcpVendor *vendor;
 	const CcpOpDef *def = ccp_op_def(op, &vendor);
 	CcpParams	params;
@@ -292,12 +322,14 @@ ccp_api_simple(FunctionCallInfo fcinfo, CcpOperation op, const char *argname)
 
 	ccp_require_preload();
 	ccp_require_writable();
+	call_cxt = ccp_api_call_begin();
 	items = ccp_items_from_array(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0),
 								 def, argname, &n);
 	srv = ccp_server_resolve(ccp_api_server_arg(fcinfo, 1), vendor, GetUserId());
 	ccp_params_init(&params);
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	ccp_api_run_items(fcinfo, srv, def, &params, items, n);
+	ccp_api_call_end(call_cxt);
 	return (Datum) 0;
 }
 
@@ -326,6 +358,7 @@ ccpurge_erase(PG_FUNCTION_ARGS)
 Datum
 ccpurge_delete_caller_numbers(PG_FUNCTION_ARGS)
 {
+	MemoryContext call_cxt;
 	const CcpVendor *vendor;
 	const CcpOpDef *def = ccp_op_def(CCP_OP_DELETE_CALLER_NUMBERS, &vendor);
 	CcpParams	params;
@@ -335,6 +368,7 @@ ccpurge_delete_caller_numbers(PG_FUNCTION_ARGS)
 
 	ccp_require_preload();
 	ccp_require_writable();
+	call_cxt = ccp_api_call_begin();
 	ccp_api_check_vdn(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0),
 					  PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1));
 	items = ccp_items_from_array(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
@@ -343,8 +377,9 @@ ccpurge_delete_caller_numbers(PG_FUNCTION_ARGS)
 	ccp_params_init(&params);
 	params.vdn_id = PG_GETARG_INT32(0);
 	params.campaign_id = PG_GETARG_INT32(1);
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	ccp_api_run_items(fcinfo, srv, def, &params, items, n);
+	ccp_api_call_end(call_cxt);
 	return (Datum) 0;
 }
 
@@ -355,6 +390,7 @@ ccpurge_delete_caller_numbers(PG_FUNCTION_ARGS)
 Datum
 ccpurge_delete_calldata(PG_FUNCTION_ARGS)
 {
+	MemoryContext call_cxt;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const CcpVendor *vendor;
 	const CcpOpDef *def = ccp_op_def(CCP_OP_DELETE_CALLDATA, &vendor);
@@ -366,6 +402,7 @@ ccpurge_delete_calldata(PG_FUNCTION_ARGS)
 
 	ccp_require_preload();
 	ccp_require_writable();
+	call_cxt = ccp_api_call_begin();
 	ccp_api_check_vdn(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0),
 					  PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1));
 	if (PG_ARGISNULL(2))
@@ -380,7 +417,7 @@ ccpurge_delete_calldata(PG_FUNCTION_ARGS)
 	ccp_isales_validate_filter(params.filter);
 	srv = ccp_server_resolve(ccp_api_server_arg(fcinfo, 3), vendor, GetUserId());
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	ccp_exchange(srv, def, &params, NULL, 0, CCP_ORIGIN_SYNC, 0, &out);
 	values[0] = Int32GetDatum(1);
 	values[1] = BoolGetDatum(out.ok);
@@ -393,6 +430,7 @@ ccpurge_delete_calldata(PG_FUNCTION_ARGS)
 	nulls[5] = (out.success_count < 0);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	ccp_reqlog_flush();
+	ccp_api_call_end(call_cxt);
 	return (Datum) 0;
 }
 
@@ -403,6 +441,7 @@ ccpurge_delete_calldata(PG_FUNCTION_ARGS)
 Datum
 ccpurge_delete_bulk_data(PG_FUNCTION_ARGS)
 {
+	MemoryContext call_cxt;
 	const CcpVendor *vendor;
 	const CcpOpDef *def = ccp_op_def(CCP_OP_DELETE_BULK_DATA, &vendor);
 	CcpParams	params;
@@ -414,6 +453,7 @@ ccpurge_delete_bulk_data(PG_FUNCTION_ARGS)
 
 	ccp_require_preload();
 	ccp_require_writable();
+	call_cxt = ccp_api_call_begin();
 	items = ccp_items_from_array(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0),
 								 def, "phone_numbers", &n);
 	names = ccp_api_text_array(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
@@ -421,8 +461,9 @@ ccpurge_delete_bulk_data(PG_FUNCTION_ARGS)
 	ccp_params_init(&params);
 	ccp_api_campaigns(names, ncampaigns, &params);
 	srv = ccp_server_resolve(ccp_api_server_arg(fcinfo, 2), vendor, GetUserId());
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	ccp_api_run_items(fcinfo, srv, def, &params, items, n);
+	ccp_api_call_end(call_cxt);
 	return (Datum) 0;
 }
 

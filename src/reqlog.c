@@ -40,9 +40,9 @@ typedef struct CcpLogEntry
 {
 	TimestampTz at;
 	char	   *server;
-	char	   *vendor;
-	char	   *operation;
-	char	   *origin;
+	const char *vendor;			/* static */
+	const char *operation;		/* static */
+	const char *origin;
 	Oid			role;			/* name looked up at flush, in a transaction */
 	int64		request_id;		/* 0: none */
 	int			item_count;
@@ -59,6 +59,13 @@ static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
 static List *ccp_log_written = NIL; /* inserted by the open transaction */
 static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
+
+/*
+ * The INSERT of ccp_reqlog_flush, prepared once per process: it runs once
+ * per synchronous call, and calls come once per row.  The plan cache
+ * analyses it again if the extension is dropped and created anew.
+ */
+static SPIPlanPtr ccp_log_insert_plan = NULL;
 
 PG_FUNCTION_INFO_V1(ccpurge_items_digest);
 
@@ -182,7 +189,26 @@ ccpurge_items_digest(PG_FUNCTION_ARGS)
 }
 
 /*
- * ccp_reqlog_write records one HTTP request for the request log.  The row
+ * ccp_reqlog_put copies s (if not NULL) to *p, advances *p past it and
+ * returns the copy; NULL for NULL.
+ */
+static char *
+ccp_reqlog_put(char **p, const char *s)
+{
+	char	   *copy = *p;
+	size_t		len;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s) + 1;
+	memcpy(copy, s, len);
+	*p += len;
+	return copy;
+}
+
+/*
+ * ccp_reqlog_write records one HTTP request for the request log; operation
+ * must be a static string (an operation's name, or "token").  The row
  * is kept in memory until ccp_reqlog_flush(); items may be NULL when the
  * request carried none (token requests).  Needs no transaction, so the
  * worker can call it between transactions, but needs a resource owner for
@@ -207,21 +233,34 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 		ccp_log_worker_db = (dbname != NULL &&
 							 strcmp(dbname, ccp_database_name) == 0);
 	}
+	/*
+	 * One allocation holds the entry and its strings: entries of a call are
+	 * kept until its transaction ends, and calls come once per row.  vendor
+	 * and operation names are static.
+	 */
 	old = MemoryContextSwitchTo(ccp_log_cxt);
-	e = palloc0(sizeof(CcpLogEntry));
+	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) +
+				strlen(srv->servername) + 1 +
+				(digest ? strlen(digest) + 1 : 0) +
+				(out->code ? strlen(out->code) + 1 : 0) +
+				(out->message ? strlen(out->message) + 1 : 0));
+	{
+		char	   *p = (char *) e + MAXALIGN(sizeof(CcpLogEntry));
+
+		e->server = ccp_reqlog_put(&p, srv->servername);
+		e->digest = ccp_reqlog_put(&p, digest);
+		e->code = ccp_reqlog_put(&p, out->code);
+		e->message = ccp_reqlog_put(&p, out->message);
+	}
 	e->at = GetCurrentTimestamp();
-	e->server = pstrdup(srv->servername);
-	e->vendor = pstrdup(srv->vendor->name);
-	e->operation = pstrdup(operation);
+	e->vendor = srv->vendor->name;
+	e->operation = operation;
 	e->origin = (origin == CCP_ORIGIN_SYNC) ? "sync" : "worker";
 	e->role = srv->userid;
 	e->request_id = request_id;
 	e->item_count = nitems;
-	e->digest = digest ? pstrdup(digest) : NULL;
 	e->ok = out->ok;
 	e->http_status = out->http_status;
-	e->code = out->code ? pstrdup(out->code) : NULL;
-	e->message = out->message ? pstrdup(out->message) : NULL;
 	e->duration_ms = elapsed_ms;
 	ccp_log_pending = lappend(ccp_log_pending, e);
 	MemoryContextSwitchTo(old);
@@ -554,16 +593,27 @@ ccp_reqlog_flush(void)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		ret = SPI_execute_with_args(
-									"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
-									" origin, role, request_id, item_count, items_sha256, ok, http_status,"
-									" code, message, duration_ms)"
-									" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-									" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-									" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-									" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-									" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))",
-									14, argtypes, args, argnulls, false, 0);
+		if (ccp_log_insert_plan == NULL)
+		{
+			SPIPlanPtr	plan;
+
+			plan = SPI_prepare("INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+							   " origin, role, request_id, item_count, items_sha256, ok, http_status,"
+							   " code, message, duration_ms)"
+							   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+							   " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+							   " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+							   " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+							   " pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))",
+							   14, argtypes);
+			if (plan == NULL)
+				elog(ERROR, "could not prepare the ccpurge request log insert: %s",
+					 SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "could not save the ccpurge request log insert plan");
+			ccp_log_insert_plan = plan;
+		}
+		ret = SPI_execute_plan(ccp_log_insert_plan, args, argnulls, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not write the ccpurge request log: SPI code %d", ret);
 		SPI_finish();
