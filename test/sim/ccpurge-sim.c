@@ -563,7 +563,8 @@ sim_step(SimRequest *req)
 		snprintf(req->code, sizeof(req->code), "fault:oversize");
 	}
 	if (req->chaos_kind == SIM_CHAOS_SLOW)
-		snprintf(req->code, sizeof(req->code), "chaos:slow");
+		snprintf(req->code, sizeof(req->code), "chaos:%s",
+				 sim_chaos_kind_name(SIM_CHAOS_SLOW));
 	return SIM_DONE;
 }
 

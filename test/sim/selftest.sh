@@ -3,9 +3,11 @@
 # selftest.sh - self-test of the vendor simulator, ccpurge-sim.
 #
 # Starts the simulator on a free loopback port, talks to each vendor with
-# curl (one iSales request signed here with openssl, one signed with a
-# wrong secret), checks the answers, the limits and the control interface,
-# then stops the simulator by its PID.  Exits non-zero on any failure.
+# curl (iSales and webhook requests signed here with openssl, some with a
+# wrong secret), checks the answers, the limits, the control interface,
+# body faults and chaos mode, starts a second simulator for
+# --webhook-secret, then stops each simulator by its PID.  Exits non-zero
+# on any failure.
 #
 # Usage: test/sim/selftest.sh [path/to/ccpurge-sim]
 

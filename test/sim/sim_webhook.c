@@ -698,7 +698,7 @@ wh_erase(SimRequest *req)
 		wh_error(req, 400, "Content-Type must be application/json");
 		return SIM_DONE;
 	}
-	SHA256((const unsigned char *) req->body, req->body_len, sha);
+	SHA256((const unsigned char *) (req->body ? req->body : ""), req->body_len, sha);
 	if (wh_repeat(req, key, sha))
 		return SIM_DONE;
 	body = wh_parse_body(req, &items);
