@@ -47,6 +47,7 @@ const SimVendor *const sim_vendors[] = {
 	&sim_vendor_cec,
 	&sim_vendor_isales,
 	&sim_vendor_ozonetel,
+	&sim_vendor_webhook,
 };
 const int	sim_nvendors = sizeof(sim_vendors) / sizeof(sim_vendors[0]);
 
@@ -326,7 +327,7 @@ sim_pad_reply(SimRequest *req)
 
 /*
  * sim_match says whether path matches pattern, storing the segments that
- * "*" matched into req->seg.
+ * "*" matched into req->seg.  A final "**" matches any rest of the path.
  */
 static bool
 sim_match(SimRequest *req, const char *pattern, const char *path)
@@ -337,6 +338,8 @@ sim_match(SimRequest *req, const char *pattern, const char *path)
 
 	while (*pattern && *path)
 	{
+		if (strcmp(pattern, "**") == 0)
+			break;
 		if (*pattern == '*')
 		{
 			const char *start = path;
@@ -352,6 +355,11 @@ sim_match(SimRequest *req, const char *pattern, const char *path)
 		else if (*pattern++ != *path++)
 			return false;
 	}
+	if (strcmp(pattern, "**") == 0)
+	{
+		pattern += 2;
+		path += strlen(path);
+	}
 	if (*pattern || *path)
 		return false;
 	for (int i = 0; i < req->nseg; i++)
@@ -365,7 +373,8 @@ sim_match(SimRequest *req, const char *pattern, const char *path)
 /*
  * sim_route_request splits the raw URI into path and query and finds the
  * vendor route; a path that matches a route but not its method is answered
- * 405 by the caller (req->route set, method differs).
+ * 405 by the caller (req->route set, method differs).  Runs once, when the
+ * headers are in.
  */
 static void
 sim_route_request(SimRequest *req)
@@ -422,14 +431,39 @@ sim_is_control(SimRequest *req)
 }
 
 /*
- * sim_begin runs once per request when its body is complete: routes it,
- * counts it and picks its fault, or else its chaos (only for a request
- * the route's handler would get).
+ * sim_note_idempotency_key copies the Idempotency-Key header of a request
+ * to a route flagged SIM_ROUTE_IDEMPOTENCY into req for the log: at most
+ * SIM_IDEM_KEY_MAX bytes, every byte that is not printable ASCII as '?'.
+ */
+static void
+sim_note_idempotency_key(SimRequest *req)
+{
+	const char *key;
+	size_t		len;
+
+	if (req->route == NULL || !(req->route->flags & SIM_ROUTE_IDEMPOTENCY))
+		return;
+	key = sim_request_header(req, "Idempotency-Key");
+	if (key == NULL)
+		return;
+	len = strlen(key);
+	if (len > SIM_IDEM_KEY_MAX)
+		len = SIM_IDEM_KEY_MAX;
+	for (size_t i = 0; i < len; i++)
+		req->idem_key[i] = ((unsigned char) key[i] < 0x20 ||
+							(unsigned char) key[i] > 0x7e) ? '?' : key[i];
+	req->idem_key[len] = '\0';
+	req->has_idem_key = true;
+}
+
+/*
+ * sim_begin runs once per request when its body is complete: counts it and
+ * picks its fault, or else its chaos (only for a request the route's
+ * handler would get).  The request was routed when its headers came in.
  */
 static void
 sim_begin(SimRequest *req)
 {
-	sim_route_request(req);
 	if (sim_is_control(req))
 		return;
 	sim_lock();
@@ -529,7 +563,8 @@ sim_step(SimRequest *req)
 		snprintf(req->code, sizeof(req->code), "fault:oversize");
 	}
 	if (req->chaos_kind == SIM_CHAOS_SLOW)
-		snprintf(req->code, sizeof(req->code), "chaos:slow");
+		snprintf(req->code, sizeof(req->code), "chaos:%s",
+				 sim_chaos_kind_name(SIM_CHAOS_SLOW));
 	return SIM_DONE;
 }
 
@@ -731,7 +766,7 @@ sim_body_append(SimRequest *req, const char *data, size_t len)
 {
 	if (req->too_big)
 		return;
-	if (req->body_len + len > SIM_MAX_BODY)
+	if (req->body_len + len > req->body_max)
 	{
 		req->too_big = true;
 		return;
@@ -785,10 +820,13 @@ sim_access(void *cls, struct MHD_Connection *conn, const char *url,
 							"this port serves the control interface only");
 			return sim_respond(req);
 		}
-		if (cl && strtoull(cl, NULL, 10) > SIM_MAX_BODY)
+		sim_route_request(req);
+		sim_note_idempotency_key(req);
+		req->body_max = req->route && (req->route->flags & SIM_ROUTE_LARGE_BODY) ?
+			SIM_MAX_LARGE_BODY : SIM_MAX_BODY;
+		if (cl && strtoull(cl, NULL, 10) > req->body_max)
 		{
 			req->too_big = true;
-			sim_route_request(req);
 			sim_reply_error(req, 413, "request body too large");
 			return sim_finish(req);
 		}
@@ -802,7 +840,6 @@ sim_access(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (req->too_big)
 	{
-		sim_route_request(req);
 		sim_reply_error(req, 413, "request body too large");
 		return sim_finish(req);
 	}

@@ -3,9 +3,11 @@
 # selftest.sh - self-test of the vendor simulator, ccpurge-sim.
 #
 # Starts the simulator on a free loopback port, talks to each vendor with
-# curl (one iSales request signed here with openssl, one signed with a
-# wrong secret), checks the answers, the limits and the control interface,
-# then stops the simulator by its PID.  Exits non-zero on any failure.
+# curl (iSales and webhook requests signed here with openssl, some with a
+# wrong secret), checks the answers, the limits, the control interface,
+# body faults and chaos mode, starts a second simulator for
+# --webhook-secret, then stops each simulator by its PID.  Exits non-zero
+# on any failure.
 #
 # Usage: test/sim/selftest.sh [path/to/ccpurge-sim]
 
@@ -335,38 +337,44 @@ expect "chaos_rate above 1 refused" 400 'chaos_rate'
 # lastcode: the code of the last logged vendor request
 lastcode() { curl -s "$base/_sim/log?n=1" | sed -n 's/.*"code":"\([^"]*\)".*/\1/p'; }
 
-# One request per seed at chaos_rate 1: the answer must fit the kind the
-# log names, and only slow answers may delete.
+# One request per seed at chaos_rate 1, all from one curl: the answer must
+# fit the kind the log names, and only slow answers may delete.  No
+# connection is reused, or curl would send a request again after a reset.
 cecok='{"retCode":"0","retMsg":"VerifyParams success"}'
-seen=" " chaos_bad= slow_items= storm_seed=
+args=()
 for seed in $(seq 1 40); do
-	curl -s -X POST "$base/_sim/config" \
-		-d "{\"chaos_rate\":1,\"chaos_seed\":$seed,\"chaos_max_delay_ms\":50}" >/dev/null
-	code=$(curl -s -o "$work/body" -D "$work/head" -w '%{http_code}' -X POST "$base$custpath" \
-		"${cec[@]}" -d "{\"customNos\":[\"chaos-$seed\"]}")
-	rc=$?
-	kind=$(lastcode)
-	kind=${kind#chaos:}
-	size=$(wc -c <"$work/body")
-	head=$(tr -d '\r' <"$work/head")
+	args+=(-s -o /dev/null -H 'Connection: close' -X POST "$base/_sim/config"
+		-d "{\"chaos_rate\":1,\"chaos_seed\":$seed,\"chaos_max_delay_ms\":50}" --next)
+	args+=(-s -o "$work/chaos$seed.body" -D "$work/chaos$seed.head"
+		-w "$seed %{http_code} %{size_download}\n" -H 'Connection: close' -X POST "$base$custpath" "${cec[@]}"
+		-d "{\"customNos\":[\"chaos-$seed\"]}")
+	[ "$seed" -lt 40 ] && args+=(--next)
+done
+curl "${args[@]}" >"$work/chaos.out"
+curl -s "$base/_sim/log?n=40" | grep -o '"code":"[^"]*"' | sed 's/"code":"chaos://; s/"$//' >"$work/chaos.kinds"
+seen=" " chaos_bad= slow_items= storm_seed=
+while read -r seed code size <&3 && read -r kind <&4; do
+	head=
+	[ -f "$work/chaos$seed.head" ] && head=$(tr -d '\r' <"$work/chaos$seed.head")
+	bodyf=$work/chaos$seed.body
 	case "$kind" in
-		reset) [ "$rc" -ne 0 ] ;;
-		slow) [ "$code" = 200 ] && grep -q '"retCode":"0"' "$work/body" && slow_items+=" chaos-$seed" ;;
-		redirect) [[ "$code" == 30? ]] && grep -qx 'Location: /chaos/redirected' <<<"$head" ;;
+		reset) [ "$code" = 000 ] ;;
+		slow) [ "$code" = 200 ] && [ "$(<"$bodyf")" = "$cecok" ] && slow_items+=" chaos-$seed" ;;
+		redirect) [[ "$code" == 30? ]] && [[ "$head" == *$'\nLocation: /chaos/redirected\n'* ]] ;;
 		storm_401) [ "$code" = 401 ] && storm_seed=${storm_seed:-$seed} ;;
-		storm_429) [ "$code" = 429 ] && grep -qx 'Retry-After: 1' <<<"$head" ;;
+		storm_429) [ "$code" = 429 ] && [[ "$head" == *$'\nRetry-After: 1\n'* ]] ;;
 		huge_body) [ "$code" = 200 ] && [ "$size" -gt 1048576 ] && [ "$size" -lt 2097152 ] &&
-			[ "$(head -c 12 "$work/body")" = '{"padding":"' ] ;;
+			[ "$(head -c 12 "$bodyf")" = '{"padding":"' ] ;;
 		deep_nesting) [ "$code" = 200 ] && [ "$size" -ge 100000 ] ;;
 		long_text) [ "$code" = 200 ] && [ "$size" -ge 200000 ] ;;
 		trailing_junk) [ "$code" = 200 ] && [ "$size" -gt ${#cecok} ] &&
-			[ "$(head -c ${#cecok} "$work/body")" = "$cecok" ] ;;
+			[ "$(head -c ${#cecok} "$bodyf")" = "$cecok" ] ;;
 		invalid_json | truncated_json | wrong_types | bad_utf8) [ "$code" = 200 ] &&
-			[ "$(cat "$work/body")" != "$cecok" ] ;;
+			[ "$(tr -d '\0' <"$bodyf")" != "$cecok" ] ;;
 		*) false ;;
 	esac || chaos_bad+=" seed $seed: kind '$kind' HTTP $code, $size bytes;"
 	seen+="$kind "
-done
+done 3<"$work/chaos.out" 4<"$work/chaos.kinds"
 if [ -z "$chaos_bad" ]; then ok "chaos answers fit their kinds"; else bad "chaos answers fit their kinds" "$chaos_bad"; fi
 missing=
 for kind in invalid_json truncated_json wrong_types deep_nesting long_text bad_utf8 trailing_junk \
@@ -396,10 +404,10 @@ if [ "$code" = 418 ] && [ "$(lastcode)" = fault:status ]; then ok "a queued faul
 # the same seed and request order give the same answers
 chaos_run() {
 	local i
+	local urls=()
+	for i in $(seq 1 30); do urls+=("$base$custpath"); done
 	curl -s -X POST "$base/_sim/config" -d '{"chaos_rate":0.5,"chaos_seed":4242,"chaos_max_delay_ms":0}' >/dev/null
-	for i in $(seq 1 30); do
-		curl -s -o /dev/null -X POST "$base$custpath" "${cec[@]}" -d "{\"customNos\":[\"d$i\"]}"
-	done
+	curl -s -o /dev/null -X POST "${cec[@]}" -d '{"customNos":["d"]}' "${urls[@]}" >/dev/null
 	curl -s "$base/_sim/log?n=30" | grep -o '"code":"[^"]*"' | paste -sd' ' -
 }
 run1=$(chaos_run)
@@ -419,6 +427,168 @@ fi
 req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
 	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
 expect "reset turns chaos off" 200 '"AccessToken"'
+
+# -------------------------------------------------------------- webhook
+whsecret=webhook-signing-secret-0123
+
+# whsend FILE KEY [T [PATH [SECRET [curl args...]]]]: POST the bytes of FILE
+# to the webhook, signed; KEY "-" sends no Idempotency-Key.  Sets code, body.
+whsend() {
+	local file=$1 key=$2 t=${3:-$(date +%s)} path=${4:-/webhook/erase} secret=${5:-$whsecret} sig
+	shift 5 2>/dev/null || shift $#
+	sig=$({ printf '%s.' "$t"; cat "$file"; } | hmac "$secret")
+	local args=(-H "X-Ccpurge-Signature: t=$t,v1=$sig")
+	[ "$key" = - ] || args+=(-H "Idempotency-Key: $key")
+	if [ $# -eq 0 ]; then set -- -H 'Content-Type: application/json'; fi
+	req POST "$path" "${args[@]}" "$@" --data-binary "@$file"
+}
+
+# wh BODY KEY [T [PATH [SECRET [curl args...]]]]: the same with a body text.
+wh() {
+	printf '%s' "$1" >"$work/wh.json"
+	shift
+	whsend "$work/wh.json" "$@"
+}
+
+curl -s -X POST "$base/_sim/reset" >/dev/null
+wh '{"operation":"erase","items":["alice@example.com","bob"]}' 0a1b2c
+expect "webhook erase" 200 '{"status":"ok"}'
+wh '{"operation":"erase","items":["alice@example.com","bob"]}' 0a1b2c
+expect "webhook idempotent repeat" 200 '{"status":"ok"}'
+if [ "$(lastcode)" = idempotent_repeat ]; then ok "webhook repeat logged"; else bad "webhook repeat logged" "$(lastcode)"; fi
+wh '{"operation":"erase","items":["alice@example.com","carol"]}' 0a1b2c
+expect "webhook key reused with another body" 422 'different body'
+req GET /_sim/deleted/webhook
+expect "webhook deleted set" 200 '["alice@example.com","bob"]'
+if state_has '"webhook":{"idempotent_repeats":1,"distinct_keys":1}}'; then ok "webhook state at the end"; else bad "webhook state at the end" "$(curl -s "$base/_sim/state")"; fi
+if state_has '"oz_delete":0,"webhook":3}' && state_has '"ozonetel":0,"webhook":2}' &&
+	state_has '"oz_delete":[],"webhook":[2,2]}'; then
+	ok "webhook counters at the end of their objects"
+else
+	bad "webhook counters at the end of their objects" "$(curl -s "$base/_sim/state")"
+fi
+
+wh '{"operation":"erase","items":["x"]}' 1111 '' /webhook/erase wrong-secret-0123456789
+expect "webhook wrong secret" 401 '{"error":"bad signature"}'
+if state_has '"rejections":{"auth":1,'; then ok "webhook 401 counted as auth rejection"; else bad "webhook 401 counted as auth rejection" "$(curl -s "$base/_sim/state")"; fi
+printf '%s' '{"operation":"erase","items":["x"]}' >"$work/wh.json"
+sig=$({ printf '%s.' "$(date +%s)"; cat "$work/wh.json"; } | hmac "$whsecret")
+req POST /webhook/erase -H "X-Ccpurge-Signature: t=$(date +%s),v1=${sig^^}" -H 'Idempotency-Key: 1111' \
+	"${json[@]}" --data-binary "@$work/wh.json"
+expect "webhook signature in upper-case hex" 401 'bad signature'
+req POST /webhook/erase -H "X-Ccpurge-Signature: v1=$sig,t=$(date +%s)" -H 'Idempotency-Key: 1111' \
+	"${json[@]}" --data-binary "@$work/wh.json"
+expect "webhook signature fields swapped" 401 'bad signature'
+wh '{"operation":"erase","items":["x"]}' 1111 $(($(date +%s) - 330))
+expect "webhook timestamp 330 s old" 401 'timestamp out of range'
+wh '{"operation":"erase","items":["x"]}' 1111 $(($(date +%s) + 330))
+expect "webhook timestamp 330 s ahead" 401 'timestamp out of range'
+curl -s -X POST "$base/_sim/config" -d '{"webhook_max_skew_s":400}' >/dev/null
+wh '{"operation":"erase","items":["x"]}' 1111 $(($(date +%s) - 330))
+expect "webhook_max_skew_s widens the window" 200 '"ok"'
+
+wh '{"operation":"erase","items":["y"]}' -
+expect "webhook without Idempotency-Key" 400 'Idempotency-Key'
+wh '{"operation":"erase","items":["y"]}' 12xy
+expect "webhook Idempotency-Key not hex" 400 'Idempotency-Key'
+wh '{"operation":"erase","items":["y"]}' "$(printf 'a%.0s' $(seq 1 129))"
+expect "webhook Idempotency-Key of 129 digits" 400 'Idempotency-Key'
+wh '{"operation":"erase","items":["y"]}' 2222 '' /webhook/erase "$whsecret" -H 'Content-Type: text/plain'
+expect "webhook wrong Content-Type" 400 'Content-Type'
+wh '{"operation":"erase","items":["y"]}' 2222 '' /webhook/any/path/below "$whsecret" \
+	-H 'Content-Type: application/json; charset=UTF-8'
+expect "webhook charset and another path" 200 '"ok"'
+printf '{"operation":"erase","items":["\xc3\x28"]}' >"$work/wh.json"
+whsend "$work/wh.json" 3333
+expect "webhook invalid UTF-8" 400 'UTF-8'
+wh '{"operation":"delete","items":["y"]}' 3333
+expect "webhook operation not erase" 400 'operation'
+wh '{"operation":"erase","items":[]}' 3333
+expect "webhook no items" 400 'items must not be empty'
+wh '{"operation":"erase","items":["ok",""]}' 3333
+expect "webhook empty item" 400 'items[1] is empty'
+wh '{"operation":"erase","items":["tab\there"]}' 3333
+expect "webhook control character" 400 'control character'
+wh '{"operation":"erase","items":[42]}' 3333
+expect "webhook item not a string" 400 'not a string'
+wh '{"operation":"erase","items":["y"],"extra":1}' 3333
+expect "webhook unknown member" 400 'unknown member'
+long=$(printf 'l%.0s' $(seq 1 1024))
+wh "{\"operation\":\"erase\",\"items\":[\"${long}x\"]}" 3333
+expect "webhook item of 1025 bytes" 400 'longer than 1024 bytes'
+wh "{\"operation\":\"erase\",\"items\":[\"$long\"]}" 3333
+expect "webhook item of 1024 bytes" 200 '"ok"'
+curl -s -X POST "$base/_sim/config" -d '{"webhook_max_items":2}' >/dev/null
+wh '{"operation":"erase","items":["1","2","3"]}' 4444
+expect "webhook more than webhook_max_items" 413 'at most 2'
+if state_has '"limit":1}'; then ok "webhook limit rejection counted"; else bad "webhook limit rejection counted" "$(curl -s "$base/_sim/state")"; fi
+
+curl -s -X POST "$base/_sim/config" \
+	-d '{"webhook_max_items":10,"webhook_results":"per_item","webhook_fail_items":["locked"],"webhook_omit_items":["ghost"]}' >/dev/null
+wh '{"operation":"erase","items":["p1","locked","ghost"]}' 5555
+expect "webhook per-item results" 200 \
+	'{"results":[{"item":"p1","ok":true,"message":"erased"},{"item":"locked","ok":false,"message":"item is locked"}]}'
+req GET /_sim/deleted/webhook
+if [[ "$body" == *'"p1"'* && "$body" != *locked* && "$body" != *ghost* ]]; then ok "webhook failed and omitted items not erased"; else bad "webhook failed and omitted items not erased" "$body"; fi
+req POST /_sim/config -d '{"webhook_results":"all"}'
+expect "webhook_results takes none or per_item only" 400 'webhook_results'
+
+# 10000 items of 1024 bytes: a body over 10 MB, within the contract
+{
+	printf '{"operation":"erase","items":['
+	for i in $(seq 1 10000); do printf '%s"%05d%s"' "${sep:-}" "$i" "${long:5}"; sep=,; done
+	printf ']}'
+} >"$work/big.json"
+curl -s -X POST "$base/_sim/config" -d '{"webhook_results":"none","webhook_max_items":10000}' >/dev/null
+whsend "$work/big.json" 6666
+expect "webhook 10000 items of 1024 bytes" 200 '{"status":"ok"}'
+
+# the log keeps the Idempotency-Key, so a test can see retries reuse it
+fault '{"kind":"status","status":503,"path":"/webhook/"}'
+wh '{"operation":"erase","items":["retry-me"]}' 7777
+wh '{"operation":"erase","items":["retry-me"]}' 7777
+expect "webhook retry after a fault is handled" 200 '{"status":"ok"}'
+req GET '/_sim/log?n=2'
+expect "log keeps the Idempotency-Key of each attempt" 200 \
+	'"code":"fault:status","message":"injected fault","idempotency_key":"7777"},{"endpoint":"webhook","status":200,"items":1,'
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+req GET '/_sim/log?n=1'
+expect "log idempotency_key null for other vendors" 200 '"idempotency_key":null}]'
+
+curl -s -X POST "$base/_sim/config" -d '{"chaos_rate":1,"chaos_seed":1}' >/dev/null
+wh '{"operation":"erase","items":["chaos-item"]}' 8888
+code1=$code
+kind=$(lastcode)
+curl -s -X POST "$base/_sim/config" -d '{"chaos_rate":0}' >/dev/null
+req GET /_sim/deleted/webhook
+if [[ "$kind" == chaos:* && "$kind" != chaos:slow && "$body" != *chaos-item* ]]; then
+	ok "chaos applies to the webhook"
+else
+	bad "chaos applies to the webhook" "HTTP $code1 $kind"
+fi
+wh '{"operation":"erase","items":["chaos-item"]}' 8888
+expect "webhook key not remembered after chaos" 200 '{"status":"ok"}'
+
+curl -s -X POST "$base/_sim/reset" >/dev/null
+if state_has '"webhook":{"idempotent_repeats":0,"distinct_keys":0}}'; then ok "reset forgets webhook keys"; else bad "reset forgets webhook keys" "$(curl -s "$base/_sim/state")"; fi
+
+# --webhook-secret, on a second simulator
+"$sim" --port 0 --port-file "$work/port2" --webhook-secret other-secret-0123456789 2>>"$work/sim.log" &
+sim2=$!
+for _ in $(seq 1 100); do
+	[ -s "$work/port2" ] && break
+	sleep 0.05
+done
+savebase=$base
+base="http://127.0.0.1:$(cat "$work/port2")"
+wh '{"operation":"erase","items":["s"]}' 9999 '' /webhook/erase other-secret-0123456789
+code2=$code
+wh '{"operation":"erase","items":["s"]}' 9999
+base=$savebase
+kill "$sim2"
+wait "$sim2"
+if [ "$code2" = 200 ] && [ "$code" = 401 ]; then ok "--webhook-secret sets the signing secret"; else bad "--webhook-secret sets the signing secret" "HTTP $code2 and $code"; fi
 
 # ----------------------------------------------------------------- stop
 kill "$simpid"

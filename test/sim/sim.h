@@ -8,7 +8,7 @@
  * defines them: the HTTP glue and request dispatch (ccpurge-sim.c), the
  * shared state (sim_state.c), the control interface (sim_control.c),
  * chaos mode (sim_chaos.c) and the vendors (sim_cec.c, sim_isales.c,
- * sim_ozonetel.c).
+ * sim_ozonetel.c, sim_webhook.c).
  *
  * A vendor is one file that defines a SimVendor, plus one entry in the
  * vendor table at the top of ccpurge-sim.c.
@@ -27,6 +27,12 @@
 
 /* Largest request body accepted; anything bigger gets HTTP 413. */
 #define SIM_MAX_BODY		(2 * 1024 * 1024)
+
+/* The same for routes flagged SIM_ROUTE_LARGE_BODY. */
+#define SIM_MAX_LARGE_BODY	(32 * 1024 * 1024)
+
+/* Longest Idempotency-Key the request log keeps, in bytes. */
+#define SIM_IDEM_KEY_MAX	128
 
 /* Size of the body sent by the "oversize" fault. */
 #define SIM_OVERSIZE_BODY	(2 * 1024 * 1024)
@@ -62,10 +68,13 @@ typedef SimStep (*SimHandler) (struct SimRequest *req);
 #define SIM_ROUTE_ITEMS		0x01	/* keeps items_per_request */
 #define SIM_ROUTE_INFLIGHT	0x02	/* counts in the vendor's max_inflight */
 #define SIM_ROUTE_OWN_DELAY 0x04	/* the handler spends delay faults itself */
+#define SIM_ROUTE_IDEMPOTENCY 0x08	/* the log keeps its Idempotency-Key */
+#define SIM_ROUTE_LARGE_BODY 0x10	/* takes bodies up to SIM_MAX_LARGE_BODY */
 
 /*
  * One vendor endpoint.  The pattern is a path in which "*" stands for one
- * non-empty path segment; the segments it matched are in req->seg[].
+ * non-empty path segment; the segments it matched are in req->seg[].  A
+ * pattern ending in "**" takes any rest of the path, even an empty one.
  */
 typedef struct SimRoute
 {
@@ -83,7 +92,10 @@ typedef enum SimConfType
 	SIM_CONF_SET,				/* JSON array of ints or strings, kept as a
 								 * SimSet of decimal/plain strings */
 	SIM_CONF_STRING,			/* short string, at most 31 bytes */
-	SIM_CONF_DOUBLE				/* double, in [min, max]; default def_int */
+	SIM_CONF_DOUBLE,			/* double, in [min, max]; default def_int */
+	SIM_CONF_ENUM				/* one of the '|'-separated words of def_str,
+								 * kept in a char[32]; the first is the
+								 * default */
 } SimConfType;
 
 /*
@@ -142,6 +154,12 @@ typedef struct SimVendor
 	 * mangles; NULL (callback or result) for {"status":"ok"}.  No lock.
 	 */
 	const char *(*chaos_sample) (const SimRoute *route);
+
+	/*
+	 * Add the vendor's own object at the end of /_sim/state; NULL if it has
+	 * none.
+	 */
+	void		(*state) (cJSON *root);
 } SimVendor;
 
 /* Kinds of rejection counted in /_sim/state. */
@@ -169,6 +187,7 @@ typedef struct SimRequest
 	char	   *body;			/* NUL-terminated, body_len bytes */
 	size_t		body_len;
 	size_t		body_cap;
+	size_t		body_max;		/* bigger bodies get HTTP 413 */
 	bool		too_big;
 	bool		started;
 	bool		dispatched;
@@ -203,6 +222,8 @@ typedef struct SimRequest
 	long		vnum;			/* the vendor's scratch number */
 
 	/* what the log records */
+	bool		has_idem_key;	/* SIM_ROUTE_IDEMPOTENCY and the header */
+	char		idem_key[SIM_IDEM_KEY_MAX + 1];
 	int			items;			/* -1 when the body named no items */
 	bool		record_items;	/* also add items to items_per_request */
 	char		code[48];
@@ -329,5 +350,6 @@ extern long sim_utf8_length(const char *s);
 extern const SimVendor sim_vendor_cec;
 extern const SimVendor sim_vendor_isales;
 extern const SimVendor sim_vendor_ozonetel;
+extern const SimVendor sim_vendor_webhook;
 
 #endif							/* SIM_H */

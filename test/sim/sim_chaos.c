@@ -646,6 +646,6 @@ sim_chaos_answer(SimRequest *req)
 	}
 	cJSON_Delete(parsed);
 	sim_reply_raw(req, status, ctype, b.data, b.len);
-	snprintf(req->code, sizeof(req->code), "chaos:%s", chaos_names[kind]);
+	snprintf(req->code, sizeof(req->code), "chaos:%s", sim_chaos_kind_name(kind));
 	snprintf(req->message, sizeof(req->message), "%s", chaos_messages[kind]);
 }

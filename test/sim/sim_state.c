@@ -47,6 +47,8 @@ typedef struct SimLogEntry
 	int64_t		duration_ms;
 	char		code[48];
 	char		message[128];
+	bool		has_idem_key;
+	char		idem_key[SIM_IDEM_KEY_MAX + 1];
 } SimLogEntry;
 
 /* The last SIM_ITEMS_MAX item counts of one endpoint, oldest first. */
@@ -369,6 +371,10 @@ st_config_reset_items(const SimConfItem *items, int n)
 			case SIM_CONF_DOUBLE:
 				*(double *) c->value = c->def_int;
 				break;
+			case SIM_CONF_ENUM:
+				snprintf((char *) c->value, 32, "%.*s",
+						 (int) strcspn(c->def_str, "|"), c->def_str);
+				break;
 		}
 	}
 }
@@ -574,6 +580,9 @@ sim_log_add(SimRequest *req, int64_t duration_ms)
 	e->duration_ms = duration_ms;
 	snprintf(e->code, sizeof(e->code), "%s", req->code);
 	snprintf(e->message, sizeof(e->message), "%s", req->message);
+	e->has_idem_key = req->has_idem_key;
+	if (req->has_idem_key)
+		memcpy(e->idem_key, req->idem_key, sizeof(e->idem_key));
 }
 
 /* sim_log_json returns the last n log entries, oldest first. */
@@ -598,6 +607,10 @@ sim_log_json(int n)
 		cJSON_AddNumberToObject(o, "duration_ms", (double) e->duration_ms);
 		cJSON_AddStringToObject(o, "code", e->code);
 		cJSON_AddStringToObject(o, "message", e->message);
+		if (e->has_idem_key)
+			cJSON_AddStringToObject(o, "idempotency_key", e->idem_key);
+		else
+			cJSON_AddNullToObject(o, "idempotency_key");
 		cJSON_AddItemToArray(arr, o);
 	}
 	return arr;
@@ -653,6 +666,9 @@ sim_state_json(void)
 	}
 
 	sim_chaos_state(root);
+	for (int v = 0; v < sim_nvendors; v++)
+		if (sim_vendors[v]->state)
+			sim_vendors[v]->state(root);
 	return root;
 }
 
@@ -680,6 +696,28 @@ static bool
 st_config_is_chaos(const SimConfItem *c)
 {
 	return c >= sim_chaos_config && c < sim_chaos_config + sim_chaos_nconfig;
+}
+
+/*
+ * st_enum_has says whether word is one of the '|'-separated words of
+ * choices.
+ */
+static bool
+st_enum_has(const char *choices, const char *word)
+{
+	size_t		len = strlen(word);
+
+	while (*choices)
+	{
+		size_t		n = strcspn(choices, "|");
+
+		if (n == len && len > 0 && strncmp(choices, word, n) == 0)
+			return true;
+		choices += n;
+		if (*choices == '|')
+			choices++;
+	}
+	return false;
 }
 
 /*
@@ -753,6 +791,12 @@ st_config_value(const SimConfItem *c, cJSON *value, bool store)
 				return false;
 			if (store)
 				*(double *) c->value = value->valuedouble;
+			return true;
+		case SIM_CONF_ENUM:
+			if (!cJSON_IsString(value) || !st_enum_has(c->def_str, value->valuestring))
+				return false;
+			if (store)
+				snprintf((char *) c->value, 32, "%s", value->valuestring);
 			return true;
 	}
 	return false;
