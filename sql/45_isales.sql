@@ -62,6 +62,11 @@ SELECT * FROM ccpurge_delete_calldata(1, 42, '{"called":"1","recycleType":1}');
 SELECT * FROM ccpurge_delete_calldata(1, 42, '{"recycleTime":"2026-10-31 23:59:59","recycleType":4}');
 SELECT * FROM ccpurge_delete_calldata(1, 42, '{"called":"1","archiveHistory":2}');
 SELECT * FROM ccpurge_delete_calldata(0, 42, '{"called":"1"}');
+-- a blank selecting key could mean "everything" to the vendor
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"sessionId":" "}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"   "}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"\u0001\u001b[2J"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"sessionId":"s1\n"}');
 \! test/bin/simctl get requests.isales_calldata
 
 -- a wrong SK: the vendor refuses the signature with 401, for this call only

@@ -361,6 +361,8 @@ SELECT count(*) FROM ccpurge_status;
 SELECT ccpurge_cancel(:req_alice);
 SELECT ccpurge_retry(:req_alice);
 SELECT ccpurge_wait(:req_alice, '0');
+-- and a request that does not exist looks exactly the same to bob
+SELECT ccpurge_cancel(:req_alice + 1000000);
 SELECT count(*) FROM ccpurge.queue;
 RESET ROLE;
 

@@ -35,9 +35,12 @@ typedef struct CcpSortItem
 	int			pos;
 } CcpSortItem;
 
-/* ccp_api_sort_cmp orders items by value, then by original position. */
+/*
+ * ccp_api_sort_cmp orders items by value, then by original position; a
+ * qsort_interruptible comparator.
+ */
 static int
-ccp_api_sort_cmp(const void *a, const void *b)
+ccp_api_sort_cmp(const void *a, const void *b, void *arg)
 {
 	const CcpSortItem *x = a;
 	const CcpSortItem *y = b;
@@ -68,9 +71,12 @@ ccp_items_distinct(char **items, int n)
 		sorted[i].value = items[i];
 		sorted[i].pos = i;
 	}
-	qsort(sorted, n, sizeof(CcpSortItem), ccp_api_sort_cmp);
+	/* a cancel or statement_timeout must stop a sort of millions */
+	qsort_interruptible(sorted, n, sizeof(CcpSortItem), ccp_api_sort_cmp, NULL);
 	for (int i = 1; i < n; i++)
 	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (strcmp(sorted[i].value, sorted[i - 1].value) == 0)
 			dup[sorted[i].pos] = true;
 	}
@@ -112,6 +118,8 @@ ccp_api_text_array(ArrayType *arr, const char *argname, int *n)
 	items = palloc(sizeof(char *) * *n);
 	for (int i = 0; i < *n; i++)
 	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -134,7 +142,11 @@ ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 	char	  **items = ccp_api_text_array(arr, argname, nitems);
 
 	for (int i = 0; i < *nitems; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		def->validate_item(def, items[i]);
+	}
 	*nitems = ccp_items_distinct(items, *nitems);
 	return items;
 }
@@ -271,6 +283,7 @@ ccp_api_simple(FunctionCallInfo fcinfo, CcpOperation op, const char *argname)
 	int			n;
 
 	ccp_require_preload();
+	ccp_require_writable();
 	items = ccp_items_from_array(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0),
 								 def, argname, &n);
 	srv = ccp_server_resolve(ccp_api_server_arg(fcinfo, 1), vendor, GetUserId());
@@ -306,6 +319,7 @@ ccpurge_delete_caller_numbers(PG_FUNCTION_ARGS)
 	int			n;
 
 	ccp_require_preload();
+	ccp_require_writable();
 	ccp_api_check_vdn(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0),
 					  PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1));
 	items = ccp_items_from_array(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
@@ -336,6 +350,7 @@ ccpurge_delete_calldata(PG_FUNCTION_ARGS)
 	bool		nulls[6] = {false};
 
 	ccp_require_preload();
+	ccp_require_writable();
 	ccp_api_check_vdn(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0),
 					  PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1));
 	if (PG_ARGISNULL(2))
@@ -383,6 +398,7 @@ ccpurge_delete_bulk_data(PG_FUNCTION_ARGS)
 	int			ncampaigns;
 
 	ccp_require_preload();
+	ccp_require_writable();
 	items = ccp_items_from_array(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0),
 								 def, "phone_numbers", &n);
 	names = ccp_api_text_array(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),

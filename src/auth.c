@@ -58,13 +58,17 @@ ccp_token_cred_hash(const CcpServer *srv)
 
 /*
  * ccp_token_slot finds or claims the slot of srv.  Caller holds token_lock
- * exclusively.  When every slot is taken, the one expiring first that is not
- * being refreshed is reused.
+ * exclusively.  A slot is reused for another server only when it holds
+ * nothing that matters any more: no live token (a new token would kill it
+ * at vendors that keep one per account), no refresh in progress, and no
+ * remembered failure.  When every slot is in use the call fails with a
+ * hint naming the setting, instead of dropping a token silently.
  */
 static CcpTokenSlot *
 ccp_token_slot(const CcpServer *srv)
 {
 	CcpTokenSlot *victim = NULL;
+	TimestampTz now = GetCurrentTimestamp();
 
 	for (int i = 0; i < ccp_shared->nslots; i++)
 	{
@@ -78,16 +82,17 @@ ccp_token_slot(const CcpServer *srv)
 			if (victim == NULL || victim->dbid != InvalidOid)
 				victim = s;
 		}
-		else if (!s->refreshing &&
-				 (victim == NULL ||
-				  (victim->dbid != InvalidOid && s->expires_at < victim->expires_at)))
+		else if (victim == NULL && !s->refreshing && s->expires_at <= now &&
+				 s->fail_until <= now)
 			victim = s;
 	}
 	if (victim == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free slot in the ccpurge token cache"),
-				 errhint("Increase \"ccpurge.max_servers\".")));
+				 errmsg("too many ccpurge servers hold tokens"),
+				 errdetail("All %d token slots hold live tokens, and reusing one would lose its token.",
+						   ccp_shared->nslots),
+				 errhint("Increase \"ccpurge.max_servers\" and restart the server.")));
 	memset(victim, 0, sizeof(*victim));
 	victim->dbid = MyDatabaseId;
 	victim->serverid = srv->serverid;
@@ -149,7 +154,7 @@ ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
 	else if (error != NULL)
 	{
 		slot->fail_until = TimestampTzPlusMilliseconds(now, CCP_TOKEN_FAIL_HOLD_MS);
-		strlcpy(slot->fail_message, error, sizeof(slot->fail_message));
+		ccp_shmem_strcpy(slot->fail_message, error, sizeof(slot->fail_message));
 	}
 	slot->refreshing = false;
 	slot->refresher_pid = 0;
@@ -186,6 +191,10 @@ ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error,
 	else
 		out.ok = false;
 	out.message = out.ok ? pstrdup("token issued") : *error;
+	/* a vendor may echo the credentials it refuses */
+	ccp_outcome_clean(srv, &out, token);
+	if (!out.ok)
+		*error = out.message;
 	ccp_reqlog_write(srv, "token", NULL, 0, &out, res.elapsed_ms, origin, 0);
 	return out.ok ? token : NULL;
 }

@@ -14,6 +14,8 @@
  */
 #include "ccpurge.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
@@ -151,6 +153,30 @@ ccp_require_preload(void)
 				 errmsg("ccpurge must be loaded via \"shared_preload_libraries\""),
 				 errdetail("The shared token cache, rate limiter and queue worker live in shared memory."),
 				 errhint("Add ccpurge to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+}
+
+/*
+ * ccp_require_writable raises an error, before anything is sent, when the
+ * requests of the calling function could not be recorded: on a hot standby
+ * and in a read-only transaction.  Otherwise a vendor would erase first and
+ * the call would fail after, on the request log's INSERT, leaving no
+ * record (and on a standby an Ozonetel token request would kill the
+ * primary's token).
+ */
+void
+ccp_require_writable(void)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot erase or queue erasures during recovery"),
+				 errdetail("Every request ccpurge sends must be recorded, and a hot standby cannot write."),
+				 errhint("Run it on the primary.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot erase or queue erasures in a read-only transaction"),
+				 errdetail("Every request ccpurge sends must be recorded, and a read-only transaction cannot write.")));
 }
 
 /*

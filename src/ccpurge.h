@@ -33,6 +33,19 @@
 /* Most campaign names one Ozonetel request may carry. */
 #define CCP_OZONETEL_MAX_CAMPAIGNS	100
 
+/* Longest vendor message and code kept in rows and the log, in bytes. */
+#define CCP_MAX_MESSAGE_BYTES	1000
+#define CCP_MAX_CODE_BYTES		60
+
+/* What a redacted secret or token is shown as. */
+#define CCP_REDACTED			"<redacted>"
+
+/* Secrets shorter than this are not searched for in vendor text. */
+#define CCP_REDACT_MIN_LEN		4
+
+/* Most secrets one server and mapping can hold. */
+#define CCP_MAX_SECRETS			4
+
 /* Upper bound for rate_limit's N that the limiter tracks exactly. */
 #define CCP_RATE_RING			256
 
@@ -118,6 +131,7 @@ extern CcpServer *ccp_server_resolve(const char *servername,
 extern bool ccp_parse_rate_limit(const char *value, int *count,
 								 int *period_ms);
 extern void ccp_check_url(const char *url, bool at_ddl);
+extern int	ccp_server_secrets(const CcpServer *srv, const char **secrets);
 
 /* ----------
  * ccpurge.c: module load and GUCs
@@ -133,6 +147,7 @@ extern int	ccp_retention_s;
 extern int	ccp_max_servers;
 extern int	ccp_rate_notice_ms;
 extern void ccp_require_preload(void);
+extern void ccp_require_writable(void);
 
 /* Saved identity while running SQL as the owner of ccpurge's tables. */
 typedef struct CcpOwnerState
@@ -153,6 +168,7 @@ extern void ccp_owner_end(const CcpOwnerState *state);
 extern void ccp_shmem_request(void);
 extern void ccp_shmem_startup(void);
 extern bool ccp_shmem_ready(void);
+extern void ccp_shmem_strcpy(char *dst, const char *src, int size);
 
 /*
  * Shared token slot, one per (database, server, user mapping).
@@ -381,20 +397,40 @@ extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
 extern const CcpOpDef *ccp_op_def(CcpOperation op, const CcpVendor **vendor);
 extern void ccp_params_init(CcpParams *params);
+typedef enum CcpTextProblem
+{
+	CCP_TEXT_OK,
+	CCP_TEXT_BLANK,
+	CCP_TEXT_CONTROL
+} CcpTextProblem;
+
+extern CcpTextProblem ccp_text_problem(const char *s, int len);
 extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern char *ccp_json_get_string(void *cjson_object, const char *key);
+extern void *ccp_json_parse_body(const CcpHttpResult *res);
 extern char *ccp_vendor_text(const char *s);
+extern char *ccp_redact(const CcpServer *srv, const char *text,
+						const char *token);
+extern char *ccp_clip(char *s, int maxbytes);
+extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
+							  const char *token);
 extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 						   const char *value);
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
 
-/* vendor_isales.c */
+/* hmac.c */
+extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
+								const char *msg, size_t msglen, char *hex);
+
+/* c2sign.c */
 extern char *ccp_c2_authorization(const char *ak, const char *sk,
 								  const char *ts, const char *method,
 								  const char *path, const char *query,
 								  List *headers, const char *body,
 								  size_t body_len);
 extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
+
+/* vendor_isales.c */
 extern void ccp_isales_validate_filter(Jsonb *filter);
 
 /* vendor_ozonetel.c */
@@ -411,7 +447,8 @@ extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 extern void ccp_outcome_from_transport(const CcpHttpResult *res,
 									   CcpOutcome *out);
 extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
-								const CcpHttpResult *res, CcpOutcome *out);
+								const CcpHttpResult *res, const char *token,
+								CcpOutcome *out);
 
 /* ----------
  * reqlog.c: the request log, digests only

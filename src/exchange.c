@@ -33,26 +33,30 @@ ccp_outcome_from_transport(const CcpHttpResult *res, CcpOutcome *out)
 
 /*
  * ccp_classify_answer fills out from an HTTP result, whether it is a
- * transport failure or an answer for the vendor to read.
+ * transport failure or an answer for the vendor to read.  token is the one
+ * the request carried (NULL if none): like the mapping's secrets, it is
+ * redacted from whatever the vendor sent back.
  */
 void
 ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
-					const CcpHttpResult *res, CcpOutcome *out)
+					const CcpHttpResult *res, const char *token,
+					CcpOutcome *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->success_count = -1;
 	if (res->transport_error)
-	{
 		ccp_outcome_from_transport(res, out);
-		return;
+	else
+	{
+		out->http_status = res->status;
+		def->parse(srv, res, out);
+		if (out->message == NULL)
+			out->message = pstrdup(out->ok ? "ok" : "failed");
+		/* a vendor that says ok over a non-2xx status is not believed */
+		if (out->ok && (res->status < 200 || res->status > 299))
+			out->ok = false;
 	}
-	out->http_status = res->status;
-	def->parse(srv, res, out);
-	if (out->message == NULL)
-		out->message = pstrdup(out->ok ? "ok" : "failed");
-	/* a vendor that says ok over a non-2xx status is not believed */
-	if (out->ok && (res->status < 200 || res->status > 299))
-		out->ok = false;
+	ccp_outcome_clean(srv, out, token);
 }
 
 /*
@@ -122,7 +126,7 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			return;
 		}
 
-		ccp_classify_answer(srv, def, &res, out);
+		ccp_classify_answer(srv, def, &res, token, out);
 		ccp_reqlog_write(srv, def->name, items, nitems, out, res.elapsed_ms,
 						 origin, request_id);
 

@@ -852,3 +852,18 @@ ccp_find_user_mapping(Oid userid, Oid serverid, Oid *umuser)
 	}
 	return false;
 }
+
+/*
+ * ccp_server_secrets fills secrets (room for CCP_MAX_SECRETS) with every
+ * credential of srv's user mapping, for redaction, and returns how many.
+ * Entries may be NULL.
+ */
+int
+ccp_server_secrets(const CcpServer *srv, const char **secrets)
+{
+	int			n = 0;
+
+	for (int i = 0; i < lengthof(srv->cred); i++)
+		secrets[n++] = srv->cred[i];
+	return n;
+}

@@ -308,6 +308,9 @@ ccp_queue_distinct(Datum *items, int64 n)
 		uint32		hash = hash_bytes((const unsigned char *) VARDATA(t), len);
 		uint64		pos = hash & mask;
 
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+
 		for (;;)
 		{
 			uint64		slot = slots[pos];
@@ -445,43 +448,28 @@ ccp_queue_store(const CcpQueueRel *rel, const char *server,
 }
 
 /*
- * ccp_queue_role_name returns the name of role for messages, or its OID
- * when the role no longer exists.
- */
-static char *
-ccp_queue_role_name(Oid role)
-{
-	char	   *name = GetUserNameFromId(role, true);
-
-	/* a dropped role shows as its OID, as regrole prints it */
-	return name ? name : psprintf("%u", role);
-}
-
-/*
  * ccp_queue_check_access raises an ERROR unless request_id has rows in the
  * queue and the current user is a member of the role that queued them
- * (superusers are members of every role).  With for_wait, rows written by
- * the current transaction are an ERROR too: the worker cannot see them, so
- * a wait would never end.  The caller must be connected to SPI.
+ * (superusers are members of every role).  To anyone else a request of
+ * another role looks exactly like one that does not exist: the error says
+ * only that the caller may not act on it, never whether it exists or whose
+ * it is.  With for_wait, rows written by the current transaction are an
+ * ERROR too: the worker cannot see them, so a wait would never end.  The
+ * caller must be connected to SPI.
  */
 static void
 ccp_queue_check_access(const CcpQueueRel *rel, int64 request_id,
-					   const char *action, bool for_wait)
+					   bool for_wait)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(request_id)};
 	Oid			userid = GetUserId();
 	bool		own_xact = false;
+	bool		allowed = true;
 
 	ccp_queue_spi(rel, "SELECT role::oid, xmin FROM ccpurge.queue"
 				  " WHERE request_id = $1",
 				  1, types, values, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("ccpurge request %lld does not exist",
-						(long long) request_id),
-				 errdetail("It was never queued, or its items were removed after \"ccpurge.retention\".")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -491,15 +479,22 @@ ccp_queue_check_access(const CcpQueueRel *rel, int64 request_id,
 		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 2, &isnull));
 
 		if (!is_member_of_role(userid, role))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to %s ccpurge request %lld",
-							action, (long long) request_id),
-					 errdetail("Only members of role \"%s\", which queued it, may %s it.",
-							   ccp_queue_role_name(role), action)));
+			allowed = false;
 		if (TransactionIdIsCurrentTransactionId(xmin))
 			own_xact = true;
 	}
+	if (SPI_processed == 0 && superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("ccpurge request %lld does not exist",
+						(long long) request_id),
+				 errdetail("It was never queued, or its items were removed after \"ccpurge.retention\".")));
+	if (SPI_processed == 0 || !allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for ccpurge request %lld",
+						(long long) request_id),
+				 errdetail("The request does not exist, or it was queued by a role the current user is not a member of.")));
 	SPI_freetuptable(SPI_tuptable);
 
 	if (for_wait && own_xact)
@@ -560,6 +555,7 @@ ccpurge_enqueue(PG_FUNCTION_ARGS)
 	int64		request_id;
 
 	ccp_require_preload();
+	ccp_require_writable();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -578,7 +574,11 @@ ccpurge_enqueue(PG_FUNCTION_ARGS)
 
 	texts = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		texts[i] = CStringGetTextDatum(items[i]);
+	}
 
 	ccp_queue_lookup(&rel, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1206,7 +1206,7 @@ ccpurge_wait(PG_FUNCTION_ARGS)
 	ccp_queue_lookup(&rel, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_queue_check_access(&rel, request_id, "wait for", true);
+	ccp_queue_check_access(&rel, request_id, true);
 
 	for (;;)
 	{
@@ -1248,10 +1248,11 @@ ccpurge_retry(PG_FUNCTION_ARGS)
 	int64		requeued;
 
 	ccp_require_preload();
+	ccp_require_writable();
 	ccp_queue_lookup(&rel, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_queue_check_access(&rel, request_id, "retry", false);
+	ccp_queue_check_access(&rel, request_id, false);
 	requeued = ccp_queue_sum(&rel,
 							 "WITH requeued AS ("
 							 " UPDATE ccpurge.queue SET state = 'queued', attempts = 0,"
@@ -1289,13 +1290,14 @@ ccpurge_cancel(PG_FUNCTION_ARGS)
 	int64		sending;
 
 	ccp_require_preload();
+	ccp_require_writable();
 	values[0] = Int64GetDatum(request_id);
 	values[1] = CStringGetTextDatum(psprintf("canceled by %s",
 											 GetUserNameFromId(GetUserId(), false)));
 	ccp_queue_lookup(&rel, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_queue_check_access(&rel, request_id, "cancel", false);
+	ccp_queue_check_access(&rel, request_id, false);
 
 	for (int round = 0; round < 5; round++)
 	{
@@ -1319,6 +1321,9 @@ ccpurge_cancel(PG_FUNCTION_ARGS)
 							" WHERE request_id = $1 AND state = 'sending'",
 							1, types, values);
 	SPI_finish();
+	/* the worker times the removal of canceled rows after retention */
+	if (canceled > 0)
+		ccp_queue_touched = true;
 
 	if (sending > 0)
 		ereport(NOTICE,

@@ -41,8 +41,29 @@ static int	ccp_nheld = 0;
 static bool ccp_rate_exit_registered = false;
 
 /*
+ * ccp_rate_slot_idle tells whether a limiter slot remembers nothing that
+ * still limits its server: nothing in flight and every request of its
+ * window a full period old.  Caller holds rate_lock.
+ */
+static bool
+ccp_rate_slot_idle(const CcpRateSlot *s, TimestampTz now)
+{
+	if (s->inflight > 0)
+		return false;
+	for (int i = 0; i < s->used; i++)
+	{
+		if (s->sent[i] == DT_NOEND || s->sent[i] + s->period_us > now)
+			return false;
+	}
+	return true;
+}
+
+/*
  * ccp_rate_slot finds or claims the limiter slot of srv and brings its
- * settings up to date.  Caller holds rate_lock exclusively.
+ * settings up to date.  Caller holds rate_lock exclusively.  A slot of
+ * another server is reused only when it is idle (see above); when none is,
+ * the call fails with a hint naming the setting, since forgetting a window
+ * would let a server overrun its vendor's limit.
  */
 static CcpRateSlot *
 ccp_rate_slot(const CcpServer *srv)
@@ -50,6 +71,7 @@ ccp_rate_slot(const CcpServer *srv)
 	CcpRateSlot *slot = NULL;
 	int			count;
 	int64		period_us;
+	TimestampTz now = GetCurrentTimestamp();
 
 	for (int i = 0; i < ccp_shared->nslots; i++)
 	{
@@ -60,17 +82,19 @@ ccp_rate_slot(const CcpServer *srv)
 			slot = s;
 			break;
 		}
-		/* prefer a free slot; else forget an idle server's history */
+		/* prefer a free slot; else one whose history no longer matters */
 		if (s->dbid == InvalidOid && (slot == NULL || slot->dbid != InvalidOid))
 			slot = s;
-		else if (slot == NULL && s->inflight == 0)
+		else if (slot == NULL && ccp_rate_slot_idle(s, now))
 			slot = s;
 	}
 	if (slot == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free slot in the ccpurge rate limiter"),
-				 errhint("Increase \"ccpurge.max_servers\".")));
+				 errmsg("too many ccpurge servers are in use"),
+				 errdetail("All %d rate-limiter slots hold the recent requests of other servers.",
+						   ccp_shared->nslots),
+				 errhint("Increase \"ccpurge.max_servers\" and restart the server.")));
 	if (slot->dbid != MyDatabaseId || slot->serverid != srv->serverid)
 	{
 		memset(slot, 0, sizeof(*slot));

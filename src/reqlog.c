@@ -62,9 +62,9 @@ static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
 
 PG_FUNCTION_INFO_V1(ccpurge_items_digest);
 
-/* ccp_digest_cmp orders C strings bytewise, for qsort. */
+/* ccp_digest_cmp orders C strings bytewise, for qsort_interruptible. */
 static int
-ccp_digest_cmp(const void *a, const void *b)
+ccp_digest_cmp(const void *a, const void *b, void *arg)
 {
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -83,7 +83,7 @@ ccp_items_digest(char **items, int nitems)
 	char	  **sorted = palloc(sizeof(char *) * Max(nitems, 1));
 
 	memcpy(sorted, items, sizeof(char *) * nitems);
-	qsort(sorted, nitems, sizeof(char *), ccp_digest_cmp);
+	qsort_interruptible(sorted, nitems, sizeof(char *), ccp_digest_cmp, NULL);
 
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
@@ -94,6 +94,8 @@ ccp_items_digest(char **items, int nitems)
 						   pg_cryptohash_error(ctx))));
 	for (int i = 0; i < nitems; i++)
 	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (pg_cryptohash_update(ctx, (const uint8 *) sorted[i], strlen(sorted[i])) < 0 ||
 			pg_cryptohash_update(ctx, (const uint8 *) "\n", 1) < 0)
 		{
@@ -131,6 +133,8 @@ ccpurge_items_digest(PG_FUNCTION_ARGS)
 	items = palloc(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -240,29 +244,23 @@ ccp_reqlog_orphan(List *entries)
 		memset(r, 0, sizeof(*r));
 		r->dbid = MyDatabaseId;
 		r->at = e->at;
-		strlcpy(r->server, e->server, sizeof(r->server));
-		strlcpy(r->vendor, e->vendor, sizeof(r->vendor));
-		strlcpy(r->operation, e->operation, sizeof(r->operation));
+		ccp_shmem_strcpy(r->server, e->server, sizeof(r->server));
+		ccp_shmem_strcpy(r->vendor, e->vendor, sizeof(r->vendor));
+		ccp_shmem_strcpy(r->operation, e->operation, sizeof(r->operation));
 		r->worker = (strcmp(e->origin, "worker") == 0);
 		r->role = e->role;
 		r->request_id = e->request_id;
 		r->item_count = e->item_count;
 		r->has_digest = (e->digest != NULL);
 		if (e->digest)
-			strlcpy(r->digest, e->digest, sizeof(r->digest));
+			ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
 		r->ok = e->ok;
 		r->http_status = e->http_status;
 		r->has_code = (e->code != NULL);
 		if (e->code)
-			strlcpy(r->code, e->code, sizeof(r->code));
+			ccp_shmem_strcpy(r->code, e->code, sizeof(r->code));
 		if (e->message)
-		{
-			int			len = pg_mbcliplen(e->message, strlen(e->message),
-										   sizeof(r->message) - 1);
-
-			memcpy(r->message, e->message, len);
-			r->message[len] = '\0';
-		}
+			ccp_shmem_strcpy(r->message, e->message, sizeof(r->message));
 		r->duration_ms = e->duration_ms;
 	}
 	LWLockRelease(ccp_shared->log_lock);

@@ -13,6 +13,7 @@
  */
 #include "ccpurge.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -111,4 +112,23 @@ ccp_wake_worker(void)
 	latch = ccp_shared->worker_latch;
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+/*
+ * ccp_shmem_strcpy copies the NUL-terminated src into dst, a buffer of size
+ * bytes (size > 0), cutting it if needed at a character boundary of the
+ * database encoding, so that a fixed-size shared buffer never holds half a
+ * character that would later be stored.  src must be valid in that
+ * encoding.  Neither allocates nor raises errors, so it may run in
+ * transaction callbacks.
+ */
+void
+ccp_shmem_strcpy(char *dst, const char *src, int size)
+{
+	int			len = strlen(src);
+
+	if (len >= size)
+		len = pg_mbcliplen(src, len, size - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
 }

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "mb/pg_wchar.h"
+#include "parser/scansup.h"
 
 static const CcpVendor *const ccp_vendors[] = {
 	&ccp_vendor_cec,
@@ -105,6 +106,29 @@ ccp_params_init(CcpParams *params)
 }
 
 /*
+ * ccp_text_problem says what makes len bytes at s unfit to be sent as a
+ * value that selects data: CCP_TEXT_CONTROL when they contain a control
+ * character, CCP_TEXT_BLANK when they are empty or only blanks (a vendor
+ * could read that as "everything"), else CCP_TEXT_OK.
+ */
+CcpTextProblem
+ccp_text_problem(const char *s, int len)
+{
+	bool		blank = true;
+
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return CCP_TEXT_CONTROL;
+		if (c != ' ')
+			blank = false;
+	}
+	return blank ? CCP_TEXT_BLANK : CCP_TEXT_OK;
+}
+
+/*
  * ccp_validate_nonempty_item is the validator for items the vendor
  * constrains only loosely: not empty, not all blank, no control characters,
  * and within the operation's max_item_len characters.
@@ -112,27 +136,22 @@ ccp_params_init(CcpParams *params)
 void
 ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
 {
-	bool		blank = true;
-	const char *p;
+	int			len = strlen(item);
+	CcpTextProblem problem = ccp_text_problem(item, len);
 
-	for (p = item; *p; p++)
-	{
-		if ((unsigned char) *p < 0x20 || *p == 0x7f)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid item for %s: contains a control character",
-							def->name),
-					 errdetail("Items are sent to the vendor as JSON strings and must be printable text.")));
-		if (*p != ' ')
-			blank = false;
-	}
-	if (blank)
+	if (problem == CCP_TEXT_CONTROL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid item for %s: contains a control character",
+						def->name),
+				 errdetail("Items are sent to the vendor as JSON strings and must be printable text.")));
+	if (problem == CCP_TEXT_BLANK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("items for %s must not be empty", def->name),
 				 errdetail("An empty or blank item names nobody at the vendor.")));
 	/* bytes bound characters, so most items need no character count */
-	if (def->max_item_len > 0 && p - item > def->max_item_len &&
+	if (def->max_item_len > 0 && len > def->max_item_len &&
 		pg_mbstrlen(item) > def->max_item_len)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
@@ -179,6 +198,34 @@ ccp_vendor_text(const char *s)
 }
 
 /*
+ * ccp_json_parse_body parses an HTTP answer's body, which must be exactly
+ * one JSON value with nothing but white space after it: an answer with
+ * trailing text (a proxy's error page glued to it, a cut-off second value)
+ * is not the vendor's answer.  Returns the cJSON tree, which the caller
+ * must free with cJSON_Delete, or NULL.
+ */
+void *
+ccp_json_parse_body(const CcpHttpResult *res)
+{
+	const char *end = NULL;
+	cJSON	   *root;
+
+	if (res->body == NULL || res->body_len == 0)
+		return NULL;
+	root = cJSON_ParseWithLengthOpts(res->body, res->body_len, &end, false);
+	if (root == NULL)
+		return NULL;
+	while (end < res->body + res->body_len && scanner_isspace(*end))
+		end++;
+	if (end != res->body + res->body_len)
+	{
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/*
  * ccp_json_get_string returns a palloc'd copy of object[key] when it is a
  * string or a number, else NULL.  object is a cJSON *, maybe NULL.
  */
@@ -215,4 +262,104 @@ char *
 ccp_join_url(const CcpServer *srv, const char *path)
 {
 	return psprintf("%s%s", srv->url, path);
+}
+
+/*
+ * ccp_redact_needle replaces every occurrence of needle in text, compared
+ * without regard to ASCII case, by CCP_REDACTED.  Returns text itself when
+ * there is none, else a palloc'd copy.
+ */
+static char *
+ccp_redact_needle(char *text, const char *needle)
+{
+	StringInfoData buf;
+	size_t		nlen = strlen(needle);
+	const char *p = text;
+	const char *copied = text;
+
+	initStringInfo(&buf);
+	while (*p != '\0')
+	{
+		if (pg_strncasecmp(p, needle, nlen) == 0)
+		{
+			appendBinaryStringInfo(&buf, copied, p - copied);
+			appendStringInfoString(&buf, CCP_REDACTED);
+			p += nlen;
+			copied = p;
+		}
+		else
+			p++;
+	}
+	if (copied == text)
+	{
+		pfree(buf.data);
+		return text;
+	}
+	appendStringInfoString(&buf, copied);
+	return buf.data;
+}
+
+/*
+ * ccp_redact returns a palloc'd copy of text (vendor or transport text about
+ * to be shown or stored) with every secret of srv's user mapping, and token
+ * when not NULL, replaced by CCP_REDACTED: as sent, in any ASCII case, and
+ * percent-encoded.  Values shorter than CCP_REDACT_MIN_LEN are left alone:
+ * they would match ordinary words.  This is the one place every vendor's
+ * text passes through before it reaches a row, a log or a message.
+ */
+char *
+ccp_redact(const CcpServer *srv, const char *text, const char *token)
+{
+	const char *secrets[CCP_MAX_SECRETS + 1];
+	int			nsecrets = ccp_server_secrets(srv, secrets);
+	char	   *result = pstrdup(text);
+
+	if (token != NULL)
+		secrets[nsecrets++] = token;
+	for (int i = 0; i < nsecrets; i++)
+	{
+		char	   *escaped;
+
+		if (secrets[i] == NULL || strlen(secrets[i]) < CCP_REDACT_MIN_LEN)
+			continue;
+		result = ccp_redact_needle(result, secrets[i]);
+		escaped = ccp_http_escape(secrets[i], -1);
+		if (strcmp(escaped, secrets[i]) != 0)
+			result = ccp_redact_needle(result, escaped);
+		pfree(escaped);
+	}
+	return result;
+}
+
+/*
+ * ccp_clip returns s, or a palloc'd copy of it cut at a character boundary
+ * to at most maxbytes bytes followed by "...".  s must be valid in the
+ * database encoding.
+ */
+char *
+ccp_clip(char *s, int maxbytes)
+{
+	int			len = strlen(s);
+
+	if (len <= maxbytes)
+		return s;
+	len = pg_mbcliplen(s, len, maxbytes);
+	return psprintf("%.*s...", len, s);
+}
+
+/*
+ * ccp_outcome_clean makes an outcome's code and message safe to show and
+ * store: secrets and token redacted (see ccp_redact), the message cut to
+ * CCP_MAX_MESSAGE_BYTES and the code to CCP_MAX_CODE_BYTES.  The texts must
+ * already be valid in the database encoding (ccp_vendor_text).
+ */
+void
+ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out, const char *token)
+{
+	if (out->message != NULL)
+		out->message = ccp_clip(ccp_redact(srv, out->message, token),
+								CCP_MAX_MESSAGE_BYTES);
+	if (out->code != NULL)
+		out->code = ccp_clip(ccp_redact(srv, out->code, token),
+							 CCP_MAX_CODE_BYTES);
 }

@@ -65,7 +65,7 @@ static bool
 cec_parse_token(const CcpServer *srv, const CcpHttpResult *res,
 				char **token, int *ttl_s, char **error)
 {
-	cJSON	   *root = cJSON_Parse(res->body);
+	cJSON	   *root = ccp_json_parse_body(res);
 	char	   *tok;
 	char	   *expires;
 
@@ -206,7 +206,7 @@ cec_parse_answer(const CcpHttpResult *res, const char *code_key,
 				 const char *msg_key, char **msg, char **content,
 				 CcpOutcome *out)
 {
-	cJSON	   *root = cJSON_Parse(res->body);
+	cJSON	   *root = ccp_json_parse_body(res);
 	bool		parsed = (root != NULL);
 
 	*msg = ccp_json_get_string(root, msg_key);

@@ -58,12 +58,6 @@
 /* How much of a user value an error message quotes, in characters. */
 #define OZO_QUOTE_CHARS			40
 
-/* How much of a vendor message is kept, in bytes. */
-#define OZO_MAX_MESSAGE_BYTES	1000
-
-/* Placeholder for a credential found in vendor text. */
-#define OZO_REDACTED			"[redacted]"
-
 /*
  * Why a phone number is refused, as found by ozo_phone_problem(); the
  * validator turns it into an error report.
@@ -308,44 +302,6 @@ ozo_json_oom(cJSON *root, const char *what)
 }
 
 /*
- * ozo_vendor_text returns a palloc'd copy of text the vendor sent that is
- * safe to show and to store: the API key (if non-empty) is replaced by
- * OZO_REDACTED, control characters become spaces, byte sequences that are
- * not valid UTF-8 become "?", and so does every non-ASCII character when
- * the database encoding is neither UTF-8 nor SQL_ASCII.  The result is cut
- * after about OZO_MAX_MESSAGE_BYTES bytes, with "..." appended.
- */
-static char *
-ozo_vendor_text(const char *s, const char *api_key)
-{
-	StringInfoData buf;
-	size_t		keylen = api_key ? strlen(api_key) : 0;
-	char	   *clean;
-	int			len = 0;
-
-	/* redact in the raw text, where the key stands as the vendor echoed it */
-	initStringInfo(&buf);
-	for (const char *p = s; *p != '\0';)
-	{
-		if (keylen > 0 && strncmp(p, api_key, keylen) == 0)
-		{
-			appendStringInfoString(&buf, OZO_REDACTED);
-			p += keylen;
-		}
-		else
-			appendStringInfoChar(&buf, *p++);
-	}
-	clean = ccp_vendor_text(buf.data);
-	pfree(buf.data);
-
-	while (clean[len] != '\0' && len < OZO_MAX_MESSAGE_BYTES)
-		len += pg_mblen(clean + len);
-	if (clean[len] != '\0')
-		return psprintf("%.*s...", len, clean);
-	return clean;
-}
-
-/*
  * ozo_message_is says whether a vendor message equals want, ignoring case,
  * surrounding white space and a trailing period: Ozonetel writes "Token
  * Should Not be Null or Empty." with a period and the others without.
@@ -515,7 +471,7 @@ ozo_parse_token(const CcpServer *srv, const CcpHttpResult *res,
 	*token = NULL;
 	*error = NULL;
 
-	root = cJSON_ParseWithLength(res->body ? res->body : "", res->body_len);
+	root = ccp_json_parse_body(res);
 	if (root == NULL || !cJSON_IsObject(root))
 	{
 		cJSON_Delete(root);
@@ -531,7 +487,7 @@ ozo_parse_token(const CcpServer *srv, const CcpHttpResult *res,
 		bool		success = (res->status >= 200 && res->status < 300);
 
 		if (msg != NULL && msg[0] != '\0')
-			msg = ozo_vendor_text(msg, srv->cred[1]);
+			msg = ccp_vendor_text(msg);
 		else
 			msg = NULL;
 
@@ -696,7 +652,7 @@ ozo_parse_delete_bulk_data(const CcpServer *srv, const CcpHttpResult *res,
 	out->success_count = -1;
 	out->retry = CCP_FINAL;
 
-	root = cJSON_ParseWithLength(res->body ? res->body : "", res->body_len);
+	root = ccp_json_parse_body(res);
 	if (root == NULL || !cJSON_IsObject(root))
 	{
 		cJSON_Delete(root);
@@ -711,9 +667,9 @@ ozo_parse_delete_bulk_data(const CcpServer *srv, const CcpHttpResult *res,
 		char	   *msg = ccp_json_get_string(root, "message");
 
 		if (status != NULL)
-			out->code = ozo_vendor_text(status, srv->cred[1]);
+			out->code = ccp_vendor_text(status);
 		if (msg != NULL && msg[0] != '\0')
-			msg = ozo_vendor_text(msg, srv->cred[1]);
+			msg = ccp_vendor_text(msg);
 		else
 			msg = NULL;
 

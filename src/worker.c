@@ -59,8 +59,11 @@
 /* Longest poll slice while requests are in flight. */
 #define CCP_WORKER_POLL_MS			20
 
-/* How often finished rows past their retention are removed. */
-#define CCP_WORKER_PURGE_INTERVAL_MS	60000
+/* Least time between two removals of rows past their retention. */
+#define CCP_WORKER_PURGE_INTERVAL_MS	30000
+
+/* How soon the worker looks again at due rows someone else had locked. */
+#define CCP_WORKER_RELOCK_MS		1000
 
 /* One batch: queue rows claimed together and sent as one request. */
 typedef struct CcpBatch
@@ -85,7 +88,7 @@ static List *ccp_started = NIL; /* CcpBatch *, claimed, not yet started */
 static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
 static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
-static TimestampTz ccp_last_purge = 0;
+static TimestampTz ccp_next_purge = 0;	/* see ccp_worker_housekeeping */
 
 /*
  * Resource owner for the work between transactions: digests and HMACs
@@ -475,13 +478,19 @@ ccp_worker_load_batch(CcpBatch *batch)
 /*
  * ccp_worker_housekeeping queues again every row a previous worker left in
  * "sending", writes the request-log rows that rolled-back transactions
- * handed over, and removes finished rows past ccpurge.retention.  Runs in a
- * claim transaction.
+ * handed over, and removes done and canceled rows past ccpurge.retention
+ * (failed rows stay until they are retried or canceled).  Runs in a claim
+ * transaction.  Returns how many ms until the next removal is due, or -1
+ * when no finished row is waiting for one.
  */
-static void
+static long
 ccp_worker_housekeeping(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
 
 	if (!ccp_recovered)
 	{
@@ -499,18 +508,33 @@ ccp_worker_housekeeping(void)
 	ccp_reqlog_adopt_orphans();
 	ccp_reqlog_flush();
 
-	if (TimestampDifferenceExceeds(ccp_last_purge, now, CCP_WORKER_PURGE_INTERVAL_MS))
-	{
-		Oid			types[1] = {INT4OID};
-		Datum		values[1];
+	/*
+	 * Removal runs when the oldest finished row falls due, but at most once
+	 * per CCP_WORKER_PURGE_INTERVAL_MS, so a busy queue is not scanned at
+	 * every claim; ccp_next_purge is 0 when no finished row was known.
+	 */
+	if (ccp_next_purge != 0 && now < ccp_next_purge)
+		return (long) ((ccp_next_purge - now) / 1000) + 1;
 
-		values[0] = Int32GetDatum(ccp_retention_s);
-		ccp_worker_exec("DELETE FROM ccpurge.queue"
-						" WHERE state IN ('done', 'failed', 'canceled')"
-						" AND finished_at < now() - make_interval(secs => $1)",
-						1, types, values, NULL, SPI_OK_DELETE);
-		ccp_last_purge = now;
+	values[0] = Int32GetDatum(ccp_retention_s);
+	ccp_worker_exec("DELETE FROM ccpurge.queue"
+					" WHERE state IN ('done', 'canceled')"
+					" AND finished_at < now() - make_interval(secs => $1)",
+					1, types, values, NULL, SPI_OK_DELETE);
+	ccp_worker_exec("SELECT (extract(epoch FROM (min(finished_at)"
+					" + make_interval(secs => $1) - now())) * 1000)::int8"
+					" FROM ccpurge.queue WHERE state IN ('done', 'canceled')",
+					1, types, values, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		ccp_next_purge = 0;
+		return -1;
 	}
+	ccp_next_purge = TimestampTzPlusMilliseconds(now,
+												 Max(DatumGetInt64(d) + 1,
+													 CCP_WORKER_PURGE_INTERVAL_MS));
+	return (long) ((ccp_next_purge - now) / 1000) + 1;
 }
 
 /*
@@ -533,7 +557,7 @@ ccp_worker_claim(void)
 		ccp_worker_end();
 		return -1;
 	}
-	ccp_worker_housekeeping();
+	wake = ccp_worker_housekeeping();
 
 	ccp_worker_exec("SELECT server, operation, params::text, role::oid, sum(nitems)::int4,"
 					" (extract(epoch FROM (now() - min(enqueued_at))) * 1000)::int8"
@@ -608,6 +632,12 @@ ccp_worker_claim(void)
 			if (ccp_worker_claim_rows(batch->batch_id, server, operation,
 									  params, role, limit) == 0)
 			{
+				/*
+				 * Due rows exist, but another session holds them (a cancel
+				 * or retry in progress, or a user's FOR UPDATE): come back
+				 * soon, as nobody will wake the worker when the lock goes.
+				 */
+				wake = (wake < 0) ? CCP_WORKER_RELOCK_MS : Min(wake, CCP_WORKER_RELOCK_MS);
 				ccp_rate_release(batch->srv, batch->ticket);
 				MemoryContextDelete(bcxt);
 				break;
@@ -736,7 +766,8 @@ ccp_worker_complete(CcpHttpCall *call)
 
 	ccp_inflight = list_delete_ptr(ccp_inflight, batch);
 	ccp_http_finish(call, &res);
-	ccp_classify_answer(batch->srv, batch->def, &res, &batch->out);
+	ccp_classify_answer(batch->srv, batch->def, &res, batch->token,
+						&batch->out);
 	ccp_reqlog_write(batch->srv, batch->def->name, batch->items, batch->nitems,
 					 &batch->out, res.elapsed_ms, CCP_ORIGIN_WORKER,
 					 batch->request_id);
