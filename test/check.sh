@@ -30,12 +30,16 @@
 # directory even on success), PG_CONFIG (default
 # /usr/lib/postgresql/15/bin/pg_config), CCP_VALGRIND_SUPP (a suppression
 # file to use instead of PostgreSQL's or test/valgrind.supp),
+# CCP_VALGRIND_OPTS (more valgrind options, after the script's own; for
+# example "--error-exitcode=0" to let a run with errors go on),
 # CCP_PACKAGE_INSTALL=0 ("package" only builds the package and checks its
-# contents: nothing is installed and no suite runs).
+# contents: nothing is installed and no suite runs), CCP_TMPDIR (where the
+# work directory is made, default /tmp; user postgres must be able to
+# read it).
 #
 # As root it installs missing packages, builds and installs the extension
 # and the simulator, copies the tree (without .git) to a fresh directory
-# under /tmp and hands that copy to the unprivileged user "postgres", which
+# under /tmp (CCP_TMPDIR) and hands that copy to the unprivileged user "postgres", which
 # runs the suites there: PostgreSQL refuses to run as root, and the
 # checkout may sit where postgres cannot read (/root/...).  Every process it
 # starts is stopped by PID (or by the process group it was given) on exit.
@@ -189,7 +193,8 @@ if [ "$INNER" -eq 0 ]; then
 		if command -v sudo >/dev/null 2>&1; then
 			exec sudo env PG_CONFIG="$PG_CONFIG" CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" \
 				CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" CCP_KEEP_TMP="${CCP_KEEP_TMP:-}" \
-				CCP_VALGRIND_SUPP="${CCP_VALGRIND_SUPP:-}" \
+				CCP_VALGRIND_SUPP="${CCP_VALGRIND_SUPP:-}" CCP_VALGRIND_OPTS="${CCP_VALGRIND_OPTS:-}" \
+				CCP_PACKAGE_INSTALL="${CCP_PACKAGE_INSTALL:-}" CCP_TMPDIR="${CCP_TMPDIR:-}" \
 				bash "${BASH_SOURCE[0]}" "${ORIG_ARGS[@]}"
 		fi
 		echo "check.sh: must run as root (it installs packages and the extension), and sudo is not available;" \
@@ -401,7 +406,7 @@ if [ "$INNER" -eq 0 ]; then
 			--shell /bin/bash postgres || setup_failed "could not create user postgres"
 	fi
 
-	WORK=$(mktemp -d /tmp/ccpurge-check.XXXXXX) || setup_failed "mktemp failed"
+	WORK=$(mktemp -d "${CCP_TMPDIR:-/tmp}/ccpurge-check.XXXXXX") || setup_failed "mktemp failed"
 	chmod 755 "$WORK"
 	mkdir "$WORK/src"
 	if [ "$PACKAGE" -eq 1 ]; then
@@ -436,6 +441,7 @@ if [ "$INNER" -eq 0 ]; then
 		CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" \
 		PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-}" \
 		PG_TEST_NOCLEAN="${PG_TEST_NOCLEAN:-}" CCP_VALGRIND_SUPP="${CCP_VALGRIND_SUPP:-}" \
+		CCP_VALGRIND_OPTS="${CCP_VALGRIND_OPTS:-}" \
 		bash "$WORK/src/test/check.sh" --inner "${ORIG_ARGS[@]}" </dev/null &
 	RUNUSER_PID=$!
 	SUITE_T0=$SECONDS
@@ -840,6 +846,9 @@ run_valgrind() {
 		--error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END
 		--gen-suppressions=all --log-file="$vg/valgrind.%p.log")
 	[ -n "$supp" ] && vgopts+=(--suppressions="$supp")
+	# word splitting wanted: a list of options
+	# shellcheck disable=SC2206
+	[ -n "${CCP_VALGRIND_OPTS:-}" ] && vgopts+=(${CCP_VALGRIND_OPTS})
 	echo "valgrind ${vgopts[*]} postgres -D $vg/data"
 	valgrind "${vgopts[@]}" "$BINDIR/postgres" -D "$vg/data" \
 		>"$vg/postmaster.log" 2>&1 </dev/null &
