@@ -615,9 +615,7 @@ run_pg_regress() {
 		diffs=regression.diffs
 		logdir=log
 	else
-		# The worker serves ccpurge.database_name from test/regress.conf
-		# (contrib_regression), so the specs must run in that database too.
-		makeargs+=(REGRESS= ISOLATION_TESTDB=contrib_regression)
+		makeargs+=(REGRESS=)
 		diffs=output_iso/regression.diffs
 		logdir=output_iso/log
 	fi
