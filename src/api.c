@@ -28,6 +28,7 @@ PG_FUNCTION_INFO_V1(ccpurge_delete_called_routes);
 PG_FUNCTION_INFO_V1(ccpurge_delete_caller_numbers);
 PG_FUNCTION_INFO_V1(ccpurge_delete_calldata);
 PG_FUNCTION_INFO_V1(ccpurge_delete_bulk_data);
+PG_FUNCTION_INFO_V1(ccpurge_erase);
 
 typedef struct CcpSortItem
 {
@@ -198,7 +199,8 @@ ccp_api_server_arg(FunctionCallInfo fcinfo, int argno)
 
 /*
  * ccp_api_emit_items adds one row per item of a chunk to the result:
- * (item, request_no, ok, http_status, code, message).
+ * (item, request_no, ok, http_status, code, message).  Where the vendor
+ * answered per item, ok and message are the item's own.
  */
 static void
 ccp_api_emit_items(ReturnSetInfo *rsinfo, char **items, int nitems,
@@ -217,6 +219,12 @@ ccp_api_emit_items(ReturnSetInfo *rsinfo, char **items, int nitems,
 	for (int i = 0; i < nitems; i++)
 	{
 		values[0] = CStringGetTextDatum(items[i]);
+		if (out->item_ok != NULL)
+		{
+			values[2] = BoolGetDatum(out->item_ok[i]);
+			values[5] = CStringGetTextDatum(out->item_message[i] ?
+											out->item_message[i] : out->message);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
@@ -305,6 +313,13 @@ Datum
 ccpurge_delete_called_routes(PG_FUNCTION_ARGS)
 {
 	return ccp_api_simple(fcinfo, CCP_OP_DELETE_CALLED_ROUTES, "dnids");
+}
+
+/* ccpurge_erase(items text[], server text): the webhook vendor's erase */
+Datum
+ccpurge_erase(PG_FUNCTION_ARGS)
+{
+	return ccp_api_simple(fcinfo, CCP_OP_ERASE, "items");
 }
 
 /* ccpurge_delete_caller_numbers(vdn_id, campaign_id, access_codes, server) */

@@ -132,7 +132,7 @@ ccp_token_release_mine(int code, Datum arg)
 static void
 ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
 						 uint32 cred_hash, const char *token, int ttl_s,
-						 const char *error)
+						 const char *error, int status)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -155,6 +155,7 @@ ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
 	{
 		slot->fail_until = TimestampTzPlusMilliseconds(now, CCP_TOKEN_FAIL_HOLD_MS);
 		ccp_shmem_strcpy(slot->fail_message, error, sizeof(slot->fail_message));
+		slot->fail_status = status;
 	}
 	slot->refreshing = false;
 	slot->refresher_pid = 0;
@@ -164,10 +165,11 @@ ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
 
 /*
  * ccp_token_fetch asks the vendor for a new token.  Returns the token or
- * NULL with *error set.  Every request is written to the request log.
+ * NULL with *error and *status (the HTTP status, 0 if none) set.  Every
+ * request is written to the request log.
  */
 static char *
-ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error,
+ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error, int *status,
 				CcpOrigin origin)
 {
 	CcpHttpRequest req;
@@ -180,6 +182,7 @@ ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error,
 
 	memset(&out, 0, sizeof(out));
 	out.http_status = res.status;
+	*status = res.status;
 	out.success_count = -1;
 	if (res.transport_error)
 	{
@@ -206,35 +209,37 @@ ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error,
  */
 static char *
 ccp_token_refresh(CcpTokenSlot *slot, const CcpServer *srv, uint32 cred_hash,
-				  char **fail, CcpOrigin origin)
+				  char **fail, int *status, CcpOrigin origin)
 {
 	char	   *fresh = NULL;
 	int			ttl_s = 0;
 
 	PG_TRY();
 	{
-		fresh = ccp_token_fetch(srv, &ttl_s, fail, origin);
+		fresh = ccp_token_fetch(srv, &ttl_s, fail, status, origin);
 	}
 	PG_CATCH();
 	{
-		ccp_token_finish_refresh(slot, srv, cred_hash, NULL, 0, NULL);
+		ccp_token_finish_refresh(slot, srv, cred_hash, NULL, 0, NULL, 0);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	ccp_token_finish_refresh(slot, srv, cred_hash, fresh, ttl_s, *fail);
+	ccp_token_finish_refresh(slot, srv, cred_hash, fresh, ttl_s, *fail,
+							 *status);
 	return fresh;
 }
 
 /*
  * ccp_token_get returns in *token a valid token for srv, or false with
- * *error set when none could be had.  stale, if not NULL, is a token the
+ * *error and *http_status (of the failed token request, 0 if it got no
+ * answer) set when none could be had.  stale, if not NULL, is a token the
  * vendor just refused: it will not be returned again.  Vendors without
  * tokens get *token = NULL and true.  Waiting for another process's refresh
  * can be interrupted by a cancel.  The caller must not hold any LWLock.
  */
 bool
 ccp_token_get(const CcpServer *srv, const char *stale, char **token,
-			  char **error, CcpOrigin origin)
+			  char **error, int *http_status, CcpOrigin origin)
 {
 	uint32		cred_hash;
 	CcpTokenSlot *slot;
@@ -242,6 +247,7 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 
 	*token = NULL;
 	*error = NULL;
+	*http_status = 0;
 	if (srv->vendor->build_token_request == NULL)
 		return true;
 
@@ -283,6 +289,7 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 		if (now < slot->fail_until && slot->cred_hash == cred_hash)
 		{
 			fail = pstrdup(slot->fail_message);
+			*http_status = slot->fail_status;
 			LWLockRelease(ccp_shared->token_lock);
 			break;
 		}
@@ -290,7 +297,8 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 		slot->refresher_pid = MyProcPid;
 		LWLockRelease(ccp_shared->token_lock);
 
-		*token = ccp_token_refresh(slot, srv, cred_hash, &fail, origin);
+		*token = ccp_token_refresh(slot, srv, cred_hash, &fail, http_status,
+								   origin);
 		break;
 	}
 	ConditionVariableCancelSleep();

@@ -60,6 +60,7 @@ typedef enum CcpOperation
 	CCP_OP_DELETE_CALLER_NUMBERS,
 	CCP_OP_DELETE_CALLDATA,
 	CCP_OP_DELETE_BULK_DATA,
+	CCP_OP_ERASE,
 	CCP_OP_COUNT
 } CcpOperation;
 
@@ -187,6 +188,7 @@ typedef struct CcpTokenSlot
 	TimestampTz issued_at;
 	int			tokens_issued;	/* since startup, for tests */
 	TimestampTz fail_until;		/* a failed refresh is reused until then */
+	int			fail_status;	/* its HTTP status, 0: none */
 	char		fail_message[256];
 	char		token[CCP_TOKEN_MAX];
 } CcpTokenSlot;
@@ -303,7 +305,8 @@ extern char *ccp_http_escape(const char *s, int len);
  * ----------
  */
 extern bool ccp_token_get(const CcpServer *srv, const char *stale,
-						  char **token, char **error, CcpOrigin origin);
+						  char **token, char **error, int *http_status,
+						  CcpOrigin origin);
 
 /* ----------
  * ratelimit.c: per-server limiter shared by every backend and the worker
@@ -337,7 +340,29 @@ typedef struct CcpOutcome
 	char	   *message;		/* human readable, never NULL */
 	int			success_count;	/* -1: not reported */
 	CcpRetry	retry;
+
+	/*
+	 * Per-item outcomes, for vendors that answer per item: NULL when the
+	 * request's outcome applies to every item, else one entry per item of
+	 * the chunk, in its order (item_message entries may be NULL: then
+	 * message applies).
+	 */
+	bool	   *item_ok;
+	char	  **item_message;
 } CcpOutcome;
+
+/*
+ * One vendor request's worth of work, as the pipeline hands it to an
+ * operation's build and parse callbacks.
+ */
+typedef struct CcpChunk
+{
+	const CcpParams *params;
+	char	  **items;			/* validated, distinct, within the limit */
+	int			nitems;
+	const char *token;			/* NULL for vendors without tokens */
+	const char *batch_key;		/* lower-hex, the same for every attempt */
+} CcpChunk;
 
 typedef struct CcpOpDef
 {
@@ -353,27 +378,27 @@ typedef struct CcpOpDef
 	void		(*validate_item) (const struct CcpOpDef *def, const char *item);
 
 	/*
-	 * Build the HTTP request for one chunk.  items are validated and
-	 * distinct; token is NULL for vendors without tokens.  Allocates in the
-	 * current memory context.
+	 * Build the HTTP request for one chunk.  Allocates in the current
+	 * memory context.
 	 */
-	void		(*build) (const CcpServer *srv, const CcpParams *params,
-						  char **items, int nitems, const char *token,
+	void		(*build) (const CcpServer *srv, const CcpChunk *chunk,
 						  CcpHttpRequest *req);
 
 	/*
-	 * Read an HTTP answer (never called for transport errors) into out.
-	 * out->http_status is already set; must set ok, code, message, retry.
+	 * Read an HTTP answer to the chunk (never called for transport errors)
+	 * into out.  out->http_status is already set; must set ok, code,
+	 * message, retry, and may set the per-item outcomes.
 	 */
-	void		(*parse) (const CcpServer *srv, const CcpHttpResult *res,
-						  CcpOutcome *out);
+	void		(*parse) (const CcpServer *srv, const CcpChunk *chunk,
+						  const CcpHttpResult *res, CcpOutcome *out);
 } CcpOpDef;
 
 typedef struct CcpVendor
 {
-	const char *name;			/* "cec", "isales", "ozonetel" */
+	const char *name;			/* "cec", "isales", "ozonetel", "webhook" */
 	const char *cred_names[2];	/* user mapping options, both required */
 	int			max_batch;		/* largest limit of its operations */
+	int			default_batch;	/* batch_size when not set; 0: max_batch */
 	const char *default_rate_limit; /* NULL: unlimited */
 	int			default_max_inflight;	/* 0: unlimited */
 	bool		has_token_ttl;	/* accepts token_ttl */
@@ -383,6 +408,12 @@ typedef struct CcpVendor
 	bool		(*parse_token) (const CcpServer *srv, const CcpHttpResult *res,
 								char **token, int *ttl_s, char **error);
 
+	/*
+	 * Optional: check the mapping's credentials beyond "present and
+	 * printable" when a server is resolved; ereport(ERROR) if unusable.
+	 */
+	void		(*check_mapping) (const CcpServer *srv);
+
 	const CcpOpDef *ops;
 	int			nops;
 } CcpVendor;
@@ -390,6 +421,7 @@ typedef struct CcpVendor
 extern const CcpVendor ccp_vendor_cec;
 extern const CcpVendor ccp_vendor_isales;
 extern const CcpVendor ccp_vendor_ozonetel;
+extern const CcpVendor ccp_vendor_webhook;
 
 extern const CcpVendor *ccp_vendor_by_name(const char *name);
 extern int	ccp_vendor_count(void);
@@ -414,6 +446,8 @@ extern char *ccp_redact(const CcpServer *srv, const char *text,
 extern char *ccp_clip(char *s, int maxbytes);
 extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
 							  const char *token);
+extern char *ccp_json_text(void *cjson_root);
+extern void ccp_set_json_body(CcpHttpRequest *req, void *cjson_root);
 extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 						   const char *value);
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
@@ -447,8 +481,11 @@ extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 extern void ccp_outcome_from_transport(const CcpHttpResult *res,
 									   CcpOutcome *out);
 extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
-								const CcpHttpResult *res, const char *token,
-								CcpOutcome *out);
+								const CcpChunk *chunk,
+								const CcpHttpResult *res, CcpOutcome *out);
+extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
+								 int http_status);
+extern char *ccp_random_key(void);
 
 /* ----------
  * reqlog.c: the request log, digests only
@@ -459,6 +496,8 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 const CcpOutcome *out, double elapsed_ms,
 							 CcpOrigin origin, int64 request_id);
 extern char *ccp_items_digest(char **items, int nitems);
+extern char *ccp_batch_key(const char *operation, const int64 *request_ids,
+						   int nrequest_ids, char **items, int nitems);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);

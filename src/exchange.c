@@ -14,6 +14,8 @@
  */
 #include "ccpurge.h"
 
+#include "utils/builtins.h"
+
 /*
  * ccp_outcome_from_transport turns a request that got no usable HTTP
  * answer into an outcome: not ok, transient, with the transport's reason.
@@ -32,14 +34,14 @@ ccp_outcome_from_transport(const CcpHttpResult *res, CcpOutcome *out)
 }
 
 /*
- * ccp_classify_answer fills out from an HTTP result, whether it is a
- * transport failure or an answer for the vendor to read.  token is the one
- * the request carried (NULL if none): like the mapping's secrets, it is
- * redacted from whatever the vendor sent back.
+ * ccp_classify_answer fills out from an HTTP result for chunk, whether it
+ * is a transport failure or an answer for the vendor to read.  The token
+ * the request carried, like the mapping's secrets, is redacted from
+ * whatever the vendor sent back.
  */
 void
 ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
-					const CcpHttpResult *res, const char *token,
+					const CcpChunk *chunk, const CcpHttpResult *res,
 					CcpOutcome *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -49,39 +51,74 @@ ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 	else
 	{
 		out->http_status = res->status;
-		def->parse(srv, res, out);
+		def->parse(srv, chunk, res, out);
 		if (out->message == NULL)
 			out->message = pstrdup(out->ok ? "ok" : "failed");
 		/* a vendor that says ok over a non-2xx status is not believed */
 		if (out->ok && (res->status < 200 || res->status > 299))
 			out->ok = false;
 	}
-	ccp_outcome_clean(srv, out, token);
+	if (!out->ok && out->item_ok != NULL)
+	{
+		/* a failed request erased nothing, whatever it said per item */
+		out->item_ok = NULL;
+		out->item_message = NULL;
+	}
+	ccp_outcome_clean(srv, out, chunk->token);
+	if (out->item_message != NULL)
+	{
+		for (int i = 0; i < chunk->nitems; i++)
+		{
+			if (out->item_message[i] != NULL)
+				out->item_message[i] =
+					ccp_clip(ccp_redact(srv, out->item_message[i], chunk->token),
+							 CCP_MAX_MESSAGE_BYTES);
+		}
+	}
+}
+
+/*
+ * ccp_outcome_no_token fills out for a chunk that was not sent because no
+ * token could be had: not ok, transient, with the token request's HTTP
+ * status (0 if it got none) and error, which is already redacted.
+ */
+void
+ccp_outcome_no_token(CcpOutcome *out, const char *error, int http_status)
+{
+	memset(out, 0, sizeof(*out));
+	out->ok = false;
+	out->http_status = http_status;
+	out->success_count = -1;
+	out->message = psprintf("could not get a token: %s", error);
+	out->retry = CCP_RETRY_TRANSIENT;
 }
 
 /*
  * ccp_exchange_once takes a rate-limit ticket, a token and sends one
  * request, giving the ticket back on every path.  Returns false with
- * *error set when no token could be had (nothing was sent then).
+ * *error and *status set when no token could be had (nothing was sent
+ * then).  chunk->token is set to the token used.
  */
 static bool
 ccp_exchange_once(const CcpServer *srv, const CcpOpDef *def,
-				  const CcpParams *params, char **items, int nitems,
-				  const char *stale, CcpOrigin origin, char **token,
-				  char **error, CcpHttpResult *res)
+				  CcpChunk *chunk, const char *stale, CcpOrigin origin,
+				  char **error, int *status, CcpHttpResult *res)
 {
 	int			ticket = ccp_rate_acquire(srv, true);
 	volatile bool have_token = false;
 
 	PG_TRY();
 	{
-		have_token = ccp_token_get(srv, stale, token, error, origin);
+		char	   *token;
+
+		have_token = ccp_token_get(srv, stale, &token, error, status, origin);
+		chunk->token = token;
 		if (have_token)
 		{
 			CcpHttpRequest req;
 
 			memset(&req, 0, sizeof(req));
-			def->build(srv, params, items, nitems, *token, &req);
+			def->build(srv, chunk, &req);
 			ccp_http_perform(&srv->http, &req, res);
 		}
 	}
@@ -97,7 +134,8 @@ ccp_exchange_once(const CcpServer *srv, const CcpOpDef *def,
  * ccp_exchange sends one chunk (items already validated, distinct and
  * within the vendor's limit) and fills out with the final outcome.  Waits
  * for the rate limiter; errors escape only for cancels and internal
- * failures.  Every HTTP request made is added to the request log.
+ * failures.  Every HTTP request made is added to the request log.  Every
+ * attempt carries the same batch key, made here.
  */
 void
 ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
@@ -107,26 +145,29 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 	bool		token_retried = false;
 	bool		rate_retried = false;
 	char	   *stale = NULL;
+	CcpChunk	chunk;
+
+	chunk.params = params;
+	chunk.items = items;
+	chunk.nitems = nitems;
+	chunk.token = NULL;
+	chunk.batch_key = ccp_random_key();
 
 	for (;;)
 	{
 		CcpHttpResult res;
-		char	   *token = NULL;
 		char	   *error = NULL;
+		int			status = 0;
 
-		if (!ccp_exchange_once(srv, def, params, items, nitems, stale, origin,
-							   &token, &error, &res))
+		if (!ccp_exchange_once(srv, def, &chunk, stale, origin,
+							   &error, &status, &res))
 		{
 			/* nothing went out for the items; the token request is logged */
-			memset(out, 0, sizeof(*out));
-			out->ok = false;
-			out->success_count = -1;
-			out->message = psprintf("could not get a token: %s", error);
-			out->retry = CCP_RETRY_TRANSIENT;
+			ccp_outcome_no_token(out, error, status);
 			return;
 		}
 
-		ccp_classify_answer(srv, def, &res, token, out);
+		ccp_classify_answer(srv, def, &chunk, &res, out);
 		ccp_reqlog_write(srv, def->name, items, nitems, out, res.elapsed_ms,
 						 origin, request_id);
 
@@ -134,7 +175,7 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			srv->vendor->build_token_request != NULL)
 		{
 			token_retried = true;
-			stale = token;
+			stale = (char *) chunk.token;
 			continue;
 		}
 		if (out->retry == CCP_RETRY_RATE && !rate_retried)
@@ -145,4 +186,24 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 		}
 		return;
 	}
+}
+
+/*
+ * ccp_random_key returns 32 lower-hex characters from a strong random
+ * source, palloc'd: the batch key of a synchronous chunk, which is never
+ * sent again by another call.
+ */
+char *
+ccp_random_key(void)
+{
+	uint8		raw[16];
+	char	   *hex = palloc(sizeof(raw) * 2 + 1);
+
+	if (!pg_strong_random(raw, sizeof(raw)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random batch key")));
+	hex_encode((const char *) raw, sizeof(raw), hex);
+	hex[sizeof(raw) * 2] = '\0';
+	return hex;
 }

@@ -259,6 +259,8 @@ ccp_server_resolve(const char *servername, const CcpVendor *vendor,
 							 quote_identifier(server->servername), name)));
 		srv->cred[i] = pstrdup(value);
 	}
+	if (vendor->check_mapping != NULL)
+		vendor->check_mapping(srv);
 
 	return srv;
 }
@@ -703,7 +705,8 @@ ccp_apply_server_options(List *options, bool at_ddl, CcpServer *srv)
 		srv->http.connect_timeout_ms = CCP_DEFAULT_CONNECT_MS;
 		srv->http.verify_tls = true;
 		srv->http.ca_file = NULL;
-		srv->batch_size = vendor->max_batch;
+		srv->batch_size = vendor->default_batch > 0 ?
+			vendor->default_batch : vendor->max_batch;
 		srv->rate_count = 0;
 		srv->rate_period_ms = 0;
 		if (vendor->default_rate_limit &&

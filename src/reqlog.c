@@ -116,6 +116,43 @@ ccp_items_digest(char **items, int nitems)
 }
 
 /*
+ * ccp_batch_key returns the lower-hex SHA-256 that identifies one batch of
+ * queued work across its attempts: the operation, the queue requests it
+ * serves and the digest of its items.  Retries of the same rows give the
+ * same key, so a receiver can ignore a repeat (the webhook's
+ * Idempotency-Key); a later request for the same items gets another one.
+ */
+char *
+ccp_batch_key(const char *operation, const int64 *request_ids,
+			  int nrequest_ids, char **items, int nitems)
+{
+	StringInfoData buf;
+	pg_cryptohash_ctx *ctx;
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s\n", operation);
+	for (int i = 0; i < nrequest_ids; i++)
+		appendStringInfo(&buf, INT64_FORMAT ",", request_ids[i]);
+	appendStringInfo(&buf, "\n%s", ccp_items_digest(items, nitems));
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) buf.data, buf.len) < 0 ||
+		pg_cryptohash_final(ctx, hash, sizeof(hash)) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		elog(ERROR, "could not compute a batch key");
+	}
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) hash, sizeof(hash), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	pfree(buf.data);
+	return hex;
+}
+
+/*
  * ccpurge_items_digest(text[]) is the SQL face of ccp_items_digest, so that
  * a given list can be matched against the request log.  NULL elements are
  * not allowed, as they are never sent.

@@ -21,6 +21,7 @@ static const CcpVendor *const ccp_vendors[] = {
 	&ccp_vendor_cec,
 	&ccp_vendor_isales,
 	&ccp_vendor_ozonetel,
+	&ccp_vendor_webhook,
 };
 
 #define CCP_NVENDORS lengthof(ccp_vendors)
@@ -248,6 +249,57 @@ ccp_json_get_string(void *object, const char *key)
 		return psprintf("%g", item->valuedouble);
 	}
 	return NULL;
+}
+
+/*
+ * ccp_json_text prints a cJSON tree as compact JSON, frees the tree, and
+ * returns the text palloc'd and converted from the database encoding to
+ * UTF-8, as every vendor's body must be (the tree's strings are in the
+ * database encoding).  A NULL root (a failed cJSON allocation) is reported
+ * as out of memory.
+ */
+char *
+ccp_json_text(void *root)
+{
+	char	   *printed;
+	char	   *volatile copy = NULL;
+
+	if (root == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not build a JSON request body.")));
+
+	printed = cJSON_PrintUnformatted((cJSON *) root);
+	cJSON_Delete((cJSON *) root);
+	if (printed == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not print a JSON request body.")));
+
+	PG_TRY();
+	{
+		copy = pstrdup(printed);
+	}
+	PG_FINALLY();
+	{
+		cJSON_free(printed);
+	}
+	PG_END_TRY();
+
+	return pg_server_to_any(copy, strlen(copy), PG_UTF8);
+}
+
+/*
+ * ccp_set_json_body makes a cJSON tree (freed here) the request's body,
+ * in UTF-8; see ccp_json_text.
+ */
+void
+ccp_set_json_body(CcpHttpRequest *req, void *root)
+{
+	req->body = ccp_json_text(root);
+	req->body_len = strlen(req->body);
 }
 
 /* ccp_add_header appends "name: value" to the request's header list. */

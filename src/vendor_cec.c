@@ -7,7 +7,8 @@
  * C1 auth: POST tokenByAkSk with the app key and secret gives an AccessToken
  * valid for X-Token-Expire seconds; business calls send it as a Bearer token
  * together with X-APP-Key.  There is no refresh call, so auth.c simply asks
- * again before expiry.
+ * again before expiry.  Bodies go out in UTF-8 whatever the database
+ * encoding is.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,28 +19,6 @@
 #define CEC_TOKEN_PATH		"/apigovernance/api/oauth/tokenByAkSk"
 #define CEC_CUSTOMERS_PATH	"/apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata"
 #define CEC_ROUTES_PATH		"/apiaccess/rest/cc-management/v1/calledRoute/deleteCalledRoute"
-
-/*
- * cec_set_json_body prints a cJSON tree into the request body and frees the
- * tree.  The printed text is copied into palloc'd memory before anything
- * that could raise an error.
- */
-static void
-cec_set_json_body(CcpHttpRequest *req, cJSON *root)
-{
-	char	   *printed = cJSON_PrintUnformatted(root);
-
-	cJSON_Delete(root);
-	if (printed == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("cJSON_PrintUnformatted failed.")));
-	req->body_len = strlen(printed);
-	req->body = palloc(req->body_len + 1);
-	memcpy(req->body, printed, req->body_len + 1);
-	cJSON_free(printed);
-}
 
 /* cec_build_token_request builds the tokenByAkSk request. */
 static void
@@ -54,7 +33,7 @@ cec_build_token_request(const CcpServer *srv, CcpHttpRequest *req)
 	req->url = ccp_join_url(srv, CEC_TOKEN_PATH);
 	ccp_add_header(req, "Content-Type", "application/json");
 	ccp_add_header(req, "X-Token-Expire", psprintf("%d", srv->token_ttl));
-	cec_set_json_body(req, root);
+	ccp_set_json_body(req, root);
 }
 
 /*
@@ -106,10 +85,12 @@ cec_add_auth(const CcpServer *srv, CcpHttpRequest *req, const char *token)
 
 /* cec_build_customers builds one cleancustpersonaldata request. */
 static void
-cec_build_customers(const CcpServer *srv, const CcpParams *params,
-					char **items, int nitems, const char *token,
+cec_build_customers(const CcpServer *srv, const CcpChunk *chunk,
 					CcpHttpRequest *req)
 {
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
+	const char *token = chunk->token;
 	cJSON	   *root = cJSON_CreateObject();
 	cJSON	   *arr = cJSON_AddArrayToObject(root, "customNos");
 
@@ -119,15 +100,17 @@ cec_build_customers(const CcpServer *srv, const CcpParams *params,
 	req->method = "POST";
 	req->url = ccp_join_url(srv, CEC_CUSTOMERS_PATH);
 	cec_add_auth(srv, req, token);
-	cec_set_json_body(req, root);
+	ccp_set_json_body(req, root);
 }
 
 /* cec_build_routes builds one deleteCalledRoute request: "dnids": "1,2". */
 static void
-cec_build_routes(const CcpServer *srv, const CcpParams *params,
-				 char **items, int nitems, const char *token,
+cec_build_routes(const CcpServer *srv, const CcpChunk *chunk,
 				 CcpHttpRequest *req)
 {
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
+	const char *token = chunk->token;
 	StringInfoData ids;
 	cJSON	   *root;
 
@@ -144,7 +127,7 @@ cec_build_routes(const CcpServer *srv, const CcpParams *params,
 	req->method = "POST";
 	req->url = ccp_join_url(srv, CEC_ROUTES_PATH);
 	cec_add_auth(srv, req, token);
-	cec_set_json_body(req, root);
+	ccp_set_json_body(req, root);
 }
 
 /*
@@ -234,8 +217,8 @@ cec_parse_answer(const CcpHttpResult *res, const char *code_key,
 
 /* cec_parse_customers reads {"retCode": "0", "retMsg": "..."}. */
 static void
-cec_parse_customers(const CcpServer *srv, const CcpHttpResult *res,
-					CcpOutcome *out)
+cec_parse_customers(const CcpServer *srv, const CcpChunk *chunk,
+					const CcpHttpResult *res, CcpOutcome *out)
 {
 	char	   *msg;
 
@@ -249,8 +232,8 @@ cec_parse_customers(const CcpServer *srv, const CcpHttpResult *res,
  * into the message, since the vendor does not answer per id.
  */
 static void
-cec_parse_routes(const CcpServer *srv, const CcpHttpResult *res,
-				 CcpOutcome *out)
+cec_parse_routes(const CcpServer *srv, const CcpChunk *chunk,
+				 const CcpHttpResult *res, CcpOutcome *out)
 {
 	char	   *desc;
 	char	   *content;

@@ -427,44 +427,6 @@ ccp_isales_validate_filter(Jsonb *filter)
  */
 
 /*
- * isales_print_json prints a cJSON tree as compact JSON, frees the tree, and
- * returns the text palloc'd and converted to UTF-8.  A NULL root (a failed
- * cJSON allocation) is reported as out of memory.
- */
-static char *
-isales_print_json(cJSON *root)
-{
-	char	   *printed;
-	char	   *volatile copy = NULL;
-
-	if (root == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Could not build a JSON request body.")));
-
-	printed = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (printed == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Could not print a JSON request body.")));
-
-	PG_TRY();
-	{
-		copy = pstrdup(printed);
-	}
-	PG_FINALLY();
-	{
-		cJSON_free(printed);
-	}
-	PG_END_TRY();
-
-	return pg_server_to_any(copy, strlen(copy), PG_UTF8);
-}
-
-/*
  * isales_url_path returns the path of an absolute URL, as it goes on the
  * request line (without query or fragment), palloc'd; "/" if it has none.
  */
@@ -541,10 +503,12 @@ isales_check_campaign(const CcpParams *params)
  * access codes.
  */
 static void
-isales_build_caller_numbers(const CcpServer *srv, const CcpParams *params,
-							char **items, int nitems, const char *token,
+isales_build_caller_numbers(const CcpServer *srv, const CcpChunk *chunk,
 							CcpHttpRequest *req)
 {
+	const CcpParams *params = chunk->params;
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
 	cJSON	   *root;
 	cJSON	   *list;
 	bool		failed = false;
@@ -579,7 +543,7 @@ isales_build_caller_numbers(const CcpServer *srv, const CcpParams *params,
 		cJSON_Delete(root);
 		root = NULL;
 	}
-	body = isales_print_json(root);
+	body = ccp_json_text(root);
 
 	path = psprintf("/rest/isales/v1/openapi/campaigns/%d/callerNo/%d",
 					params->vdn_id, params->campaign_id);
@@ -618,7 +582,7 @@ isales_filter_body(const IsalesFilter *f)
 		cJSON_Delete(root);
 		root = NULL;
 	}
-	return isales_print_json(root);
+	return ccp_json_text(root);
 }
 
 /*
@@ -628,10 +592,12 @@ isales_filter_body(const IsalesFilter *f)
  * queue's archiveHistory when set.
  */
 static void
-isales_build_calldata(const CcpServer *srv, const CcpParams *params,
-					  char **items, int nitems, const char *token,
+isales_build_calldata(const CcpServer *srv, const CcpChunk *chunk,
 					  CcpHttpRequest *req)
 {
+	const CcpParams *params = chunk->params;
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
 	IsalesFilter f;
 	char	   *path;
 
@@ -733,7 +699,8 @@ isales_read_answer(cJSON *root, IsalesAnswer *a)
  * are worth retrying; everything else is final.
  */
 static void
-isales_parse(const CcpServer *srv, const CcpHttpResult *res, CcpOutcome *out)
+isales_parse(const CcpServer *srv, const CcpChunk *chunk,
+			 const CcpHttpResult *res, CcpOutcome *out)
 {
 	int			status = res->status;
 	bool		transient = (status >= 500 && status <= 599) || status == 429;

@@ -554,10 +554,13 @@ ozo_parse_token(const CcpServer *srv, const CcpHttpResult *res,
  * JSON numbers, digit for digit, so they are checked once more here.
  */
 static void
-ozo_build_delete_bulk_data(const CcpServer *srv, const CcpParams *params,
-						   char **items, int nitems, const char *token,
+ozo_build_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 						   CcpHttpRequest *req)
 {
+	const CcpParams *params = chunk->params;
+	char	  **items = chunk->items;
+	int			nitems = chunk->nitems;
+	const char *token = chunk->token;
 	int			ncampaigns = list_length(params->campaign_names);
 	const char **campaigns;
 	const char *username;
@@ -640,8 +643,8 @@ ozo_build_delete_bulk_data(const CcpServer *srv, const CcpParams *params,
  * wait, HTTP 5xx and 429 for a later retry; anything else is final.
  */
 static void
-ozo_parse_delete_bulk_data(const CcpServer *srv, const CcpHttpResult *res,
-						   CcpOutcome *out)
+ozo_parse_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
+						   const CcpHttpResult *res, CcpOutcome *out)
 {
 	cJSON	   *root;
 	bool		http_ok = (res->status >= 200 && res->status < 300);

@@ -46,6 +46,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -77,6 +78,9 @@ typedef struct CcpBatch
 	char	  **items;
 	int			nitems;
 	int			attempts;		/* highest attempts of its rows so far */
+	int64	   *request_ids;	/* distinct, ascending */
+	int			nrequest_ids;
+	char	   *batch_key;		/* same for every attempt of these rows */
 	int			ticket;
 	char	   *token;
 	bool		token_retried;
@@ -426,6 +430,45 @@ ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
 	return total;
 }
 
+/* ccp_worker_id_cmp orders request ids ascending, for qsort. */
+static int
+ccp_worker_id_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * ccp_worker_distinct_ids sorts n request ids and removes duplicates in
+ * place; returns the new count.
+ */
+static int
+ccp_worker_distinct_ids(int64 *ids, int n)
+{
+	int			out = 0;
+
+	qsort(ids, n, sizeof(int64), ccp_worker_id_cmp);
+	for (int i = 0; i < n; i++)
+	{
+		if (out == 0 || ids[out - 1] != ids[i])
+			ids[out++] = ids[i];
+	}
+	return out;
+}
+
+/* ccp_worker_chunk describes a loaded batch as the vendors see it. */
+static void
+ccp_worker_chunk(const CcpBatch *batch, CcpChunk *chunk)
+{
+	chunk->params = &batch->params;
+	chunk->items = batch->items;
+	chunk->nitems = batch->nitems;
+	chunk->token = batch->token;
+	chunk->batch_key = batch->batch_key;
+}
+
 /*
  * ccp_worker_load_batch reads the items, attempts and first request id of
  * the rows claimed into batch, copying the distinct items into the batch's
@@ -453,9 +496,16 @@ ccp_worker_load_batch(CcpBatch *batch)
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
+		int64		rid;
 
+		rid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		if (r == 0)
-			batch->request_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		{
+			batch->request_id = rid;
+			batch->request_ids = MemoryContextAlloc(batch->cxt,
+													sizeof(int64) * SPI_processed);
+		}
+		batch->request_ids[batch->nrequest_ids++] = rid;
 		batch->attempts = Max(batch->attempts,
 							  DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
@@ -473,6 +523,13 @@ ccp_worker_load_batch(CcpBatch *batch)
 	}
 	/* rows of several requests may name the same item: send it once */
 	batch->nitems = ccp_items_distinct(batch->items, batch->nitems);
+	batch->nrequest_ids = ccp_worker_distinct_ids(batch->request_ids,
+												  batch->nrequest_ids);
+	old = MemoryContextSwitchTo(batch->cxt);
+	batch->batch_key = ccp_batch_key(batch->def->name, batch->request_ids,
+									 batch->nrequest_ids, batch->items,
+									 batch->nitems);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -703,22 +760,26 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	char	   *error = NULL;
+	int			status = 0;
 	volatile bool started = false;
+	volatile bool no_token = false;
 
 	PG_TRY();
 	{
-		if (ccp_token_get(batch->srv, stale, &batch->token, &error, CCP_ORIGIN_WORKER))
+		if (ccp_token_get(batch->srv, stale, &batch->token, &error, &status,
+						  CCP_ORIGIN_WORKER))
 		{
 			CcpHttpRequest req;
+			CcpChunk	chunk;
 
+			ccp_worker_chunk(batch, &chunk);
 			memset(&req, 0, sizeof(req));
-			batch->def->build(batch->srv, &batch->params, batch->items,
-							  batch->nitems, batch->token, &req);
+			batch->def->build(batch->srv, &chunk, &req);
 			(void) ccp_http_start(&batch->srv->http, &req, batch);
 			started = true;
 		}
 		else
-			error = psprintf("could not get a token: %s", error);
+			no_token = true;
 	}
 	PG_CATCH();
 	{
@@ -738,6 +799,12 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 	{
 		MemoryContextSwitchTo(TopMemoryContext);
 		ccp_inflight = lappend(ccp_inflight, batch);
+	}
+	else if (no_token)
+	{
+		MemoryContextSwitchTo(batch->cxt);
+		ccp_outcome_no_token(&batch->out, error, status);
+		ccp_worker_finish_batch(batch);
 	}
 	else
 	{
@@ -763,11 +830,12 @@ ccp_worker_complete(CcpHttpCall *call)
 	CcpBatch   *batch = ccp_http_call_arg(call);
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	CcpHttpResult res;
+	CcpChunk	chunk;
 
 	ccp_inflight = list_delete_ptr(ccp_inflight, batch);
 	ccp_http_finish(call, &res);
-	ccp_classify_answer(batch->srv, batch->def, &res, batch->token,
-						&batch->out);
+	ccp_worker_chunk(batch, &chunk);
+	ccp_classify_answer(batch->srv, batch->def, &chunk, &res, &batch->out);
 	ccp_reqlog_write(batch->srv, batch->def->name, batch->items, batch->nitems,
 					 &batch->out, res.elapsed_ms, CCP_ORIGIN_WORKER,
 					 batch->request_id);
@@ -801,6 +869,162 @@ ccp_worker_free_finished(void)
 		MemoryContextDelete(((CcpBatch *) lfirst(lc))->cxt);
 	list_free(ccp_finished);
 	ccp_finished = NIL;
+}
+
+/*
+ * ccp_worker_report_failure tells that nitems items of a batch failed for
+ * good: one server log line and a NOTIFY ccpurge_failed whose payload is a
+ * JSON object with the same facts.  Neither names an item.  Runs in the
+ * record transaction, so the notification goes out when it commits.
+ */
+static void
+ccp_worker_report_failure(const CcpBatch *batch, int nitems,
+						  const char *code, const char *message)
+{
+	StringInfoData ids;
+	StringInfoData payload;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	initStringInfo(&ids);
+	for (int i = 0; i < batch->nrequest_ids; i++)
+		appendStringInfo(&ids, "%s" INT64_FORMAT, i > 0 ? "," : "",
+						 batch->request_ids[i]);
+	ereport(LOG,
+			(errmsg("ccpurge request %s failed: %d items on server \"%s\", operation \"%s\"",
+					ids.data, nitems, batch->srv->servername, batch->def->name),
+			 errdetail("Code %s: %s", code ? code : "(none)", message)));
+
+	initStringInfo(&payload);
+	appendStringInfo(&payload, "{\"request_ids\": [%s], \"server\": ", ids.data);
+	escape_json(&payload, batch->srv->servername);
+	appendStringInfoString(&payload, ", \"operation\": ");
+	escape_json(&payload, batch->def->name);
+	appendStringInfo(&payload, ", \"items\": %d, \"code\": ", nitems);
+	if (code)
+		escape_json(&payload, code);
+	else
+		appendStringInfoString(&payload, "null");
+	appendStringInfoString(&payload, ", \"message\": ");
+	escape_json(&payload, message);
+	appendStringInfoChar(&payload, '}');
+	/* NOTIFY payloads are limited; the facts above fit unless ids are many */
+	if (payload.len >= NAMEDATALEN * 100)
+		return;
+	values[0] = CStringGetTextDatum(payload.data);
+	ccp_worker_exec("SELECT pg_catalog.pg_notify('ccpurge_failed', $1)",
+					1, types, values, NULL, SPI_OK_SELECT);
+}
+
+/* ccp_worker_str_cmp orders C strings bytewise, for qsort and bsearch. */
+static int
+ccp_worker_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * ccp_worker_fail_items handles a batch the receiver answered per item:
+ * its rows were just marked done, so the items it refused are moved out of
+ * them into failed rows of the same request (split off, or the whole row
+ * when every item of it was refused), with the first refused item's
+ * message.  Runs in the record transaction.
+ */
+static void
+ccp_worker_fail_items(const CcpBatch *batch)
+{
+	const CcpOutcome *out = &batch->out;
+	char	  **failed = palloc(sizeof(char *) * Max(batch->nitems, 1));
+	int			nfailed = 0;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	SPITupleTable *rows;
+	uint64		nrows;
+
+	for (int i = 0; i < batch->nitems; i++)
+	{
+		if (!out->item_ok[i])
+			failed[nfailed++] = batch->items[i];
+	}
+	if (nfailed == 0)
+		return;
+	qsort(failed, nfailed, sizeof(char *), ccp_worker_str_cmp);
+
+	values[0] = Int64GetDatum(batch->batch_id);
+	ccp_worker_exec("SELECT chunk_id, items FROM ccpurge.queue"
+					" WHERE batch_id = $1 AND state = 'done' ORDER BY chunk_id",
+					1, types, values, NULL, SPI_OK_SELECT);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		bool		isnull;
+		int64		chunk_id = DatumGetInt64(SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &isnull));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		Datum	   *keep;
+		Datum	   *lost;
+		int			nkeep = 0;
+		int			nlost = 0;
+		const char *message = NULL;
+		Oid			utypes[4] = {INT8OID, TEXTARRAYOID, INT4OID, TEXTOID};
+		Datum		uvalues[4];
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		keep = palloc(sizeof(Datum) * Max(n, 1));
+		lost = palloc(sizeof(Datum) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			char	   *item = TextDatumGetCString(elems[i]);
+
+			if (bsearch(&item, failed, nfailed, sizeof(char *), ccp_worker_str_cmp))
+			{
+				lost[nlost++] = elems[i];
+				for (int j = 0; message == NULL && j < batch->nitems; j++)
+				{
+					if (!out->item_ok[j] && strcmp(batch->items[j], item) == 0)
+						message = out->item_message[j];
+				}
+			}
+			else
+				keep[nkeep++] = elems[i];
+		}
+		if (nlost == 0)
+			continue;
+
+		uvalues[0] = Int64GetDatum(chunk_id);
+		uvalues[3] = CStringGetTextDatum(message ? message : out->message);
+		if (nkeep == 0)
+		{
+			Oid			ftypes[2] = {INT8OID, TEXTOID};
+			Datum		fvalues[2] = {uvalues[0], uvalues[3]};
+
+			ccp_worker_exec("UPDATE ccpurge.queue SET state = 'failed', message = $2"
+							" WHERE chunk_id = $1",
+							2, ftypes, fvalues, NULL, SPI_OK_UPDATE);
+		}
+		else
+		{
+			uvalues[1] = PointerGetDatum(construct_array(lost, nlost, TEXTOID, -1, false, TYPALIGN_INT));
+			uvalues[2] = Int32GetDatum(nlost);
+			ccp_worker_exec("INSERT INTO ccpurge.queue (request_id, server, operation,"
+							" params, role, items, nitems, state, attempts, next_attempt_at,"
+							" batch_id, http_status, code, message, enqueued_at, finished_at)"
+							" SELECT request_id, server, operation, params, role, $2, $3,"
+							" 'failed', attempts, next_attempt_at, batch_id, http_status,"
+							" code, $4, enqueued_at, finished_at"
+							" FROM ccpurge.queue WHERE chunk_id = $1",
+							4, utypes, uvalues, NULL, SPI_OK_INSERT);
+			uvalues[1] = PointerGetDatum(construct_array(keep, nkeep, TEXTOID, -1, false, TYPALIGN_INT));
+			uvalues[2] = Int32GetDatum(nkeep);
+			ccp_worker_exec("UPDATE ccpurge.queue SET items = $2, nitems = $3"
+							" WHERE chunk_id = $1",
+							3, utypes, uvalues, NULL, SPI_OK_UPDATE);
+		}
+	}
+	ccp_worker_report_failure(batch, nfailed, NULL, "refused by the receiver");
 }
 
 /*
@@ -858,6 +1082,11 @@ ccp_worker_record(void)
 						" finished_at = CASE WHEN $2 = 'queued' THEN NULL ELSE now() END"
 						" WHERE batch_id = $1 AND state = 'sending'",
 						6, types, values, nulls, SPI_OK_UPDATE);
+		if (out->ok && out->item_ok != NULL)
+			ccp_worker_fail_items(batch);
+		else if (strcmp(state, "failed") == 0)
+			ccp_worker_report_failure(batch, batch->nitems, out->code,
+									  out->message);
 	}
 	ccp_reqlog_flush();
 	ccp_worker_end();

@@ -31,4 +31,4 @@ SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log_log_id_seq', '')
 CREATE FUNCTION ccpurge_items_digest(items text[])
 RETURNS text
 AS 'MODULE_PATHNAME'
-LANGUAGE C STRICT IMMUTABLE;
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;

@@ -40,6 +40,14 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
+CREATE FUNCTION ccpurge_erase(
+	items text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
 /*
  * ccpurge_c2_sign exposes the iSales C2 signer for known-answer tests and
  * for debugging a vendor's 401; it never reads stored secrets.
@@ -49,7 +57,7 @@ CREATE FUNCTION ccpurge_c2_sign(
 	headers text[], body text)
 RETURNS text
 AS 'MODULE_PATHNAME'
-LANGUAGE C IMMUTABLE;
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 REVOKE EXECUTE ON FUNCTION
 	ccpurge_delete_customers(text[], text),
@@ -57,5 +65,6 @@ REVOKE EXECUTE ON FUNCTION
 	ccpurge_delete_caller_numbers(int, int, text[], text),
 	ccpurge_delete_calldata(int, int, jsonb, text),
 	ccpurge_delete_bulk_data(text[], text[], text),
+	ccpurge_erase(text[], text),
 	ccpurge_c2_sign(text, text, text, text, text, text, text[], text)
 FROM PUBLIC;

@@ -15,3 +15,17 @@ SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
   FROM ccpurge.queue AS q
 	   CROSS JOIN LATERAL pg_catalog.unnest(q.items) AS i(item)
  WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
+
+/* ccpurge_items_digest and ccpurge_c2_sign read no state: parallel safe. */
+ALTER FUNCTION ccpurge_items_digest(text[]) PARALLEL SAFE;
+ALTER FUNCTION ccpurge_c2_sign(text, text, text, text, text, text, text[], text) PARALLEL SAFE;
+
+/* The webhook vendor (design section 1). */
+CREATE FUNCTION ccpurge_erase(
+	items text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE EXECUTE ON FUNCTION ccpurge_erase(text[], text) FROM PUBLIC;

@@ -2,8 +2,9 @@
  *
  * ccpurge-sim.c
  *	  The vendor simulator's entry point: command line, the listening
- *	  socket, the libmicrohttpd glue, request dispatch, fault injection and
- *	  the waits that let a slow request sleep without holding up others.
+ *	  socket, the libmicrohttpd glue, request dispatch, fault injection
+ *	  (and the hook into chaos mode, sim_chaos.c) and the waits that let a
+ *	  slow request sleep without holding up others.
  *
  * Usage: ccpurge-sim [--port N] [--port-file FILE] [--threads N]
  *                    [--tls-cert FILE --tls-key FILE]
@@ -58,6 +59,10 @@ typedef struct SimFault
 	int			status;
 	int			delay_ms;
 	char	   *path;			/* NULL: any vendor request */
+	char	   *body;			/* "body" kind: the answer, body_len bytes */
+	size_t		body_len;
+	char	   *content_type;	/* "body" kind: "" for no header */
+	char	   *retry_after;	/* NULL: no Retry-After header */
 } SimFault;
 
 /* A suspended request waiting for its wake-up time (pool mode). */
@@ -152,7 +157,8 @@ int
 sim_fault_kind_from_name(const char *name)
 {
 	static const char *const names[] = {
-		NULL, "status", "delay", "reset", "garbage", "oversize", "expire_tokens"
+		NULL, "status", "delay", "reset", "garbage", "oversize", "expire_tokens",
+		"body"
 	};
 
 	for (int i = 1; i < (int) (sizeof(names) / sizeof(names[0])); i++)
@@ -161,23 +167,64 @@ sim_fault_kind_from_name(const char *name)
 	return SIM_FAULT_NONE;
 }
 
+/* sim_memdup returns a malloc'd, NUL-terminated copy of len bytes of s. */
+static char *
+sim_memdup(const char *s, size_t len)
+{
+	char	   *copy = malloc(len + 1);
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+/* sim_strdup_or_null returns a malloc'd copy of s, or NULL if s is NULL. */
+static char *
+sim_strdup_or_null(const char *s)
+{
+	return s ? sim_memdup(s, strlen(s)) : NULL;
+}
+
+/* sim_fault_free releases one fault. */
+static void
+sim_fault_free(SimFault *f)
+{
+	free(f->path);
+	free(f->body);
+	free(f->content_type);
+	free(f->retry_after);
+	free(f);
+}
+
 /*
- * sim_fault_add queues a fault for the next count vendor requests whose
- * path contains path (NULL: any).  Caller holds the state lock.
+ * sim_fault_add queues the fault spec describes, for the next spec->count
+ * vendor requests whose path contains spec->path (NULL: any).  Caller holds
+ * the state lock.
  */
 void
-sim_fault_add(int kind, int count, int status, int delay_ms, const char *path)
+sim_fault_add(const SimFaultSpec *spec)
 {
 	SimFault   *f = calloc(1, sizeof(SimFault));
 	SimFault  **p = &sim_faults;
 
 	if (f == NULL)
 		abort();
-	f->kind = kind;
-	f->count = count;
-	f->status = status;
-	f->delay_ms = delay_ms;
-	f->path = path ? strdup(path) : NULL;
+	f->kind = spec->kind;
+	f->count = spec->count;
+	f->status = spec->status;
+	f->delay_ms = spec->delay_ms;
+	f->path = sim_strdup_or_null(spec->path);
+	if (spec->kind == SIM_FAULT_BODY)
+	{
+		f->body = sim_memdup(spec->body ? spec->body : "", spec->body_len);
+		f->body_len = spec->body_len;
+		f->content_type = sim_strdup_or_null(spec->content_type ?
+											  spec->content_type :
+											  "application/json");
+	}
+	f->retry_after = sim_strdup_or_null(spec->retry_after);
 	while (*p)
 		p = &(*p)->next;
 	*p = f;
@@ -191,8 +238,7 @@ sim_fault_clear(void)
 	{
 		SimFault   *next = sim_faults->next;
 
-		free(sim_faults->path);
-		free(sim_faults);
+		sim_fault_free(sim_faults);
 		sim_faults = next;
 	}
 }
@@ -216,11 +262,23 @@ sim_fault_take(SimRequest *req)
 		req->fault_kind = f->kind;
 		req->fault_status = f->status;
 		req->delay_ms = f->kind == SIM_FAULT_DELAY ? f->delay_ms : 0;
+		req->fault_body_len = f->body_len;
 		if (--f->count <= 0)
 		{
+			/* the last use: hand the strings over instead of copying */
+			req->fault_body = f->body;
+			req->fault_ctype = f->content_type;
+			req->fault_retry_after = f->retry_after;
+			f->body = f->content_type = f->retry_after = NULL;
 			*p = f->next;
-			free(f->path);
-			free(f);
+			sim_fault_free(f);
+		}
+		else
+		{
+			if (f->body)
+				req->fault_body = sim_memdup(f->body, f->body_len);
+			req->fault_ctype = sim_strdup_or_null(f->content_type);
+			req->fault_retry_after = sim_strdup_or_null(f->retry_after);
 		}
 		return;
 	}
@@ -365,7 +423,8 @@ sim_is_control(SimRequest *req)
 
 /*
  * sim_begin runs once per request when its body is complete: routes it,
- * counts it and picks its fault.
+ * counts it and picks its fault, or else its chaos (only for a request
+ * the route's handler would get).
  */
 static void
 sim_begin(SimRequest *req)
@@ -378,6 +437,9 @@ sim_begin(SimRequest *req)
 	{
 		sim_count_request(req->route_index);
 		sim_fault_take(req);
+		if (req->fault_kind == SIM_FAULT_NONE &&
+			strcmp(req->route->method, req->method) == 0)
+			sim_chaos_pick(req);
 	}
 	sim_inflight_enter(req);
 	sim_unlock();
@@ -418,6 +480,8 @@ sim_step(SimRequest *req)
 					cJSON_AddNumberToObject(o, "status", req->fault_status);
 					sim_reply(req, req->fault_status, o, "fault:status",
 							  "injected fault");
+					req->retry_after = req->fault_retry_after;
+					req->fault_retry_after = NULL;
 					return SIM_DONE;
 				}
 			case SIM_FAULT_RESET:
@@ -432,8 +496,22 @@ sim_step(SimRequest *req)
 					snprintf(req->code, sizeof(req->code), "fault:garbage");
 					return SIM_DONE;
 				}
+			case SIM_FAULT_BODY:
+				sim_reply_raw(req, req->fault_status, req->fault_ctype,
+							  req->fault_body, req->fault_body_len);
+				req->fault_body = NULL;
+				req->retry_after = req->fault_retry_after;
+				req->fault_retry_after = NULL;
+				snprintf(req->code, sizeof(req->code), "fault:body");
+				snprintf(req->message, sizeof(req->message), "injected body");
+				return SIM_DONE;
 			default:
 				break;
+		}
+		if (req->chaos_kind != SIM_CHAOS_NONE && req->chaos_kind != SIM_CHAOS_SLOW)
+		{
+			sim_chaos_answer(req);
+			return SIM_DONE;
 		}
 		req->glue_stage = 1;
 		if (req->delay_ms > 0 && !(req->route->flags & SIM_ROUTE_OWN_DELAY))
@@ -450,6 +528,8 @@ sim_step(SimRequest *req)
 		sim_pad_reply(req);
 		snprintf(req->code, sizeof(req->code), "fault:oversize");
 	}
+	if (req->chaos_kind == SIM_CHAOS_SLOW)
+		snprintf(req->code, sizeof(req->code), "chaos:slow");
 	return SIM_DONE;
 }
 
@@ -581,6 +661,10 @@ sim_completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(req->query);
 	free(req->body);
 	free(req->reply);
+	free(req->fault_body);
+	free(req->fault_ctype);
+	free(req->retry_after);
+	free(req->fault_retry_after);
 	free(req->vstate);
 	for (int i = 0; i < req->nseg; i++)
 		free(req->seg[i]);
@@ -610,8 +694,12 @@ sim_respond(SimRequest *req)
 	if (resp == NULL)
 		return MHD_NO;
 	req->reply = NULL;
-	if (req->content_type)
+	if (req->content_type && req->content_type[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
+	if (req->retry_after)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, req->retry_after);
+	if (req->location)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, req->location);
 	ret = MHD_queue_response(req->conn, req->status, resp);
 	MHD_destroy_response(resp);
 	return ret;

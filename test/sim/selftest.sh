@@ -218,6 +218,97 @@ req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
 	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
 expect "fault used up" 200 '"AccessToken"'
 
+# jstr TEXT: TEXT as a JSON string (it holds no control characters).
+jstr() {
+	local s=${1//\\/\\\\}
+	printf '"%s"' "${s//\"/\\\"}"
+}
+
+# raw METHOD PATH [curl args...]: send a request, keeping the exact body in
+# $work/body and the headers in $work/head; sets code.
+raw() {
+	local method=$1 path=$2
+	shift 2
+	code=$(curl -s -o "$work/body" -D "$work/head" -w '%{http_code}' -X "$method" "$base$path" "$@")
+}
+
+# expect_raw NAME WANT_STATUS WANT_BODY_FILE [HEADER_LINE...]: check the
+# last raw answer byte for byte, and that each header line is there.
+expect_raw() {
+	local name=$1 status=$2 want=$3 h
+	shift 3
+	if [ "$code" != "$status" ] || ! cmp -s "$want" "$work/body"; then
+		bad "$name" "got HTTP $code: $(head -c 300 "$work/body")"
+		return
+	fi
+	for h in "$@"; do
+		if ! tr -d '\r' <"$work/head" | grep -qixF -- "$h"; then
+			bad "$name" "no header \"$h\" in: $(tr -d '\r' <"$work/head" | tr '\n' '|')"
+			return
+		fi
+	done
+	ok "$name"
+}
+
+# fault JSON: queue a fault, checking the control call succeeds.
+fault() {
+	local r
+	r=$(curl -s -X POST "$base/_sim/fault" --data-binary "$1")
+	[ "$r" = '{"ok":true}' ] || echo "selftest: fault $1 refused: $r" >&2
+}
+
+# a fresh CEC token: expire_tokens above ended the first one
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+tok=$(sed -n 's/.*"AccessToken":"\([0-9a-f]*\)".*/\1/p' <<<"$body")
+cec=(-H "Authorization: Bearer $tok" -H 'X-APP-Key: cec-app-key' "${json[@]}")
+
+e200=$(printf 'é%.0s' $(seq 1 200))
+e40=$(printf 'é%.0s' $(seq 1 40))
+printf '{"error_code":"APIGW.0301","error_msg":"%s"}' "$e200" >"$work/want"
+fault "{\"kind\":\"body\",\"status\":401,\"path\":\"tokenByAkSk\",\"body\":$(jstr "$(cat "$work/want")")}"
+before=$(curl -s "$base/_sim/state" | sed -n 's/.*"tokens_issued":{"cec":\([0-9]*\).*/\1/p')
+raw POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect_raw "body fault on a token endpoint, multibyte text" 401 "$work/want" \
+	'Content-Type: application/json'
+if state_has "\"tokens_issued\":{\"cec\":$before,"; then ok "body fault issues no token"; else bad "body fault issues no token" "$(curl -s "$base/_sim/state")"; fi
+
+printf '{"retCode":"%s","retMsg":"x"}' "$e40" >"$work/want"
+fault "{\"kind\":\"body\",\"status\":200,\"path\":\"cleancustpersonaldata\",\"body\":$(jstr "$(cat "$work/want")")}"
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["body-fault-1"]}'
+expect_raw "body fault on a business endpoint" 200 "$work/want"
+req GET /_sim/deleted/cec_customers
+if [[ "$body" != *body-fault-1* ]]; then ok "body fault deletes nothing"; else bad "body fault deletes nothing" "$body"; fi
+
+printf '%s' '{"retCode":"0","retMsg":"fine"} <html>502 Bad Gateway</html>' >"$work/want"
+fault "{\"kind\":\"body\",\"status\":200,\"count\":2,\"content_type\":\"text/html; charset=utf-8\",\"retry_after\":\"Wed, 21 Oct 2015 07:28:00 GMT\",\"body\":$(jstr "$(cat "$work/want")")}"
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["body-fault-2"]}'
+expect_raw "body fault: junk after a success, content type, Retry-After" 200 "$work/want" \
+	'Content-Type: text/html; charset=utf-8' 'Retry-After: Wed, 21 Oct 2015 07:28:00 GMT'
+raw POST /ca_apis/CAToken/generateToken "${json[@]}" -H 'apiKey: oz-api-key' -d '{"userName":"acme"}'
+expect_raw "body fault count 2 hits a second endpoint" 200 "$work/want"
+req GET '/_sim/log?n=2'
+expect "body fault logged as fault:body" 200 '"code":"fault:body","message":"injected body"'
+
+fault '{"kind":"status","status":429,"retry_after":30,"path":"cleancustpersonaldata"}'
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["x"]}'
+printf '%s' '{"error":"injected fault","status":429}' >"$work/want"
+expect_raw "status fault with retry_after" 429 "$work/want" 'Retry-After: 30'
+raw POST /apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata "${cec[@]}" \
+	-d '{"customNos":["x"]}'
+if [ "$code" = 200 ] && ! grep -qi '^retry-after' "$work/head"; then ok "no Retry-After without a fault"; else bad "no Retry-After without a fault" "HTTP $code $(cat "$work/head")"; fi
+
+req POST /_sim/fault -d '{"kind":"body","status":200}'
+expect "body fault needs a body" 400 'kind body needs body'
+req POST /_sim/fault -d '{"kind":"delay","retry_after":"1"}'
+expect "retry_after only with status or body" 400 'retry_after'
+req POST /_sim/fault -d '{"kind":"body","body":"x","content_type":"a\nb"}'
+expect "content_type must be a header value" 400 'content_type'
+
 curl -s -X POST "$base/_sim/fault" -d '{"kind":"reset"}' >/dev/null
 curl -s -o /dev/null -X POST "$base/apigovernance/api/oauth/tokenByAkSk" -d '{}'
 rc=$?
@@ -229,6 +320,105 @@ expect "unknown config key" 400 'no_such_key'
 req POST /_sim/reset
 expect "reset" 200 '"ok":true'
 if state_has '"tokens_issued":{"cec":0,"ozonetel":0}'; then ok "reset clears state"; else bad "reset clears state" "$(curl -s "$base/_sim/state")"; fi
+
+# ---------------------------------------------------------------- chaos
+curl -s -X POST "$base/_sim/reset" >/dev/null
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+tok=$(sed -n 's/.*"AccessToken":"\([0-9a-f]*\)".*/\1/p' <<<"$body")
+cec=(-H "Authorization: Bearer $tok" -H 'X-APP-Key: cec-app-key' "${json[@]}")
+custpath=/apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata
+
+req POST /_sim/config -d '{"chaos_rate":1.5}'
+expect "chaos_rate above 1 refused" 400 'chaos_rate'
+
+# lastcode: the code of the last logged vendor request
+lastcode() { curl -s "$base/_sim/log?n=1" | sed -n 's/.*"code":"\([^"]*\)".*/\1/p'; }
+
+# One request per seed at chaos_rate 1: the answer must fit the kind the
+# log names, and only slow answers may delete.
+cecok='{"retCode":"0","retMsg":"VerifyParams success"}'
+seen=" " chaos_bad= slow_items= storm_seed=
+for seed in $(seq 1 40); do
+	curl -s -X POST "$base/_sim/config" \
+		-d "{\"chaos_rate\":1,\"chaos_seed\":$seed,\"chaos_max_delay_ms\":50}" >/dev/null
+	code=$(curl -s -o "$work/body" -D "$work/head" -w '%{http_code}' -X POST "$base$custpath" \
+		"${cec[@]}" -d "{\"customNos\":[\"chaos-$seed\"]}")
+	rc=$?
+	kind=$(lastcode)
+	kind=${kind#chaos:}
+	size=$(wc -c <"$work/body")
+	head=$(tr -d '\r' <"$work/head")
+	case "$kind" in
+		reset) [ "$rc" -ne 0 ] ;;
+		slow) [ "$code" = 200 ] && grep -q '"retCode":"0"' "$work/body" && slow_items+=" chaos-$seed" ;;
+		redirect) [[ "$code" == 30? ]] && grep -qx 'Location: /chaos/redirected' <<<"$head" ;;
+		storm_401) [ "$code" = 401 ] && storm_seed=${storm_seed:-$seed} ;;
+		storm_429) [ "$code" = 429 ] && grep -qx 'Retry-After: 1' <<<"$head" ;;
+		huge_body) [ "$code" = 200 ] && [ "$size" -gt 1048576 ] && [ "$size" -lt 2097152 ] &&
+			[ "$(head -c 12 "$work/body")" = '{"padding":"' ] ;;
+		deep_nesting) [ "$code" = 200 ] && [ "$size" -ge 100000 ] ;;
+		long_text) [ "$code" = 200 ] && [ "$size" -ge 200000 ] ;;
+		trailing_junk) [ "$code" = 200 ] && [ "$size" -gt ${#cecok} ] &&
+			[ "$(head -c ${#cecok} "$work/body")" = "$cecok" ] ;;
+		invalid_json | truncated_json | wrong_types | bad_utf8) [ "$code" = 200 ] &&
+			[ "$(cat "$work/body")" != "$cecok" ] ;;
+		*) false ;;
+	esac || chaos_bad+=" seed $seed: kind '$kind' HTTP $code, $size bytes;"
+	seen+="$kind "
+done
+if [ -z "$chaos_bad" ]; then ok "chaos answers fit their kinds"; else bad "chaos answers fit their kinds" "$chaos_bad"; fi
+missing=
+for kind in invalid_json truncated_json wrong_types deep_nesting long_text bad_utf8 trailing_junk \
+	reset slow redirect storm_401 storm_429 huge_body; do
+	[[ "$seen" == *" $kind "* ]] || missing+=" $kind"
+done
+if [ -z "$missing" ]; then ok "seeds 1 to 40 give every chaos kind"; else bad "seeds 1 to 40 give every chaos kind" "missing:$missing; seen:$seen"; fi
+want=$(printf '"%s"\n' $slow_items | sort | paste -sd, -)
+req GET /_sim/deleted/cec_customers
+expect "only slow chaos answers delete" 200 "[$want]"
+if state_has '"chaos":{"invalid_json":' && state_has '"storm_429":' &&
+	[ $(($(curl -s "$base/_sim/state" | sed 's/.*"chaos":{\([^}]*\)}.*/\1/' | tr ',' '\n' | sed 's/.*://' | paste -sd+ -))) = 40 ]; then
+	ok "chaos counters in state add up"
+else
+	bad "chaos counters in state add up" "$(curl -s "$base/_sim/state")"
+fi
+
+curl -s -X POST "$base/_sim/config" -d "{\"chaos_rate\":1,\"chaos_seed\":$storm_seed}" >/dev/null
+curl -s -o /dev/null -X POST "$base$custpath" "${cec[@]}" -d '{"customNos":["storm"]}'
+req POST "$custpath" "${cec[@]}" -d '{"customNos":["storm"]}'
+if [ "$code" = 401 ] && [ "$(lastcode)" = chaos:storm_401 ]; then ok "a 401 storm lasts more than one request"; else bad "a 401 storm lasts more than one request" "HTTP $code $(lastcode)"; fi
+
+fault '{"kind":"status","status":418}'
+req POST "$custpath" "${cec[@]}" -d '{"customNos":["x"]}'
+if [ "$code" = 418 ] && [ "$(lastcode)" = fault:status ]; then ok "a queued fault wins over chaos"; else bad "a queued fault wins over chaos" "HTTP $code $(lastcode)"; fi
+
+# the same seed and request order give the same answers
+chaos_run() {
+	local i
+	curl -s -X POST "$base/_sim/config" -d '{"chaos_rate":0.5,"chaos_seed":4242,"chaos_max_delay_ms":0}' >/dev/null
+	for i in $(seq 1 30); do
+		curl -s -o /dev/null -X POST "$base$custpath" "${cec[@]}" -d "{\"customNos\":[\"d$i\"]}"
+	done
+	curl -s "$base/_sim/log?n=30" | grep -o '"code":"[^"]*"' | paste -sd' ' -
+}
+run1=$(chaos_run)
+run2=$(chaos_run)
+if [ "$run1" = "$run2" ] && [[ "$run1" == *'"code":"0"'* ]] && [[ "$run1" == *'"code":"chaos:'* ]]; then
+	ok "chaos is deterministic for a seed"
+else
+	bad "chaos is deterministic for a seed" "$run1 // $run2"
+fi
+
+curl -s -X POST "$base/_sim/reset" >/dev/null
+if state_has '"chaos":{"invalid_json":0,"truncated_json":0,"wrong_types":0,"deep_nesting":0,"long_text":0,"bad_utf8":0,"trailing_junk":0,"reset":0,"slow":0,"redirect":0,"storm_401":0,"storm_429":0,"huge_body":0}'; then
+	ok "reset clears chaos counters"
+else
+	bad "reset clears chaos counters" "$(curl -s "$base/_sim/state")"
+fi
+req POST /apigovernance/api/oauth/tokenByAkSk "${json[@]}" \
+	-d '{"app_key":"cec-app-key","app_secret":"cec-app-secret"}'
+expect "reset turns chaos off" 200 '"AccessToken"'
 
 # ----------------------------------------------------------------- stop
 kill "$simpid"

@@ -6,8 +6,9 @@
  * The simulator is a standalone HTTP server that plays the contact-center
  * vendors ccpurge talks to.  The declarations are grouped by the file that
  * defines them: the HTTP glue and request dispatch (ccpurge-sim.c), the
- * shared state (sim_state.c), the control interface (sim_control.c) and
- * the vendors (sim_cec.c, sim_isales.c, sim_ozonetel.c).
+ * shared state (sim_state.c), the control interface (sim_control.c),
+ * chaos mode (sim_chaos.c) and the vendors (sim_cec.c, sim_isales.c,
+ * sim_ozonetel.c).
  *
  * A vendor is one file that defines a SimVendor, plus one entry in the
  * vendor table at the top of ccpurge-sim.c.
@@ -81,12 +82,13 @@ typedef enum SimConfType
 	SIM_CONF_INT,				/* int, in [min, max] */
 	SIM_CONF_SET,				/* JSON array of ints or strings, kept as a
 								 * SimSet of decimal/plain strings */
-	SIM_CONF_STRING				/* short string, at most 31 bytes */
+	SIM_CONF_STRING,			/* short string, at most 31 bytes */
+	SIM_CONF_DOUBLE				/* double, in [min, max]; default def_int */
 } SimConfType;
 
 /*
- * One configuration key.  value points at an int, a SimSet * or a
- * char[32], by type; def_int / def_str are the reset values.
+ * One configuration key.  value points at an int, a SimSet *, a char[32]
+ * or a double, by type; def_int / def_str are the reset values.
  */
 typedef struct SimConfItem
 {
@@ -134,6 +136,12 @@ typedef struct SimVendor
 	 * control calls.  Runs without the lock held.
 	 */
 	void		(*control) (struct SimRequest *req, const char *rest);
+
+	/*
+	 * The JSON text of a successful answer of route, which chaos mode
+	 * mangles; NULL (callback or result) for {"status":"ok"}.  No lock.
+	 */
+	const char *(*chaos_sample) (const SimRoute *route);
 } SimVendor;
 
 /* Kinds of rejection counted in /_sim/state. */
@@ -179,6 +187,14 @@ typedef struct SimRequest
 	int			fault_kind;
 	int			fault_status;
 	int			delay_ms;		/* delay still to spend */
+	char	   *fault_body;		/* "body" fault: the exact answer, malloc'd */
+	size_t		fault_body_len;
+	char	   *fault_ctype;	/* "body" fault: its Content-Type, malloc'd */
+	char	   *fault_retry_after;	/* the fault's Retry-After, malloc'd */
+
+	/* chaos picked for this request (only when no fault was) */
+	int			chaos_kind;		/* SIM_CHAOS_*, 0 for none */
+	uint64_t	chaos_rand;		/* seeds the answer's own choices */
 
 	/* handler progress */
 	int			stage;			/* 0 on the first call */
@@ -196,8 +212,28 @@ typedef struct SimRequest
 	int			status;			/* 0: close the connection, no answer */
 	char	   *reply;			/* malloc'd body */
 	size_t		reply_len;
-	const char *content_type;
+	const char *content_type;	/* NULL or "": no Content-Type header */
+	char	   *retry_after;	/* malloc'd Retry-After value, or NULL */
+	const char *location;		/* static Location value, or NULL */
 } SimRequest;
+
+/*
+ * A fault to queue (POST /_sim/fault).  The strings are copied; body is
+ * body_len bytes, content_type NULL for application/json, and retry_after
+ * NULL for no Retry-After header.
+ */
+typedef struct SimFaultSpec
+{
+	int			kind;
+	int			count;
+	int			status;
+	int			delay_ms;
+	const char *path;			/* NULL: any vendor request */
+	const char *body;
+	size_t		body_len;
+	const char *content_type;
+	const char *retry_after;
+} SimFaultSpec;
 
 /* ccpurge-sim.c */
 extern const SimVendor *const sim_vendors[];
@@ -207,8 +243,7 @@ extern void sim_reply(SimRequest *req, int status, cJSON *body,
 					  const char *code, const char *message);
 extern void sim_reply_raw(SimRequest *req, int status, const char *ctype,
 						  char *body, size_t len);
-extern void sim_fault_add(int kind, int count, int status, int delay_ms,
-						  const char *path);
+extern void sim_fault_add(const SimFaultSpec *spec);
 extern void sim_fault_clear(void);
 extern int	sim_fault_kind_from_name(const char *name);
 
@@ -219,6 +254,7 @@ extern int	sim_fault_kind_from_name(const char *name);
 #define SIM_FAULT_GARBAGE	4
 #define SIM_FAULT_OVERSIZE	5
 #define SIM_FAULT_EXPIRE	6
+#define SIM_FAULT_BODY		7
 
 /* sim_state.c: everything here but the clock needs the state lock held */
 extern void sim_lock(void);
@@ -250,6 +286,35 @@ extern cJSON *sim_log_json(int n);
 extern int	sim_route_count(void);
 extern const SimRoute *sim_route_at(int index, const SimVendor **vendor);
 extern const char *sim_config_apply(cJSON *obj);
+
+/*
+ * sim_chaos.c: chaos mode.  The kinds, in the order /_sim/state lists
+ * them; everything but the picking and the answer needs the state lock.
+ */
+#define SIM_CHAOS_NONE			0
+#define SIM_CHAOS_INVALID_JSON	1
+#define SIM_CHAOS_TRUNCATED		2
+#define SIM_CHAOS_WRONG_TYPES	3
+#define SIM_CHAOS_DEEP_NESTING	4
+#define SIM_CHAOS_LONG_TEXT		5
+#define SIM_CHAOS_BAD_UTF8		6
+#define SIM_CHAOS_TRAILING_JUNK 7
+#define SIM_CHAOS_RESET			8
+#define SIM_CHAOS_SLOW			9
+#define SIM_CHAOS_REDIRECT		10
+#define SIM_CHAOS_STORM_401		11
+#define SIM_CHAOS_STORM_429		12
+#define SIM_CHAOS_HUGE_BODY		13
+#define SIM_CHAOS_KINDS			13
+
+extern const SimConfItem sim_chaos_config[];
+extern const int sim_chaos_nconfig;
+extern void sim_chaos_restart(void);
+extern void sim_chaos_reset(void);
+extern void sim_chaos_pick(SimRequest *req);
+extern void sim_chaos_answer(SimRequest *req);
+extern const char *sim_chaos_kind_name(int kind);
+extern void sim_chaos_state(cJSON *root);
 
 /* sim_control.c */
 extern void sim_control(SimRequest *req);

@@ -474,6 +474,23 @@ cec_expire_tokens(void)
 		cec_tokens[i].expires_ms = now;
 }
 
+/*
+ * cec_chaos_sample returns the text of a successful answer of route, for
+ * chaos mode to mangle.  Its token is not a live one.
+ */
+static const char *
+cec_chaos_sample(const SimRoute *route)
+{
+	if (strcmp(route->endpoint, "cec_token") == 0)
+		return "{\"AccessToken\":\"c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a05\","
+			"\"ApplyType\":\"Bearer\",\"CreateTime\":\"1700000000\","
+			"\"Expires\":\"3600\",\"RefreshToken\":\"\",\"AppKey\":\"cec-app-key\"}";
+	if (strcmp(route->endpoint, "cec_routes") == 0)
+		return "{\"returnCode\":\"0\",\"description\":\"data delete success\","
+			"\"data\":{\"id\":\"1\",\"name\":\"route1\",\"content\":\"route1\"}}";
+	return "{\"retCode\":\"0\",\"retMsg\":\"VerifyParams success\"}";
+}
+
 static const SimRoute cec_routes_table[] = {
 	{"POST", "/apigovernance/api/oauth/tokenByAkSk", "cec_token", cec_token, 0},
 	{"POST", "/apiaccess/CC-Management/v1/clearUserInfo/cleancustpersonaldata",
@@ -509,4 +526,5 @@ const SimVendor sim_vendor_cec = {
 	.tokens_issued = cec_tokens_issued,
 	.expire_tokens = cec_expire_tokens,
 	.control = NULL,
+	.chaos_sample = cec_chaos_sample,
 };

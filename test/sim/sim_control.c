@@ -82,18 +82,68 @@ ctl_json_int(cJSON *obj, const char *name, int min, int max, int *out)
 	return true;
 }
 
+/*
+ * ctl_header_text says whether s may be sent as an HTTP header value:
+ * printable ASCII and spaces, at most 200 bytes; empty only if allow_empty.
+ */
+static bool
+ctl_header_text(const char *s, bool allow_empty)
+{
+	size_t		len = strlen(s);
+
+	if (len > 200 || (len == 0 && !allow_empty))
+		return false;
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || (unsigned char) *s > 0x7e)
+			return false;
+	return true;
+}
+
+/*
+ * ctl_retry_after reads the optional retry_after member of a fault: a
+ * string fit for a header, or a non-negative integer written in decimal to
+ * buf.  Stores NULL when absent; returns false if malformed.
+ */
+static bool
+ctl_retry_after(cJSON *obj, char *buf, size_t bufsize, const char **out)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(obj, "retry_after");
+
+	*out = NULL;
+	if (v == NULL)
+		return true;
+	if (cJSON_IsString(v))
+	{
+		if (!ctl_header_text(v->valuestring, false))
+			return false;
+		*out = v->valuestring;
+		return true;
+	}
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e9 ||
+		v->valuedouble != (double) (long) v->valuedouble)
+		return false;
+	snprintf(buf, bufsize, "%ld", (long) v->valuedouble);
+	*out = buf;
+	return true;
+}
+
 /* ctl_fault handles POST /_sim/fault. */
 static void
 ctl_fault(SimRequest *req)
 {
+	static const char *const keys[] = {
+		"count", "kind", "status", "delay_ms", "path", "body", "content_type",
+		"retry_after", NULL
+	};
 	cJSON	   *body = sim_parse_object(req);
 	cJSON	   *kind;
 	cJSON	   *path;
+	cJSON	   *text;
+	cJSON	   *ctype;
 	cJSON	   *item;
+	SimFaultSpec spec;
+	char		retry_buf[32];
 	int			k;
-	int			count = 1;
-	int			status = 503;
-	int			delay_ms = 1000;
 
 	if (body == NULL)
 	{
@@ -102,9 +152,12 @@ ctl_fault(SimRequest *req)
 	}
 	cJSON_ArrayForEach(item, body)
 	{
-		if (strcmp(item->string, "count") != 0 && strcmp(item->string, "kind") != 0 &&
-			strcmp(item->string, "status") != 0 && strcmp(item->string, "delay_ms") != 0 &&
-			strcmp(item->string, "path") != 0)
+		int			i;
+
+		for (i = 0; keys[i]; i++)
+			if (strcmp(item->string, keys[i]) == 0)
+				break;
+		if (keys[i] == NULL)
 		{
 			cJSON_Delete(body);
 			ctl_error(req, 400, "unknown fault key");
@@ -113,22 +166,54 @@ ctl_fault(SimRequest *req)
 	}
 	kind = cJSON_GetObjectItemCaseSensitive(body, "kind");
 	path = cJSON_GetObjectItemCaseSensitive(body, "path");
+	text = cJSON_GetObjectItemCaseSensitive(body, "body");
+	ctype = cJSON_GetObjectItemCaseSensitive(body, "content_type");
 	if (!cJSON_IsString(kind) ||
 		(k = sim_fault_kind_from_name(kind->valuestring)) == SIM_FAULT_NONE)
 	{
 		cJSON_Delete(body);
-		ctl_error(req, 400, "kind must be one of status, delay, reset, garbage, oversize, expire_tokens");
+		ctl_error(req, 400, "kind must be one of status, delay, reset, garbage, oversize, expire_tokens, body");
 		return;
 	}
-	if (!ctl_json_int(body, "count", 1, 1000000, &count) ||
-		!ctl_json_int(body, "status", 100, 599, &status) ||
-		!ctl_json_int(body, "delay_ms", 0, 600000, &delay_ms) ||
+	memset(&spec, 0, sizeof(spec));
+	spec.kind = k;
+	spec.count = 1;
+	spec.status = 503;
+	spec.delay_ms = 1000;
+	if (!ctl_json_int(body, "count", 1, 1000000, &spec.count) ||
+		!ctl_json_int(body, "status", 100, 599, &spec.status) ||
+		!ctl_json_int(body, "delay_ms", 0, 600000, &spec.delay_ms) ||
 		(path != NULL && !cJSON_IsString(path)))
 	{
 		cJSON_Delete(body);
 		ctl_error(req, 400, "invalid count, status, delay_ms or path");
 		return;
 	}
+	if (!ctl_retry_after(body, retry_buf, sizeof(retry_buf), &spec.retry_after) ||
+		(spec.retry_after != NULL && k != SIM_FAULT_STATUS && k != SIM_FAULT_BODY))
+	{
+		cJSON_Delete(body);
+		ctl_error(req, 400, "retry_after must be a header value or a non-negative integer, and goes with kind status or body only");
+		return;
+	}
+	if ((k == SIM_FAULT_BODY) != (text != NULL) ||
+		(text != NULL && !cJSON_IsString(text)) ||
+		(ctype != NULL && (k != SIM_FAULT_BODY || !cJSON_IsString(ctype) ||
+						   !ctl_header_text(ctype->valuestring, true))))
+	{
+		cJSON_Delete(body);
+		ctl_error(req, 400, "kind body needs body, a string, and takes an optional content_type; other kinds take neither");
+		return;
+	}
+	if (path && path->valuestring[0])
+		spec.path = path->valuestring;
+	if (text)
+	{
+		spec.body = text->valuestring;
+		spec.body_len = strlen(text->valuestring);
+	}
+	if (ctype)
+		spec.content_type = ctype->valuestring;
 	sim_lock();
 	if (k == SIM_FAULT_EXPIRE)
 	{
@@ -137,8 +222,7 @@ ctl_fault(SimRequest *req)
 				sim_vendors[v]->expire_tokens();
 	}
 	else
-		sim_fault_add(k, count, status, delay_ms,
-					  path && path->valuestring[0] ? path->valuestring : NULL);
+		sim_fault_add(&spec);
 	sim_unlock();
 	cJSON_Delete(body);
 	ctl_ok(req);

@@ -1132,6 +1132,20 @@ is_reset(void)
 	}
 }
 
+/*
+ * is_chaos_sample returns the text of a successful answer of route, for
+ * chaos mode to mangle.
+ */
+static const char *
+is_chaos_sample(const SimRoute *route)
+{
+	if (strcmp(route->endpoint, "isales_calldata") == 0)
+		return "{\"resultCode\":\"0200000\",\"resultDesc\":\"\","
+			"\"returnCode\":\"0200000\",\"returnDesc\":\"\",\"successCount\":1}";
+	return "{\"resultCode\":\"0200000\",\"resultDesc\":\"delete callerNo success.num:1\","
+		"\"returnCode\":\"0200000\",\"returnDesc\":\"delete callerNo success.num:1\"}";
+}
+
 static const SimRoute is_routes[] = {
 	{"DELETE", "/rest/isales/v1/openapi/campaigns/*/callerNo/*",
 	"isales_caller_numbers", is_callers, SIM_ROUTE_ITEMS},
@@ -1167,4 +1181,5 @@ const SimVendor sim_vendor_isales = {
 	.tokens_issued = NULL,
 	.expire_tokens = NULL,
 	.control = is_control,
+	.chaos_sample = is_chaos_sample,
 };

@@ -477,6 +477,19 @@ oz_expire_tokens(void)
 		oz_account.token_expires_ms = sim_mono_ms();
 }
 
+/*
+ * oz_chaos_sample returns the text of a successful answer of route, for
+ * chaos mode to mangle.  Its token is not a live one.
+ */
+static const char *
+oz_chaos_sample(const SimRoute *route)
+{
+	if (strcmp(route->endpoint, "oz_token") == 0)
+		return "{\"token\":\"eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJjaGFvcyJ9.c4a05\","
+			"\"message\":\"\"}";
+	return "{\"status\":\"true\",\"message\":\"Data deleted successfully\"}";
+}
+
 static const SimRoute oz_routes[] = {
 	{"POST", "/ca_apis/CAToken/generateToken", "oz_token", oz_token, 0},
 	{"DELETE", "/ca_apis/DeleteBulkData", "oz_delete", oz_delete,
@@ -514,4 +527,5 @@ const SimVendor sim_vendor_ozonetel = {
 	.tokens_issued = oz_tokens_issued,
 	.expire_tokens = oz_expire_tokens,
 	.control = NULL,
+	.chaos_sample = oz_chaos_sample,
 };

@@ -344,35 +344,45 @@ st_vendor_index(const SimVendor *v)
 	return -1;
 }
 
-/* st_config_reset puts every vendor's configuration back to defaults. */
+/* st_config_reset_items puts n configuration items back to defaults. */
+static void
+st_config_reset_items(const SimConfItem *items, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const SimConfItem *c = &items[i];
+
+		switch (c->type)
+		{
+			case SIM_CONF_INT:
+				*(int *) c->value = c->def_int;
+				break;
+			case SIM_CONF_SET:
+				if (*(struct SimSet **) c->value == NULL)
+					*(struct SimSet **) c->value = sim_set_new();
+				sim_set_clear(*(struct SimSet **) c->value);
+				break;
+			case SIM_CONF_STRING:
+				snprintf((char *) c->value, 32, "%s",
+						 c->def_str ? c->def_str : "");
+				break;
+			case SIM_CONF_DOUBLE:
+				*(double *) c->value = c->def_int;
+				break;
+		}
+	}
+}
+
+/*
+ * st_config_reset puts every vendor's configuration, and chaos mode's, back
+ * to defaults.
+ */
 static void
 st_config_reset(void)
 {
 	for (int v = 0; v < sim_nvendors; v++)
-	{
-		const SimVendor *vendor = sim_vendors[v];
-
-		for (int i = 0; i < vendor->nconfig; i++)
-		{
-			const SimConfItem *c = &vendor->config[i];
-
-			switch (c->type)
-			{
-				case SIM_CONF_INT:
-					*(int *) c->value = c->def_int;
-					break;
-				case SIM_CONF_SET:
-					if (*(struct SimSet **) c->value == NULL)
-						*(struct SimSet **) c->value = sim_set_new();
-					sim_set_clear(*(struct SimSet **) c->value);
-					break;
-				case SIM_CONF_STRING:
-					snprintf((char *) c->value, 32, "%s",
-							 c->def_str ? c->def_str : "");
-					break;
-			}
-		}
-	}
+		st_config_reset_items(sim_vendors[v]->config, sim_vendors[v]->nconfig);
+	st_config_reset_items(sim_chaos_config, sim_chaos_nconfig);
 }
 
 /*
@@ -425,6 +435,7 @@ sim_state_init(void)
 		}
 	}
 	st_config_reset();
+	sim_chaos_reset();
 	for (int v = 0; v < sim_nvendors; v++)
 		if (sim_vendors[v]->init)
 			sim_vendors[v]->init();
@@ -452,6 +463,7 @@ sim_state_reset(void)
 	st_log_start = 0;
 	st_log_count = 0;
 	st_config_reset();
+	sim_chaos_reset();
 	for (int v = 0; v < sim_nvendors; v++)
 		if (sim_vendors[v]->reset)
 			sim_vendors[v]->reset();
@@ -639,12 +651,17 @@ sim_state_json(void)
 			cJSON_AddItemToArray(arr,
 								 cJSON_CreateNumber(r->sizes[(r->start + k) % SIM_ITEMS_MAX]));
 	}
+
+	sim_chaos_state(root);
 	return root;
 }
 
 /* --------------------------------------------------------- configuration */
 
-/* st_config_find returns the configuration item called name, or NULL. */
+/*
+ * st_config_find returns the configuration item called name, a vendor's or
+ * chaos mode's, or NULL.
+ */
 static const SimConfItem *
 st_config_find(const char *name)
 {
@@ -652,7 +669,17 @@ st_config_find(const char *name)
 		for (int i = 0; i < sim_vendors[v]->nconfig; i++)
 			if (strcmp(sim_vendors[v]->config[i].name, name) == 0)
 				return &sim_vendors[v]->config[i];
+	for (int i = 0; i < sim_chaos_nconfig; i++)
+		if (strcmp(sim_chaos_config[i].name, name) == 0)
+			return &sim_chaos_config[i];
 	return NULL;
+}
+
+/* st_config_is_chaos says whether c is one of chaos mode's items. */
+static bool
+st_config_is_chaos(const SimConfItem *c)
+{
+	return c >= sim_chaos_config && c < sim_chaos_config + sim_chaos_nconfig;
 }
 
 /*
@@ -720,19 +747,28 @@ st_config_value(const SimConfItem *c, cJSON *value, bool store)
 			if (store)
 				snprintf((char *) c->value, 32, "%s", value->valuestring);
 			return true;
+		case SIM_CONF_DOUBLE:
+			if (!cJSON_IsNumber(value) || !(value->valuedouble >= c->min) ||
+				!(value->valuedouble <= c->max))
+				return false;
+			if (store)
+				*(double *) c->value = value->valuedouble;
+			return true;
 	}
 	return false;
 }
 
 /*
  * sim_config_apply applies a POST /_sim/config object.  Either every key is
- * applied or none; returns NULL on success or a static error message.
+ * applied or none; returns NULL on success or a static error message.  If
+ * it sets any chaos key, the chaos generator starts again from chaos_seed.
  */
 const char *
 sim_config_apply(cJSON *obj)
 {
 	static char err[160];
 	cJSON	   *item;
+	bool		chaos = false;
 
 	if (!cJSON_IsObject(obj))
 		return "the body must be a JSON object";
@@ -754,7 +790,14 @@ sim_config_apply(cJSON *obj)
 		}
 	}
 	cJSON_ArrayForEach(item, obj)
-		st_config_value(st_config_find(item->string), item, true);
+	{
+		const SimConfItem *c = st_config_find(item->string);
+
+		st_config_value(c, item, true);
+		chaos = chaos || st_config_is_chaos(c);
+	}
+	if (chaos)
+		sim_chaos_restart();
 	return NULL;
 }
 
