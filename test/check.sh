@@ -33,7 +33,11 @@
 # CCP_VALGRIND_OPTS (more valgrind options, after the script's own; for
 # example "--error-exitcode=0" to let a run with errors go on),
 # CCP_PACKAGE_INSTALL=0 ("package" only builds the package and checks its
-# contents: nothing is installed and no suite runs), CCP_TMPDIR (where the
+# contents: nothing is installed and no suite runs), CCP_PACKAGE_ROOT=DIR
+# ("package" extracts the package with dpkg -x into DIR, a relocatable copy
+# of PostgreSQL's /usr/lib/postgresql, /usr/share/postgresql and
+# /usr/include/postgresql trees, and tests it there instead of installing
+# it with apt-get), CCP_TMPDIR (where the
 # work directory is made, default /tmp; user postgres must be able to
 # read it).
 #
@@ -194,7 +198,8 @@ if [ "$INNER" -eq 0 ]; then
 			exec sudo env PG_CONFIG="$PG_CONFIG" CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" \
 				CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" CCP_KEEP_TMP="${CCP_KEEP_TMP:-}" \
 				CCP_VALGRIND_SUPP="${CCP_VALGRIND_SUPP:-}" CCP_VALGRIND_OPTS="${CCP_VALGRIND_OPTS:-}" \
-				CCP_PACKAGE_INSTALL="${CCP_PACKAGE_INSTALL:-}" CCP_TMPDIR="${CCP_TMPDIR:-}" \
+				CCP_PACKAGE_INSTALL="${CCP_PACKAGE_INSTALL:-}" CCP_PACKAGE_ROOT="${CCP_PACKAGE_ROOT:-}" \
+				CCP_TMPDIR="${CCP_TMPDIR:-}" \
 				bash "${BASH_SOURCE[0]}" "${ORIG_ARGS[@]}"
 		fi
 		echo "check.sh: must run as root (it installs packages and the extension), and sudo is not available;" \
@@ -305,7 +310,8 @@ if [ "$INNER" -eq 0 ]; then
 
 	# build_package builds the Debian package from a clean clone of the
 	# repository's HEAD in $WORK/pkg, checks its contents and, unless
-	# CCP_PACKAGE_INSTALL is 0, installs it with apt-get.  The suites then run
+	# CCP_PACKAGE_INSTALL is 0, installs it with apt-get (or extracts it
+	# into CCP_PACKAGE_ROOT and points PG_CONFIG there).  The suites then run
 	# from that same commit (git archive into $WORK/src), never from the
 	# working tree, so that tests and package match.  Nothing is built or
 	# installed with make: the suites test what the package installed.
@@ -359,6 +365,19 @@ if [ "$INNER" -eq 0 ]; then
 		if [ "${CCP_PACKAGE_INSTALL:-1}" = 0 ]; then
 			return 0
 		fi
+		if [ -n "${CCP_PACKAGE_ROOT:-}" ]; then
+			say "extracting the package into $CCP_PACKAGE_ROOT"
+			PG_CONFIG=$CCP_PACKAGE_ROOT/usr/lib/postgresql/$major/bin/pg_config
+			if dpkg-deb -x "$deb" "$CCP_PACKAGE_ROOT" &&
+				[ -f "$("$PG_CONFIG" --pkglibdir)/ccpurge.so" ]; then
+				echo "PG_CONFIG=$PG_CONFIG"
+				pre_record pass "package/install"
+			else
+				pre_record fail "package/install"
+				setup_failed "extracting $(basename "$deb") into $CCP_PACKAGE_ROOT failed"
+			fi
+			return 0
+		fi
 		say "installing the package with apt-get"
 		if DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "$deb" \
 			>"$pkg/install.log" 2>&1 </dev/null &&
@@ -372,7 +391,11 @@ if [ "$INNER" -eq 0 ]; then
 		fi
 	}
 
-	if [ "$PACKAGE" -eq 1 ]; then
+	if [ "$PACKAGE" -eq 1 ] && [ -n "${CCP_PACKAGE_ROOT:-}" ]; then
+		[ -x "$CCP_PACKAGE_ROOT/usr/lib/postgresql/$("$PG_CONFIG" --version |
+			sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')/bin/pg_config" ] ||
+			setup_failed "package: $CCP_PACKAGE_ROOT holds no relocatable copy of PostgreSQL"
+	elif [ "$PACKAGE" -eq 1 ]; then
 		case "$PG_CONFIG" in
 		/usr/lib/postgresql/*) ;;
 		*) setup_failed "package: the package installs into /usr/lib/postgresql; PG_CONFIG ($PG_CONFIG) must be the system's" ;;

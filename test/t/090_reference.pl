@@ -52,7 +52,7 @@ $node->safe_psql('postgres', 'CREATE EXTENSION ccpurge');
 sub documented
 {
 	my ($name, $what) = @_;
-	ok(exists $section{$name}, "$what $name has a \"### $name\" heading");
+	ok(exists $section{$name}, "$what $name has a heading in the reference");
 }
 
 # commented NAME WHAT COMMENT checks that the object has a comment and that
@@ -150,7 +150,7 @@ documented($_, 'user mapping option') for split /, /, $mapping_opts // '';
 for my $name (sort keys %section)
 {
 	next unless $name =~ /^ccpurge[_.]/;
-	ok($installed{$name}, "heading \"### $name\" names something installed");
+	ok($installed{$name}, "the reference heading $name names something installed");
 }
 
 $node->stop;
