@@ -25,25 +25,30 @@
 # Several filters may be given at once ("regress isolation").  --no-build
 # skips installing packages and building (for quick reruns after a build;
 # "valgrind" still installs valgrind when it is missing, and "package"
-# always builds).  Environment: CCP_TAP_JOBS (parallel TAP files, default
-# min(nproc, 4)), CCP_TAP_VERBOSE=1, CCP_KEEP_TMP=1 (keep the work
-# directory even on success), PG_CONFIG (default
-# /usr/lib/postgresql/15/bin/pg_config), CCP_VALGRIND_SUPP (a suppression
-# file to use instead of PostgreSQL's or test/valgrind.supp),
-# CCP_VALGRIND_OPTS (more valgrind options, after the script's own; for
-# example "--error-exitcode=0" to let a run with errors go on),
-# CCP_PACKAGE_INSTALL=0 ("package" only builds the package and checks its
-# contents: nothing is installed and no suite runs), CCP_PACKAGE_ROOT=DIR
-# ("package" extracts the package with dpkg -x into DIR, a relocatable copy
-# of PostgreSQL's /usr/lib/postgresql, /usr/share/postgresql and
-# /usr/include/postgresql trees, and tests it there instead of installing
-# it with apt-get), CCP_TMPDIR (where the
-# work directory is made, default /tmp; user postgres must be able to
-# read it).
+# always builds).
+#
+# Environment:
+#   PG_CONFIG              default /usr/lib/postgresql/15/bin/pg_config
+#   CCP_TAP_JOBS           parallel TAP files, default min(nproc, 4)
+#   CCP_TAP_VERBOSE=1      the TAP tests' own output
+#   CCP_KEEP_TMP=1         keep the work directory even on success
+#   CCP_TMPDIR             where the work directory is made, default /tmp;
+#                          user postgres must be able to read it
+#   CCP_VALGRIND_SUPP      a suppression file to use instead of
+#                          PostgreSQL's valgrind.supp or test/valgrind.supp
+#   CCP_VALGRIND_OPTS      more valgrind options, after the script's own
+#                          ("--error-exitcode=0" lets a run with errors go on)
+#   CCP_PACKAGE_INSTALL=0  "package" only builds the package and checks its
+#                          contents: nothing is installed, no suite runs
+#   CCP_PACKAGE_ROOT=DIR   "package" extracts the package with dpkg -x into
+#                          DIR, a relocatable copy of PostgreSQL's
+#                          /usr/lib/postgresql, /usr/share/postgresql and
+#                          /usr/include/postgresql trees, and tests it
+#                          there instead of installing it with apt-get
 #
 # As root it installs missing packages, builds and installs the extension
 # and the simulator, copies the tree (without .git) to a fresh directory
-# under /tmp (CCP_TMPDIR) and hands that copy to the unprivileged user "postgres", which
+# under /tmp and hands that copy to the unprivileged user "postgres", which
 # runs the suites there: PostgreSQL refuses to run as root, and the
 # checkout may sit where postgres cannot read (/root/...).  Every process it
 # starts is stopped by PID (or by the process group it was given) on exit.
@@ -862,6 +867,7 @@ run_valgrind() {
 	# 128 is how skink, PostgreSQL's valgrind buildfarm animal, makes a
 	# backend with an error exit: the postmaster takes it for a crash, so
 	# an error also shows in the suites.
+	# shellcheck disable=SC2054  # the comma belongs to --error-markers
 	vgopts=(--trace-children=yes --leak-check=no --error-exitcode=128
 		--track-origins=yes --read-var-info=no --num-callers=30
 		--error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END
