@@ -53,6 +53,18 @@ ccp_token_cred_hash(const CcpServer *srv)
 		h = hash_combine(h, hash_bytes((const unsigned char *) srv->http.ca_file,
 									   strlen(srv->http.ca_file)));
 	h = hash_combine(h, (uint32) srv->http.verify_tls);
+	/* and so may a changed proxy or proxy credential */
+	{
+		const char *proxy_settings[] = {srv->http.proxy, srv->http.no_proxy,
+		srv->http.proxy_user, srv->http.proxy_password};
+
+		for (int i = 0; i < lengthof(proxy_settings); i++)
+		{
+			if (proxy_settings[i])
+				h = hash_combine(h, hash_bytes((const unsigned char *) proxy_settings[i],
+											   strlen(proxy_settings[i])));
+		}
+	}
 	return hash_combine(h, (uint32) srv->token_ttl);
 }
 

@@ -82,8 +82,12 @@ typedef struct CcpHttpOptions
 {
 	int			timeout_ms;		/* total transfer time */
 	int			connect_timeout_ms;
-	bool		verify_tls;
+	bool		verify_tls;		/* of the server and of an https proxy */
 	char	   *ca_file;		/* NULL: system default bundle */
+	char	   *proxy;			/* NULL: direct, whatever the environment */
+	char	   *no_proxy;		/* hosts reached directly; NULL: none */
+	char	   *proxy_user;		/* NULL: no proxy authentication */
+	char	   *proxy_password; /* secret; set whenever proxy_user is */
 } CcpHttpOptions;
 
 /*
@@ -288,6 +292,8 @@ typedef struct CcpHttpResult
 typedef struct CcpHttpCall CcpHttpCall;
 
 extern void ccp_http_check_url(const char *url);
+extern void ccp_http_check_proxy(const char *proxy);
+extern void ccp_http_check_route(const char *url, const char *proxy);
 extern void ccp_http_perform(const CcpHttpOptions *opts,
 							 const CcpHttpRequest *req, CcpHttpResult *res);
 extern CcpHttpCall *ccp_http_start(const CcpHttpOptions *opts,

@@ -13,9 +13,18 @@
  * when a call is finished.
  *
  * A transport failure (connection refused, timeout, TLS failure, response
- * too large) is not an error: it is reported in the CcpHttpResult so that
- * the caller can record it.  Only misuse, out of memory and interrupts
- * raise errors.
+ * too large, a proxy's refusal) is not an error: it is reported in the
+ * CcpHttpResult so that the caller can record it.  Only misuse, out of
+ * memory and interrupts raise errors.
+ *
+ * Proxies come only from the options a caller passes, never from the
+ * environment.  libcurl before 8.19 reuses a connection through an HTTP
+ * proxy, a CONNECT tunnel included, for any later transfer through the same
+ * proxy, whatever proxy credentials that transfer carries; a tunnel opened
+ * with one role's credentials must not carry another role's requests.  So
+ * transfers with proxy credentials keep their connections apart, whatever
+ * the libcurl: one connection cache (a libcurl share object) per set of
+ * credentials, while every other transfer uses the multi handle's.
  *
  * Transfers are always driven in short slices with CHECK_FOR_INTERRUPTS()
  * between them, so a query cancel or statement_timeout stops a transfer
@@ -41,8 +50,26 @@
 /* Idle easy handles kept for reuse. */
 #define CCP_HTTP_POOL_SIZE		8
 
-/* Idle connections the multi handle keeps open. */
+/* Idle connections the multi handle keeps open (and each share). */
 #define CCP_HTTP_MAX_CONNECTS	16
+
+/* Sets of proxy credentials with a connection cache of their own. */
+#define CCP_HTTP_MAX_SHARES		8
+
+/*
+ * The connection cache of one set of proxy credentials, a slot of
+ * ccp_http_shares[]; free when share is NULL.  The strings are malloc'd.
+ * The password is kept to tell the sets apart (libcurl keeps it in the
+ * connections anyway) and is wiped when the slot is freed.
+ */
+typedef struct CcpHttpShare
+{
+	CURLSH	   *share;
+	char	   *user;
+	char	   *password;
+	int			users;			/* calls attached to the share */
+	uint64		last_used;		/* ccp_http_share_clock when last taken */
+} CcpHttpShare;
 
 /*
  * One transfer, from ccp_http_start() to ccp_http_finish().  Allocated with
@@ -54,6 +81,9 @@ struct CcpHttpCall
 	dlist_node	done_node;		/* in ccp_http_done while queued */
 	CURL	   *easy;
 	struct curl_slist *headers;
+	CcpHttpShare *share;		/* connection cache in use, or NULL */
+	bool		proxied;		/* a proxy was configured */
+	bool		proxy_auth;		/* with proxy credentials */
 	void	   *arg;			/* the caller's, returned as given */
 	bool		in_multi;		/* added to the multi handle */
 	bool		done;			/* transfer over, result is valid */
@@ -81,6 +111,7 @@ typedef struct CcpUrlParts
 	char	   *options;
 	char	   *host;			/* IPv6 addresses keep their brackets */
 	char	   *port;			/* effective port, default filled in */
+	char	   *path;			/* "/" when the URL has none */
 	char	   *query;
 	char	   *fragment;
 } CcpUrlParts;
@@ -92,6 +123,8 @@ static dlist_head ccp_http_done = DLIST_STATIC_INIT(ccp_http_done);
 static int	ccp_http_ncalls = 0;
 static CURL *ccp_http_pool[CCP_HTTP_POOL_SIZE];
 static int	ccp_http_npool = 0;
+static CcpHttpShare ccp_http_shares[CCP_HTTP_MAX_SHARES];
+static uint64 ccp_http_share_clock = 0;
 
 /*
  * ccp_http_global_init calls curl_global_init once per process, before the
@@ -197,6 +230,107 @@ ccp_http_put_easy(CURL *easy)
 }
 
 /*
+ * ccp_http_share_free closes the connections of a share no call is
+ * attached to, wipes its credentials and frees the slot.  Never raises an
+ * error.
+ */
+static void
+ccp_http_share_free(CcpHttpShare *share)
+{
+	Assert(share->users == 0);
+	(void) curl_share_cleanup(share->share);
+	free(share->user);
+	if (share->password != NULL)
+	{
+		explicit_bzero(share->password, strlen(share->password));
+		free(share->password);
+	}
+	memset(share, 0, sizeof(CcpHttpShare));
+}
+
+/*
+ * ccp_http_share_for returns the connection cache of the proxy credentials
+ * user and password, making one if there is none: in a free slot, or in
+ * place of the least recently used cache that no call is using.  Returns
+ * NULL when every slot is in use by calls in flight; the caller must then
+ * keep its transfer off every cache.
+ */
+static CcpHttpShare *
+ccp_http_share_for(const char *user, const char *password)
+{
+	CcpHttpShare *victim = NULL;
+	CURLSH	   *share;
+	CURLSHcode	sc;
+	char	   *u;
+	char	   *p;
+
+	for (int i = 0; i < CCP_HTTP_MAX_SHARES; i++)
+	{
+		CcpHttpShare *s = &ccp_http_shares[i];
+
+		if (s->share == NULL)
+		{
+			if (victim == NULL || victim->share != NULL)
+				victim = s;
+			continue;
+		}
+		if (strcmp(s->user, user) == 0 && strcmp(s->password, password) == 0)
+		{
+			s->last_used = ++ccp_http_share_clock;
+			return s;
+		}
+		if (s->users == 0 &&
+			(victim == NULL ||
+			 (victim->share != NULL && s->last_used < victim->last_used)))
+			victim = s;
+	}
+	if (victim == NULL)
+		return NULL;
+	if (victim->share != NULL)
+		ccp_http_share_free(victim);
+
+	ccp_http_global_init();
+	share = curl_share_init();
+	if (share == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("curl_share_init() failed.")));
+	sc = curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	if (sc != CURLSHE_OK)
+	{
+		curl_share_cleanup(share);
+		ereport(ERROR,
+				(errcode(sc == CURLSHE_NOMEM ?
+						 ERRCODE_OUT_OF_MEMORY : ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("could not set up a connection cache for proxy credentials"),
+				 errdetail("curl_share_setopt() failed: %s.",
+						   curl_share_strerror(sc))));
+	}
+	u = strdup(user);
+	p = strdup(password);
+	if (u == NULL || p == NULL)
+	{
+		free(u);
+		if (p != NULL)
+		{
+			explicit_bzero(p, strlen(p));
+			free(p);
+		}
+		curl_share_cleanup(share);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	victim->share = share;
+	victim->user = u;
+	victim->password = p;
+	victim->users = 0;
+	victim->last_used = ++ccp_http_share_clock;
+	return victim;
+}
+
+/*
  * ccp_http_release takes a call out of every list, detaches its easy
  * handle and frees everything it holds.  Never raises an error, so it is
  * safe in PG_CATCH blocks.
@@ -218,6 +352,13 @@ ccp_http_release(CcpHttpCall *call)
 	dlist_delete(&call->node);
 	ccp_http_ncalls--;
 
+	if (call->share != NULL)
+	{
+		/* a pooled handle must not keep the share: reset leaves it set */
+		(void) curl_easy_setopt(call->easy, CURLOPT_SHARE, NULL);
+		call->share->users--;
+		call->share = NULL;
+	}
 	if (call->easy != NULL)
 		ccp_http_put_easy(call->easy);
 	if (call->headers != NULL)
@@ -320,6 +461,50 @@ ccp_http_setopt_check(CURLcode rc, const char *what)
 	ccp_http_setopt_check(curl_easy_setopt((easy), (opt), (val)), #opt)
 
 /*
+ * ccp_http_setup_proxy configures the easy handle of a new call to go
+ * through opts->proxy, which must not be NULL and must have passed
+ * ccp_http_check_proxy().  An https proxy is verified with the server's TLS
+ * settings.  A call with proxy credentials is attached to their connection
+ * cache, or, when none can be had, gets a connection that is used once.
+ * Raises an error on misuse; the caller releases the call then.
+ */
+static void
+ccp_http_setup_proxy(CcpHttpCall *call, const CcpHttpOptions *opts)
+{
+	CURL	   *easy = call->easy;
+	const char *password = opts->proxy_password ? opts->proxy_password : "";
+	CcpHttpShare *share;
+
+	CCP_SETOPT(easy, CURLOPT_PROXY, opts->proxy);
+	/* an empty list, not none: none would let NO_PROXY in */
+	CCP_SETOPT(easy, CURLOPT_NOPROXY, opts->no_proxy ? opts->no_proxy : "");
+	CCP_SETOPT(easy, CURLOPT_PROXY_SSL_VERIFYPEER, opts->verify_tls ? 1L : 0L);
+	CCP_SETOPT(easy, CURLOPT_PROXY_SSL_VERIFYHOST, opts->verify_tls ? 2L : 0L);
+	if (opts->ca_file != NULL && opts->ca_file[0] != '\0')
+		CCP_SETOPT(easy, CURLOPT_PROXY_CAINFO, opts->ca_file);
+	call->proxied = true;
+
+	if (opts->proxy_user == NULL)
+		return;
+
+	share = ccp_http_share_for(opts->proxy_user, password);
+	if (share != NULL)
+	{
+		CCP_SETOPT(easy, CURLOPT_SHARE, share->share);
+		call->share = share;
+		share->users++;
+	}
+	else
+	{
+		CCP_SETOPT(easy, CURLOPT_FRESH_CONNECT, 1L);
+		CCP_SETOPT(easy, CURLOPT_FORBID_REUSE, 1L);
+	}
+	CCP_SETOPT(easy, CURLOPT_PROXYUSERNAME, opts->proxy_user);
+	CCP_SETOPT(easy, CURLOPT_PROXYPASSWORD, password);
+	call->proxy_auth = true;
+}
+
+/*
  * ccp_http_setup configures the easy handle of a new call for one request.
  * It copies everything it needs from req (libcurl copies strings, and the
  * body is copied with CURLOPT_COPYPOSTFIELDS), so req may be freed as soon
@@ -411,10 +596,15 @@ ccp_http_setup(CcpHttpCall *call, const CcpHttpOptions *opts,
 	CCP_SETOPT(easy, CURLOPT_FOLLOWLOCATION, 0L);
 
 	/*
-	 * No proxy from the environment: the plain-http rule looks at the URL's
-	 * host, and that must be where the request goes.
+	 * No proxy from the environment (http_proxy, NO_PROXY and the like,
+	 * inherited from the postmaster): the plain-http rule looks at where the
+	 * request goes, and that must be only what the options say.  An empty
+	 * proxy turns the environment's off.
 	 */
-	CCP_SETOPT(easy, CURLOPT_PROXY, "");
+	if (opts->proxy == NULL)
+		CCP_SETOPT(easy, CURLOPT_PROXY, "");
+	else
+		ccp_http_setup_proxy(call, opts);
 
 	/*
 	 * HTTP/1.1 and the path as given, so that what iSales signs (headers
@@ -532,20 +722,21 @@ ccp_http_wait(long ms)
 /*
  * ccp_http_parse_url parses url with libcurl's URL parser, the one libcurl
  * itself uses for the transfer, and fills parts with palloc'd copies.
- * Raises an error if the URL cannot be parsed.
+ * Raises an error if the URL cannot be parsed; proxy says whether url is
+ * a proxy's, for the message.
  */
 static void
-ccp_http_parse_url(const char *url, CcpUrlParts *parts)
+ccp_http_parse_url(const char *url, CcpUrlParts *parts, bool proxy)
 {
 	static const CURLUPart which[] = {
 		CURLUPART_SCHEME, CURLUPART_USER, CURLUPART_PASSWORD,
 		CURLUPART_OPTIONS, CURLUPART_HOST, CURLUPART_PORT,
-		CURLUPART_QUERY, CURLUPART_FRAGMENT
+		CURLUPART_PATH, CURLUPART_QUERY, CURLUPART_FRAGMENT
 	};
 	char	  **dest[] = {
 		&parts->scheme, &parts->user, &parts->password,
 		&parts->options, &parts->host, &parts->port,
-		&parts->query, &parts->fragment
+		&parts->path, &parts->query, &parts->fragment
 	};
 	char	   *got[lengthof(which)];
 	CURLU	   *u;
@@ -557,7 +748,7 @@ ccp_http_parse_url(const char *url, CcpUrlParts *parts)
 	if (url == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("URL is missing")));
+				 proxy ? errmsg("proxy URL is missing") : errmsg("URL is missing")));
 
 	ccp_http_global_init();
 	u = curl_url();
@@ -575,9 +766,11 @@ ccp_http_parse_url(const char *url, CcpUrlParts *parts)
 		ereport(ERROR,
 				(errcode(uc == CURLUE_OUT_OF_MEMORY ?
 						 ERRCODE_OUT_OF_MEMORY : ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid URL"),
+				 proxy ? errmsg("invalid proxy URL") : errmsg("invalid URL"),
 				 errdetail("curl_url_set() failed: %s.",
-						   curl_url_strerror(uc))));
+						   curl_url_strerror(uc)),
+				 errhidestmt(true),
+				 proxy ? errhint("Write the proxy as http://host:port, https://host:port or socks5h://host:port.") : 0));
 	}
 
 	for (i = 0; i < lengthof(which); i++)
@@ -644,6 +837,24 @@ ccp_http_is_loopback(const char *host)
 }
 
 /*
+ * ccp_http_check_host raises an error unless host, as parsed from a URL,
+ * is ASCII.  libcurl converts international names to punycode only in some
+ * locales, so such a host could go out in two forms.
+ */
+static void
+ccp_http_check_host(const char *host)
+{
+	for (const char *c = host; *c; c++)
+	{
+		if (IS_HIGHBIT_SET(*c))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("URL host name must be ASCII"),
+					 errhint("Write an internationalized host name in its punycode (\"xn--\") form.")));
+	}
+}
+
+/*
  * ccp_http_check_url raises an error unless url is an absolute http or
  * https URL with a host, without credentials, query or fragment, and, when
  * plain http, to a loopback address or with ccpurge.allow_insecure_http
@@ -653,9 +864,8 @@ void
 ccp_http_check_url(const char *url)
 {
 	CcpUrlParts parts;
-	const char *c;
 
-	ccp_http_parse_url(url, &parts);
+	ccp_http_parse_url(url, &parts, false);
 
 	if (parts.scheme == NULL ||
 		(pg_strcasecmp(parts.scheme, "http") != 0 &&
@@ -685,18 +895,7 @@ ccp_http_check_url(const char *url)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("URL must not contain a query or fragment")));
 
-	/*
-	 * libcurl converts international names to punycode only in some locales,
-	 * so such a host could go out in two forms; only ASCII is accepted.
-	 */
-	for (c = parts.host; *c; c++)
-	{
-		if (IS_HIGHBIT_SET(*c))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("URL host name must be ASCII"),
-					 errhint("Write an internationalized host name in its punycode (\"xn--\") form.")));
-	}
+	ccp_http_check_host(parts.host);
 
 	if (pg_strcasecmp(parts.scheme, "http") == 0 &&
 		!ccp_allow_insecure_http && !ccp_http_is_loopback(parts.host))
@@ -706,6 +905,101 @@ ccp_http_check_url(const char *url)
 				 errdetail("Host \"%s\" is not a loopback address.",
 						   parts.host),
 				 errhint("Use https, or have a superuser set ccpurge.allow_insecure_http to on.")));
+}
+
+/*
+ * ccp_http_check_proxy raises an error unless proxy is an http, https or
+ * socks5h URL made of a scheme, an ASCII host and an optional port, with
+ * nothing else: no credentials (they belong in the user mapping), path,
+ * query or fragment.  An https proxy also needs a libcurl that supports
+ * one.  Like the server's URL, the proxy URL is never printed.
+ */
+void
+ccp_http_check_proxy(const char *proxy)
+{
+	static const char *const schemes[] = {"http", "https", "socks5h"};
+	CcpUrlParts parts;
+	bool		known = false;
+
+	ccp_http_parse_url(proxy, &parts, true);
+
+	for (int i = 0; i < lengthof(schemes); i++)
+	{
+		if (parts.scheme != NULL && pg_strcasecmp(parts.scheme, schemes[i]) == 0)
+			known = true;
+	}
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("proxy URL scheme \"%s\" is not supported",
+						parts.scheme ? parts.scheme : ""),
+				 errdetail("Only http, https and socks5h proxies are accepted; with socks5h the proxy resolves host names."),
+				 errhint("Write the proxy as http://host:port, https://host:port or socks5h://host:port.")));
+
+	if (parts.user != NULL || parts.password != NULL || parts.options != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("proxy URL must not contain a user name or password"),
+				 errhidestmt(true),
+				 errhint("Give the proxy's credentials in the user mapping, as options proxy_user and proxy_password.")));
+
+	if (parts.host == NULL || parts.host[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("proxy URL has no host")));
+
+	/* the raw text too: an empty query or fragment does not show as a part */
+	if ((parts.path != NULL && strcmp(parts.path, "/") != 0) ||
+		parts.query != NULL || parts.fragment != NULL ||
+		strchr(proxy, '?') != NULL || strchr(proxy, '#') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("proxy URL must not contain a path, query or fragment"),
+				 errhint("Write the proxy as http://host:port, https://host:port or socks5h://host:port.")));
+
+	ccp_http_check_host(parts.host);
+
+	if (pg_strcasecmp(parts.scheme, "https") == 0 &&
+		(curl_version_info(CURLVERSION_NOW)->features &
+		 CURL_VERSION_HTTPS_PROXY) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("proxy URL scheme \"%s\" is not supported", parts.scheme),
+				 errdetail("The libcurl this server uses was built without support for https proxies."),
+				 errhint("Use an http or socks5h proxy.")));
+}
+
+/*
+ * ccp_http_check_route raises an error if requests to url through proxy
+ * (NULL: none) would carry plain http beyond this machine.
+ * ccp_http_check_url() keeps plain http to loopback addresses; through a
+ * proxy the request first travels to the proxy, and a loopback address in
+ * url then means the proxy's own machine.  So plain http through a proxy
+ * needs the proxy on a loopback address too, unless
+ * ccpurge.allow_insecure_http is on.  Both URLs must have passed their own
+ * checks.  Nothing here looks at no_proxy: its matching is libcurl's.
+ */
+void
+ccp_http_check_route(const char *url, const char *proxy)
+{
+	CcpUrlParts target;
+	CcpUrlParts via;
+
+	if (proxy == NULL || ccp_allow_insecure_http)
+		return;
+	ccp_http_parse_url(url, &target, false);
+	if (target.scheme == NULL || pg_strcasecmp(target.scheme, "http") != 0)
+		return;
+	ccp_http_parse_url(proxy, &via, true);
+	if (via.host != NULL && ccp_http_is_loopback(via.host))
+		return;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("plain http is only allowed to loopback addresses"),
+			 errdetail("Requests would go through proxy host \"%s\", which is not a loopback address.",
+					   via.host ? via.host : ""),
+			 errhint("Use https, a proxy on a loopback address, or have a superuser set ccpurge.allow_insecure_http to on.")));
 }
 
 /*
@@ -720,7 +1014,7 @@ ccp_http_host_port(const char *url)
 	CcpUrlParts parts;
 	bool		is_default;
 
-	ccp_http_parse_url(url, &parts);
+	ccp_http_parse_url(url, &parts, false);
 	if (parts.host == NULL || parts.host[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -775,11 +1069,12 @@ ccp_http_escape(const char *s, int len)
 }
 
 /*
- * ccp_http_start checks req's URL, then adds a transfer for req to the
- * backend's multi handle and returns the call; arg is handed back by
- * ccp_http_call_arg().  req and opts need not outlive this call.  The
- * transfer makes progress only inside ccp_http_next_done() or
- * ccp_http_perform(); the caller must eventually pass the call to
+ * ccp_http_start checks req's URL and its route through opts->proxy, then
+ * adds a transfer for req to the backend's multi handle and returns the
+ * call; arg is handed back by ccp_http_call_arg().  opts->proxy, if set,
+ * must have passed ccp_http_check_proxy().  req and opts need not outlive
+ * this call.  The transfer makes progress only inside ccp_http_next_done()
+ * or ccp_http_perform(); the caller must eventually pass the call to
  * ccp_http_finish(), or call ccp_http_abort_all().
  */
 CcpHttpCall *
@@ -790,6 +1085,7 @@ ccp_http_start(const CcpHttpOptions *opts, const CcpHttpRequest *req,
 	CURLM	   *multi;
 
 	ccp_http_check_url(req->url);
+	ccp_http_check_route(req->url, opts->proxy);
 	multi = ccp_http_get_multi();
 
 	call = (CcpHttpCall *) malloc(sizeof(CcpHttpCall));
@@ -884,6 +1180,36 @@ ccp_http_call_arg(CcpHttpCall *call)
 }
 
 /*
+ * ccp_http_proxy_refusal returns, palloc'd, why the proxy of a finished
+ * call refused it, or NULL if it did not: a request sent through the proxy
+ * answered 407, which only proxies send (whether or not the proxy then
+ * reset the connection, as some do before reading the body), or a tunnel
+ * (CONNECT) answered with anything but 2xx.  *status is then set to 0, as
+ * no answer of the server came back.  The caller must know that call was
+ * configured with a proxy.
+ */
+static char *
+ccp_http_proxy_refusal(CcpHttpCall *call, long *status)
+{
+	long		code = 0;
+
+	if (*status == 407)
+		code = 407;
+	else if (call->result == CURLE_OK ||
+			 curl_easy_getinfo(call->easy, CURLINFO_HTTP_CONNECTCODE,
+							   &code) != CURLE_OK || code < 300)
+		return NULL;
+
+	*status = 0;
+	if (code == 407 && call->proxy_auth)
+		return pstrdup("the proxy refused the proxy credentials (HTTP 407)");
+	if (code == 407)
+		return pstrdup("the proxy requires authentication (HTTP 407), and no proxy credentials were given");
+	return psprintf("the proxy refused to open a tunnel to the server (HTTP %ld)",
+					code);
+}
+
+/*
  * ccp_http_finish fills res from a finished call, with strings palloc'd in
  * the current memory context, and releases the call.  The caller must have
  * got call from ccp_http_next_done() (or know it is done); call is invalid
@@ -899,14 +1225,24 @@ ccp_http_finish(CcpHttpCall *call, CcpHttpResult *res)
 	PG_TRY();
 	{
 		long		status = 0;
+		char	   *refusal = NULL;
 
 		if (curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE,
 							  &status) != CURLE_OK)
 			status = 0;
+		if (call->proxied)
+			refusal = ccp_http_proxy_refusal(call, &status);
 		res->status = (int) status;
 		res->elapsed_ms = call->elapsed_ms;
 
-		if (call->result != CURLE_OK || call->too_big || call->no_memory)
+		if (refusal != NULL)
+		{
+			res->transport_error = true;
+			res->error = refusal;
+			res->body = pstrdup("");
+			res->body_len = 0;
+		}
+		else if (call->result != CURLE_OK || call->too_big || call->no_memory)
 		{
 			res->transport_error = true;
 			res->timed_out = (call->result == CURLE_OPERATION_TIMEDOUT);

@@ -7,9 +7,11 @@
  *
  * Server options are described once, in ccp_server_options[] below; user
  * mapping options are the credential names the vendors declare, collected
- * when the table is first needed.  The same code checks an option list at
- * CREATE/ALTER time and reads it when a server is used, so a stored value
- * can never mean something different from what the validator accepted.
+ * when the table is first needed, and the proxy credentials of
+ * ccp_mapping_options[], valid for every vendor.  The same code checks an
+ * option list at CREATE/ALTER time and reads it when a server is used, so a
+ * stored value can never mean something different from what the validator
+ * accepted.
  *
  * Credentials are never shown in any message.
  *
@@ -63,7 +65,10 @@ typedef enum CcpOptKind
 	CCP_OPT_TOKEN_TTL,			/* like CCP_OPT_INT, token vendors only */
 	CCP_OPT_PATH,				/* absolute file name */
 	CCP_OPT_BOOL,				/* anything parse_bool() accepts */
-	CCP_OPT_CREDENTIAL			/* non-empty, printable, never shown */
+	CCP_OPT_PROXY,				/* proxy URL, see ccp_http_check_proxy() */
+	CCP_OPT_HOST_LIST,			/* hosts, see ccp_check_host_list() */
+	CCP_OPT_CREDENTIAL,			/* non-empty, printable, never shown */
+	CCP_OPT_PROXY_USER			/* a credential without ':' */
 } CcpOptKind;
 
 typedef struct CcpOption
@@ -75,32 +80,60 @@ typedef struct CcpOption
 	int			min;			/* CCP_OPT_INT and CCP_OPT_TOKEN_TTL */
 	int			max;
 	const char *unit;			/* for the error detail, or NULL */
-	int			offset;			/* int field in CcpServer, or -1 */
+
+	/*
+	 * Field of CcpServer the value goes to: an int for the integer kinds, a
+	 * char * for the string kinds; -1 when the code stores it itself.
+	 */
+	int			offset;
+	const char *requires;		/* option that must be given too, or NULL */
 } CcpOption;
 
 /* The server options, in the order the hint lists them. */
 static const CcpOption ccp_server_options[] = {
-	{"vendor", ForeignServerRelationId, CCP_OPT_VENDOR, true, 0, 0, NULL, -1},
-	{"url", ForeignServerRelationId, CCP_OPT_URL, true, 0, 0, NULL, -1},
+	{"vendor", ForeignServerRelationId, CCP_OPT_VENDOR, true,
+	0, 0, NULL, -1, NULL},
+	{"url", ForeignServerRelationId, CCP_OPT_URL, true,
+	0, 0, NULL, -1, NULL},
 	{"timeout_ms", ForeignServerRelationId, CCP_OPT_INT, false,
-	1, 3600000, "milliseconds", offsetof(CcpServer, http.timeout_ms)},
+	1, 3600000, "milliseconds", offsetof(CcpServer, http.timeout_ms), NULL},
 	{"connect_timeout_ms", ForeignServerRelationId, CCP_OPT_INT, false,
-	1, 600000, "milliseconds", offsetof(CcpServer, http.connect_timeout_ms)},
+	1, 600000, "milliseconds", offsetof(CcpServer, http.connect_timeout_ms),
+	NULL},
 	{"batch_size", ForeignServerRelationId, CCP_OPT_BATCH, false,
-	1, 0, NULL, offsetof(CcpServer, batch_size)},
-	{"rate_limit", ForeignServerRelationId, CCP_OPT_RATE, false, 0, 0, NULL, -1},
+	1, 0, NULL, offsetof(CcpServer, batch_size), NULL},
+	{"rate_limit", ForeignServerRelationId, CCP_OPT_RATE, false,
+	0, 0, NULL, -1, NULL},
 	{"max_inflight", ForeignServerRelationId, CCP_OPT_INT, false,
-	1, 1000, NULL, offsetof(CcpServer, max_inflight)},
+	1, 1000, NULL, offsetof(CcpServer, max_inflight), NULL},
 	{"token_ttl", ForeignServerRelationId, CCP_OPT_TOKEN_TTL, false,
-	60, 3600, "seconds", offsetof(CcpServer, token_ttl)},
-	{"ca_file", ForeignServerRelationId, CCP_OPT_PATH, false, 0, 0, NULL, -1},
-	{"verify_tls", ForeignServerRelationId, CCP_OPT_BOOL, false, 0, 0, NULL, -1},
+	60, 3600, "seconds", offsetof(CcpServer, token_ttl), NULL},
+	{"ca_file", ForeignServerRelationId, CCP_OPT_PATH, false,
+	0, 0, NULL, offsetof(CcpServer, http.ca_file), NULL},
+	{"verify_tls", ForeignServerRelationId, CCP_OPT_BOOL, false,
+	0, 0, NULL, -1, NULL},
+	{"proxy", ForeignServerRelationId, CCP_OPT_PROXY, false,
+	0, 0, NULL, offsetof(CcpServer, http.proxy), NULL},
+	{"no_proxy", ForeignServerRelationId, CCP_OPT_HOST_LIST, false,
+	0, 0, NULL, offsetof(CcpServer, http.no_proxy), "proxy"},
 };
 
 /*
- * All options: ccp_server_options[] followed by one CCP_OPT_CREDENTIAL
- * entry per distinct credential name of any vendor, then a terminator.
- * Built once per backend by ccp_init_options().
+ * The user mapping options of every vendor, after the vendors' own
+ * credentials in the hint.  The proxy credentials go together; they are
+ * used only when the server has a proxy.
+ */
+static const CcpOption ccp_mapping_options[] = {
+	{"proxy_user", UserMappingRelationId, CCP_OPT_PROXY_USER, false,
+	0, 0, NULL, offsetof(CcpServer, http.proxy_user), "proxy_password"},
+	{"proxy_password", UserMappingRelationId, CCP_OPT_CREDENTIAL, false,
+	0, 0, NULL, offsetof(CcpServer, http.proxy_password), "proxy_user"},
+};
+
+/*
+ * All options: ccp_server_options[], one CCP_OPT_CREDENTIAL entry per
+ * distinct credential name of any vendor, ccp_mapping_options[], then a
+ * terminator.  Built once per backend by ccp_init_options().
  */
 static CcpOption *ccp_options = NULL;
 
@@ -113,7 +146,10 @@ static bool ccp_parse_int(const char *value, int *result);
 static void ccp_check_server_value(const CcpOption *opt, const char *value,
 								   const CcpVendor *vendor, bool at_ddl,
 								   CcpServer *srv);
+static void ccp_check_host_list(const CcpOption *opt, const char *value);
 static void ccp_check_credential(const CcpOption *opt, const char *value);
+static void ccp_check_requires(List *options, Oid context);
+static void ccp_apply_mapping_options(List *options, CcpServer *srv);
 static const CcpVendor *ccp_apply_server_options(List *options, bool at_ddl,
 												 CcpServer *srv);
 static const char *ccp_option_value(List *options, const char *name);
@@ -155,9 +191,10 @@ ccpurge_fdw_validator(PG_FUNCTION_ARGS)
 
 		if (opt == NULL)
 			ccp_unknown_option(def->defname, catalog);
-		if (opt->kind == CCP_OPT_CREDENTIAL)
+		if (opt->kind == CCP_OPT_CREDENTIAL || opt->kind == CCP_OPT_PROXY_USER)
 			ccp_check_credential(opt, defGetString(def));
 	}
+	ccp_check_requires(options, catalog);
 
 	PG_RETURN_VOID();
 }
@@ -259,6 +296,7 @@ ccp_server_resolve(const char *servername, const CcpVendor *vendor,
 							 quote_identifier(server->servername), name)));
 		srv->cred[i] = pstrdup(value);
 	}
+	ccp_apply_mapping_options(um->options, srv);
 	if (vendor->check_mapping != NULL)
 		vendor->check_mapping(srv);
 
@@ -368,7 +406,8 @@ ccp_init_options(void)
 	if (ccp_options != NULL)
 		return;
 
-	maxopts = nserver + ccp_vendor_count() * 2 + 1;
+	maxopts = nserver + ccp_vendor_count() * 2 +
+		lengthof(ccp_mapping_options) + 1;
 	opts = (CcpOption *) MemoryContextAllocZero(TopMemoryContext,
 												maxopts * sizeof(CcpOption));
 	memcpy(opts, ccp_server_options, sizeof(ccp_server_options));
@@ -399,6 +438,8 @@ ccp_init_options(void)
 			n++;
 		}
 	}
+	memcpy(opts + n, ccp_mapping_options, sizeof(ccp_mapping_options));
+	n += lengthof(ccp_mapping_options);
 	/* opts[n] stays zeroed: the terminator */
 	ccp_options = opts;
 }
@@ -600,7 +641,7 @@ ccp_check_server_value(const CcpOption *opt, const char *value,
 								opt->name, value),
 						 errdetail("The file name must be an absolute path.")));
 			if (srv)
-				srv->http.ca_file = pstrdup(value);
+				*(char **) ((char *) srv + opt->offset) = pstrdup(value);
 			break;
 
 		case CCP_OPT_BOOL:
@@ -614,18 +655,117 @@ ccp_check_server_value(const CcpOption *opt, const char *value,
 				srv->http.verify_tls = bval;
 			break;
 
+		case CCP_OPT_PROXY:
+			if (value[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"%s\": \"\"", opt->name),
+						 errdetail("The value must be the URL of a proxy."),
+						 errhint("Drop the option to connect without a proxy.")));
+			ccp_http_check_proxy(value);
+			if (srv)
+				*(char **) ((char *) srv + opt->offset) = pstrdup(value);
+			break;
+
+		case CCP_OPT_HOST_LIST:
+			ccp_check_host_list(opt, value);
+			if (srv)
+				*(char **) ((char *) srv + opt->offset) = pstrdup(value);
+			break;
+
 		case CCP_OPT_CREDENTIAL:
-			elog(ERROR, "credential option \"%s\" on a server", opt->name);
+		case CCP_OPT_PROXY_USER:
+			elog(ERROR, "user mapping option \"%s\" on a server", opt->name);
 			break;
 	}
 }
 
 /*
+ * ccp_check_host_list raises an error unless value is a list of hosts as
+ * libcurl's no-proxy list takes it: host names, domains (".example.com"),
+ * IP addresses (IPv6 ones without brackets, or they never match) and CIDR
+ * blocks ("10.0.0.0/8"), separated by commas with blanks allowed around
+ * them; or "*" alone, for every host.  Older libcurl releases also split
+ * at blanks, newer ones do not, so a blank between two hosts is refused.
+ * The value is not secret and is shown.
+ */
+static void
+ccp_check_host_list(const CcpOption *opt, const char *value)
+{
+	const char *p = value;
+	int			nhosts = 0;
+
+	if (strcmp(value, "*") == 0)
+		return;
+
+	for (;;)
+	{
+		const char *start;
+		const char *slash = NULL;
+		bool		bad = false;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+
+		start = p;
+		for (; *p != '\0' && *p != ' ' && *p != '\t' && *p != ','; p++)
+		{
+			unsigned char c = (unsigned char) *p;
+
+			/* "*.example.com" is no wildcard for libcurl: it never matches */
+			if (c == '*')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errdetail("Only a list that is just \"*\" matches every host; a domain is written \".example.com\", which also matches its subdomains.")));
+			if (c == '/')
+			{
+				if (slash != NULL || p == start)
+					bad = true;
+				slash = p;
+			}
+			else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+					   (c >= '0' && c <= '9') || strchr(".-_:", c) != NULL))
+				bad = true;
+		}
+
+		/* a CIDR block: an address, '/', and a prefix length */
+		if (slash != NULL &&
+			(p - slash < 2 || p - slash > 4 ||
+			 strspn(slash + 1, "0123456789") < (size_t) (p - slash - 1)))
+			bad = true;
+		if (p - start > 255)
+			bad = true;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '\0' && *p != ',')
+			bad = true;
+		if (bad)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"%s\": \"%s\"",
+							opt->name, value),
+					 errdetail("The value must list host names, domains such as \".example.com\", IP addresses (IPv6 ones without brackets) or CIDR blocks such as \"10.0.0.0/8\", separated by commas.")));
+		nhosts++;
+	}
+
+	if (nhosts == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"",
+						opt->name, value),
+				 errdetail("The list must name at least one host.")));
+}
+
+/*
  * ccp_check_credential raises an error unless value is acceptable for the
  * user mapping option opt: not empty and without control characters, as it
- * goes into JSON bodies and HTTP headers.  The value is never shown, and
- * the statement, which holds the other credentials, is kept out of the
- * server log.
+ * goes into JSON bodies and HTTP headers; a proxy user name also without a
+ * colon.  The value is never shown, and the statement, which holds the
+ * other credentials, is kept out of the server log.
  */
 static void
 ccp_check_credential(const CcpOption *opt, const char *value)
@@ -646,6 +786,67 @@ ccp_check_credential(const CcpOption *opt, const char *value)
 					 errdetail("The value must not contain control characters."),
 					 errhidestmt(true)));
 	}
+
+	if (opt->kind == CCP_OPT_PROXY_USER && strchr(value, ':') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\"", opt->name),
+				 errdetail("The value must not contain a colon, which separates the user name from the password in proxy authentication."),
+				 errhidestmt(true)));
+}
+
+/*
+ * ccp_check_requires raises an error for the first option of options given
+ * without the option it requires.  Every option in options must be known in
+ * context.  For a user mapping the statement, which holds secrets, is kept
+ * out of the server log.
+ */
+static void
+ccp_check_requires(List *options, Oid context)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+		const CcpOption *opt = ccp_find_option(def->defname, context);
+
+		if (opt->requires != NULL &&
+			ccp_option_value(options, opt->requires) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("option \"%s\" requires option \"%s\"",
+							opt->name, opt->requires),
+					 errhidestmt(context == UserMappingRelationId),
+					 errhint("Add option \"%s\" too, or remove option \"%s\".",
+							 opt->requires, opt->name)));
+	}
+}
+
+/*
+ * ccp_apply_mapping_options stores in srv the user mapping options the
+ * table gives a field (the proxy credentials); the vendor's credentials are
+ * read by the caller.  srv's server options must be applied already: proxy
+ * credentials are kept only when the server has a proxy, since without one
+ * they are not used.
+ */
+static void
+ccp_apply_mapping_options(List *options, CcpServer *srv)
+{
+	for (const CcpOption *opt = ccp_options; opt->name; opt++)
+	{
+		const char *value;
+
+		if (opt->context != UserMappingRelationId || opt->offset < 0)
+			continue;
+		value = ccp_option_value(options, opt->name);
+		*(char **) ((char *) srv + opt->offset) = value ? pstrdup(value) : NULL;
+	}
+	if (srv->http.proxy == NULL)
+	{
+		srv->http.proxy_user = NULL;
+		srv->http.proxy_password = NULL;
+	}
 }
 
 /*
@@ -653,12 +854,14 @@ ccp_check_credential(const CcpOption *opt, const char *value)
  * returns its vendor.  With srv not NULL it also fills srv's settings: the
  * vendor's defaults first, then the options given.  Errors come in this
  * order: unknown option names, an unknown vendor, missing required options,
- * then bad values in list order.
+ * bad values in list order, an option without the one it requires, then a
+ * plain http url through a proxy that is not on this machine.
  */
 static const CcpVendor *
 ccp_apply_server_options(List *options, bool at_ddl, CcpServer *srv)
 {
 	const CcpVendor *vendor = NULL;
+	const char *proxy;
 	ListCell   *lc;
 
 	foreach(lc, options)
@@ -705,6 +908,10 @@ ccp_apply_server_options(List *options, bool at_ddl, CcpServer *srv)
 		srv->http.connect_timeout_ms = CCP_DEFAULT_CONNECT_MS;
 		srv->http.verify_tls = true;
 		srv->http.ca_file = NULL;
+		srv->http.proxy = NULL;
+		srv->http.no_proxy = NULL;
+		srv->http.proxy_user = NULL;
+		srv->http.proxy_password = NULL;
 		srv->batch_size = vendor->default_batch > 0 ?
 			vendor->default_batch : vendor->max_batch;
 		srv->rate_count = 0;
@@ -726,6 +933,12 @@ ccp_apply_server_options(List *options, bool at_ddl, CcpServer *srv)
 											   ForeignServerRelationId),
 							   defGetString(def), vendor, at_ddl, srv);
 	}
+
+	ccp_check_requires(options, ForeignServerRelationId);
+
+	proxy = ccp_option_value(options, "proxy");
+	if (proxy != NULL)
+		ccp_http_check_route(ccp_option_value(options, "url"), proxy);
 
 	return vendor;
 }
@@ -868,5 +1081,7 @@ ccp_server_secrets(const CcpServer *srv, const char **secrets)
 
 	for (int i = 0; i < lengthof(srv->cred); i++)
 		secrets[n++] = srv->cred[i];
+	secrets[n++] = srv->http.proxy_user;
+	secrets[n++] = srv->http.proxy_password;
 	return n;
 }

@@ -1218,6 +1218,8 @@ ccpurge_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			need_claim = true;
+			/* a changed ccpurge.retention changes when removal is due */
+			ccp_next_purge = 0;
 		}
 
 		MemoryContextReset(loop_cxt);

@@ -53,9 +53,11 @@ $primary->wait_for_catchup($standby);
 
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
 	't', 'the standby is in recovery');
+is($standby->safe_psql('postgres', 'SHOW shared_preload_libraries'),
+	'ccpurge', 'the standby preloads ccpurge too (the backup has its postgresql.conf)');
 is( $standby->safe_psql(
 		'postgres',
-		'SELECT string_agg(srvname, \',\' ORDER BY srvname) FROM pg_foreign_server'),
+		q{SELECT string_agg(srvname, ',' ORDER BY srvname) FROM pg_foreign_server}),
 	'cec,isales,ozonetel',
 	'the standby has the three servers');
 

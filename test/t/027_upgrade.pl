@@ -176,6 +176,7 @@ WITH ext AS (
 		UNION
 		SELECT d.classid, d.objid FROM pg_depend d
 		 WHERE d.refclassid = m.classid AND d.refobjid = m.objid
+		   AND d.deptype IN ('a', 'i')
 		   AND d.classid IN ('pg_rewrite'::regclass, 'pg_attrdef'::regclass,
 							 'pg_constraint'::regclass, 'pg_class'::regclass)
 	  ) part ON true
