@@ -8,24 +8,40 @@
 # script followed by src/sql/90_comments.sql, so that both paths carry the
 # same comments (a TAP test checks that a fresh install and an updated one
 # end up with the same objects).
+#
+# Every source path goes through $(srcdir), so that the tree also builds
+# out of tree, as Debian's pg_buildext does it:
+#   make -C build-15 -f $PWD/Makefile VPATH=$PWD PG_CONFIG=...
+#
+# Tests: "make installcheck" runs the pg_regress and isolation suites
+# against the running server that PGHOST and PGPORT name, as for any PGXS
+# extension; that server must preload ccpurge (see test/regress.conf for
+# the settings) and the vendor simulator must run (test/bin/sim-start).
+# "make installcheck TEMP_INSTANCE=1" makes pg_regress start a temporary
+# instance of its own with test/regress.conf instead (test/check.sh does).
 
 MODULE_big = ccpurge
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+# srcdir is set by PGXS below; these variables are expanded after that
+OBJS = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c)))
 EXTENSION = ccpurge
 DATA_built = ccpurge--1.1.sql ccpurge--1.0--1.1.sql
-DATA = $(wildcard versions/ccpurge--*.sql)
+DATA = $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/versions/ccpurge--*.sql))
 PGFILEDESC = "ccpurge - erase personal data at contact-center vendors"
 
 SHLIB_LINK += -lcurl -lcjson
 PG_CPPFLAGS += -I$(srcdir)/src -I/usr/include/cjson
 PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror
 
-REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
-REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
-ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
-# the worker serves the database of ccpurge.database_name in test/regress.conf
-override ISOLATION_TESTDB = contrib_regression
-ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/regress.conf --inputdir=test
+REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/sql/*.sql))))
+ISOLATION = $(sort $(basename $(notdir $(wildcard $(srcdir)/test/specs/*.spec))))
+# The specs play the worker's part by hand, so they run in PGXS's
+# isolation_regression, which the worker (serving contrib_regression, see
+# test/regress.conf) never enters.
+ISOLATION_OPTS = --inputdir=$(srcdir)/test
+ifdef TEMP_INSTANCE
+REGRESS_OPTS += --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
+ISOLATION_OPTS += --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/regress.conf
+endif
 
 EXTRA_CLEAN = test/sim/ccpurge-sim
 
@@ -33,11 +49,18 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-ccpurge--1.1.sql: $(sort $(wildcard src/sql/*.sql))
+ccpurge--1.1.sql: $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 	cat $^ > $@
 
-ccpurge--1.0--1.1.sql: src/update/1.0--1.1.sql src/sql/90_comments.sql
+ccpurge--1.0--1.1.sql: $(srcdir)/src/update/1.0--1.1.sql $(srcdir)/src/sql/90_comments.sql
 	cat $^ > $@
 
 # every source file includes the private header
-$(OBJS): src/ccpurge.h
+$(OBJS): $(srcdir)/src/ccpurge.h
+
+# Out of tree the objects go to src/ under the build directory, which make
+# does not create by itself.  The absolute name keeps VPATH from finding
+# the source tree's src/ instead.
+$(OBJS): | $(CURDIR)/src
+$(CURDIR)/src:
+	$(MKDIR_P) $@

@@ -2,7 +2,7 @@
 #
 # test/check.sh: ccpurge's one test command (CI runs it through .ci/run).
 #
-# Run as root from anywhere:
+# Run as root (a user with sudo is taken there through sudo) from anywhere:
 #
 #   bash test/check.sh                  everything
 #   bash test/check.sh regress          pg_regress tests only (sql/*.sql)
@@ -12,12 +12,39 @@
 #   bash test/check.sh selftest         the simulator's self-test only
 #   bash test/check.sh bench [NAME...]  benchmarks (test/bench/NAME.pl); not
 #                                       part of the default run
+#   bash test/check.sh package          builds the Debian package from a clean
+#                                       clone of HEAD, installs it with apt-get
+#                                       and runs the regress and isolation
+#                                       tests against it (more with filters:
+#                                       "package tap"); not in the default run
+#   bash test/check.sh valgrind         the regress and isolation tests against
+#                                       a server running under valgrind
+#                                       memcheck; passes when valgrind reports
+#                                       no error; not in the default run
 #
 # Several filters may be given at once ("regress isolation").  --no-build
-# skips installing packages and building (for quick reruns after a build).
-# Environment: CCP_TAP_JOBS (parallel TAP files, default min(nproc, 4)),
-# CCP_TAP_VERBOSE=1, CCP_KEEP_TMP=1 (keep the work directory even on
-# success), PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config).
+# skips installing packages and building (for quick reruns after a build;
+# "valgrind" still installs valgrind when it is missing, and "package"
+# always builds).
+#
+# Environment:
+#   PG_CONFIG              default /usr/lib/postgresql/15/bin/pg_config
+#   CCP_TAP_JOBS           parallel TAP files, default min(nproc, 4)
+#   CCP_TAP_VERBOSE=1      the TAP tests' own output
+#   CCP_KEEP_TMP=1         keep the work directory even on success
+#   CCP_TMPDIR             where the work directory is made, default /tmp;
+#                          user postgres must be able to read it
+#   CCP_VALGRIND_SUPP      a suppression file to use instead of
+#                          PostgreSQL's valgrind.supp or test/valgrind.supp
+#   CCP_VALGRIND_OPTS      more valgrind options, after the script's own
+#                          ("--error-exitcode=0" lets a run with errors go on)
+#   CCP_PACKAGE_INSTALL=0  "package" only builds the package and checks its
+#                          contents: nothing is installed, no suite runs
+#   CCP_PACKAGE_ROOT=DIR   "package" extracts the package with dpkg -x into
+#                          DIR, a relocatable copy of PostgreSQL's
+#                          /usr/lib/postgresql, /usr/share/postgresql and
+#                          /usr/include/postgresql trees, and tests it
+#                          there instead of installing it with apt-get
 #
 # As root it installs missing packages, builds and installs the extension
 # and the simulator, copies the tree (without .git) to a fresh directory
@@ -25,9 +52,12 @@
 # runs the suites there: PostgreSQL refuses to run as root, and the
 # checkout may sit where postgres cannot read (/root/...).  Every process it
 # starts is stopped by PID (or by the process group it was given) on exit.
+# The pg_regress and isolation suites run with "make installcheck
+# TEMP_INSTANCE=1", so pg_regress starts temporary instances of its own.
 # The last line printed is "N passed, N failed", counting pg_regress tests,
-# isolation tests, TAP files and the simulator self-test; the exit status is
-# non-zero when anything failed.
+# isolation tests, TAP files, the simulator self-test and the steps of the
+# package and valgrind modes; the exit status is non-zero when anything
+# failed.
 #
 # shellcheck disable=SC2317  # the cleanup functions run from traps
 set -uo pipefail
@@ -41,7 +71,8 @@ say() {
 }
 
 usage() {
-	sed -n '4,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '4,/^# As root it installs/{/^# As root/!p;}' "${BASH_SOURCE[0]}" |
+		sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -55,6 +86,8 @@ RUN_ISOLATION=0
 RUN_TAP=0
 RUN_SELFTEST=0
 RUN_BENCH=0
+PACKAGE=0
+VALGRIND=0
 TAP_ARGS=()
 BENCH_ARGS=()
 ORIG_ARGS=("$@")
@@ -66,12 +99,14 @@ while [ $# -gt 0 ]; do
 	regress) RUN_REGRESS=1 ;;
 	isolation) RUN_ISOLATION=1 ;;
 	selftest) RUN_SELFTEST=1 ;;
+	package) PACKAGE=1 ;;
+	valgrind) VALGRIND=1 ;;
 	all) RUN_REGRESS=1 RUN_ISOLATION=1 RUN_TAP=1 RUN_SELFTEST=1 ;;
 	tap)
 		RUN_TAP=1
 		while [ $# -gt 1 ]; do
 			case "$2" in
-			regress | isolation | selftest | all | tap | --*) break ;;
+			regress | isolation | selftest | all | tap | bench | package | valgrind | --*) break ;;
 			esac
 			TAP_ARGS+=("$2")
 			shift
@@ -81,7 +116,7 @@ while [ $# -gt 0 ]; do
 		RUN_BENCH=1
 		while [ $# -gt 1 ]; do
 			case "$2" in
-			regress | isolation | selftest | all | tap | bench | --*) break ;;
+			regress | isolation | selftest | all | tap | bench | package | valgrind | --*) break ;;
 			esac
 			BENCH_ARGS+=("$2")
 			shift
@@ -96,8 +131,14 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+# Without a filter: everything; "package" alone tests the package with the
+# pg_regress suites; "valgrind" alone is only the valgrind run.
 if [ $((RUN_REGRESS + RUN_ISOLATION + RUN_TAP + RUN_SELFTEST + RUN_BENCH)) -eq 0 ]; then
-	RUN_REGRESS=1 RUN_ISOLATION=1 RUN_TAP=1 RUN_SELFTEST=1
+	if [ "$PACKAGE" -eq 1 ]; then
+		RUN_REGRESS=1 RUN_ISOLATION=1
+	elif [ "$VALGRIND" -eq 0 ]; then
+		RUN_REGRESS=1 RUN_ISOLATION=1 RUN_TAP=1 RUN_SELFTEST=1
+	fi
 fi
 
 # wait_gone PID TENTHS waits up to TENTHS tenths of a second for a process
@@ -161,9 +202,13 @@ if [ "$INNER" -eq 0 ]; then
 		if command -v sudo >/dev/null 2>&1; then
 			exec sudo env PG_CONFIG="$PG_CONFIG" CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" \
 				CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" CCP_KEEP_TMP="${CCP_KEEP_TMP:-}" \
+				CCP_VALGRIND_SUPP="${CCP_VALGRIND_SUPP:-}" CCP_VALGRIND_OPTS="${CCP_VALGRIND_OPTS:-}" \
+				CCP_PACKAGE_INSTALL="${CCP_PACKAGE_INSTALL:-}" CCP_PACKAGE_ROOT="${CCP_PACKAGE_ROOT:-}" \
+				CCP_TMPDIR="${CCP_TMPDIR:-}" \
 				bash "${BASH_SOURCE[0]}" "${ORIG_ARGS[@]}"
 		fi
-		echo "check.sh: must run as root (it installs packages and the extension), and sudo is not available" >&2
+		echo "check.sh: must run as root (it installs packages and the extension), and sudo is not available;" \
+			"run it as root: bash test/check.sh" >&2
 		exit 1
 	fi
 
@@ -171,6 +216,9 @@ if [ "$INNER" -eq 0 ]; then
 	RESULT=1
 	RUNUSER_PID=
 	SUMMARY=
+	# results of the root phase's own steps (the package mode's)
+	PRE_PASS=0
+	PRE_FAIL=0
 
 	# stop_inner ends the postgres phase: SIGTERM to its shell (whose trap
 	# ends its current job and its processes), then to anything left.
@@ -197,6 +245,8 @@ if [ "$INNER" -eq 0 ]; then
 			echo "check.sh: the postgres phase exited with status $rc" >&2
 			nfail=1
 		fi
+		npass=$((npass + PRE_PASS))
+		nfail=$((nfail + PRE_FAIL))
 		[ "$nfail" -eq 0 ] && RESULT=0
 		SUMMARY="$npass passed, $nfail failed"
 	}
@@ -228,14 +278,145 @@ if [ "$INNER" -eq 0 ]; then
 	# setup_failed reports a failure before any suite ran.
 	setup_failed() {
 		echo "check.sh: $*" >&2
-		SUMMARY="0 passed, 1 failed"
+		SUMMARY="$PRE_PASS passed, $((PRE_FAIL + 1)) failed"
 		exit 1
 	}
 
-	if [ "$NO_BUILD" -eq 0 ]; then
-		say "installing missing packages"
-		bash "$SRC/test/install-deps.sh" || setup_failed "installing packages failed"
+	# pre_record counts the outcome of one step of the root phase:
+	# pre_record pass|fail NAME.
+	pre_record() {
+		if [ "$1" = pass ]; then
+			PRE_PASS=$((PRE_PASS + 1))
+		else
+			PRE_FAIL=$((PRE_FAIL + 1))
+			echo "check.sh: failed: $2" >&2
+		fi
+	}
 
+	# deb_expected_files prints the files that the package built from the
+	# tree $1 must hold, as dpkg-deb -c names them: the library, the
+	# control file, every script of versions/, the install script of the
+	# default version and every update script built from src/update/.
+	deb_expected_files() {
+		local tree=$1 major=$2 libdir extdir f v
+		libdir=/usr/lib/postgresql/$major/lib
+		extdir=/usr/share/postgresql/$major/extension
+		echo ".$libdir/ccpurge.so"
+		echo ".$extdir/ccpurge.control"
+		v=$(sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" "$tree/ccpurge.control")
+		echo ".$extdir/ccpurge--$v.sql"
+		for f in "$tree"/versions/ccpurge--*.sql; do
+			[ -f "$f" ] && echo ".$extdir/$(basename "$f")"
+		done
+		for f in "$tree"/src/update/*.sql; do
+			[ -f "$f" ] && echo ".$extdir/ccpurge--$(basename "$f")"
+		done
+	}
+
+	# build_package builds the Debian package from a clean clone of the
+	# repository's HEAD in $WORK/pkg, checks its contents and, unless
+	# CCP_PACKAGE_INSTALL is 0, installs it with apt-get (or extracts it
+	# into CCP_PACKAGE_ROOT and points PG_CONFIG there).  The suites then run
+	# from that same commit (git archive into $WORK/src), never from the
+	# working tree, so that tests and package match.  Nothing is built or
+	# installed with make: the suites test what the package installed.
+	build_package() {
+		local pkg="$WORK/pkg" clone major deb f t0 rc
+		local -a missing=() debs
+		clone="$pkg/ccpurge"
+		say "building the Debian package from a clean clone of HEAD"
+		git -C "$SRC" rev-parse --git-dir >/dev/null 2>&1 ||
+			setup_failed "package: $SRC is not a git repository"
+		if [ -n "$(git -c safe.directory='*' -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+			echo "check.sh: note: uncommitted changes are not in the package; it is built from HEAD"
+		fi
+		mkdir "$pkg" || setup_failed "mkdir $pkg failed"
+		git -c safe.directory='*' clone --quiet --no-hardlinks "$SRC" "$clone" ||
+			setup_failed "package: git clone of $SRC failed"
+		echo "commit $(git -C "$clone" log -1 --format='%h %s')"
+		t0=$SECONDS
+		(cd "$clone" && dpkg-buildpackage -us -uc -b) >"$pkg/build.log" 2>&1 </dev/null
+		rc=$?
+		PKG_BUILD_SECONDS=$((SECONDS - t0))
+		if [ "$rc" -ne 0 ]; then
+			tail -n 60 "$pkg/build.log"
+			pre_record fail "package/build"
+			setup_failed "dpkg-buildpackage failed (whole log in $pkg/build.log)"
+		fi
+		major=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+		debs=("$pkg"/postgresql-"$major"-ccpurge_*.deb)
+		deb=${debs[0]}
+		if [ ! -f "$deb" ]; then
+			ls -l "$pkg" >&2
+			pre_record fail "package/build"
+			setup_failed "dpkg-buildpackage made no postgresql-$major-ccpurge package"
+		fi
+		pre_record pass "package/build"
+		echo "built $(basename "$deb") in ${PKG_BUILD_SECONDS}s (log $pkg/build.log)"
+
+		say "checking the package's contents"
+		dpkg-deb -c "$deb" | awk '{print $6}' >"$pkg/contents"
+		while IFS= read -r f; do
+			grep -qxF -- "$f" "$pkg/contents" || missing+=("$f")
+		done < <(deb_expected_files "$clone" "$major")
+		if [ ${#missing[@]} -gt 0 ]; then
+			printf 'missing from the package: %s\n' "${missing[@]}" >&2
+			pre_record fail "package/contents"
+		else
+			grep -E '\.(so|control|sql)$' "$pkg/contents"
+			pre_record pass "package/contents"
+		fi
+
+		if [ "${CCP_PACKAGE_INSTALL:-1}" = 0 ]; then
+			return 0
+		fi
+		if [ -n "${CCP_PACKAGE_ROOT:-}" ]; then
+			say "extracting the package into $CCP_PACKAGE_ROOT"
+			PG_CONFIG=$CCP_PACKAGE_ROOT/usr/lib/postgresql/$major/bin/pg_config
+			if dpkg-deb -x "$deb" "$CCP_PACKAGE_ROOT" &&
+				[ -f "$("$PG_CONFIG" --pkglibdir)/ccpurge.so" ]; then
+				echo "PG_CONFIG=$PG_CONFIG"
+				pre_record pass "package/install"
+			else
+				pre_record fail "package/install"
+				setup_failed "extracting $(basename "$deb") into $CCP_PACKAGE_ROOT failed"
+			fi
+			return 0
+		fi
+		say "installing the package with apt-get"
+		if DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "$deb" \
+			>"$pkg/install.log" 2>&1 </dev/null &&
+			dpkg -L "postgresql-$major-ccpurge" | grep -qx "$("$PG_CONFIG" --pkglibdir)/ccpurge.so"; then
+			tail -n 3 "$pkg/install.log"
+			pre_record pass "package/install"
+		else
+			tail -n 40 "$pkg/install.log"
+			pre_record fail "package/install"
+			setup_failed "installing $(basename "$deb") failed"
+		fi
+	}
+
+	if [ "$PACKAGE" -eq 1 ] && [ -n "${CCP_PACKAGE_ROOT:-}" ]; then
+		[ -x "$CCP_PACKAGE_ROOT/usr/lib/postgresql/$("$PG_CONFIG" --version |
+			sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')/bin/pg_config" ] ||
+			setup_failed "package: $CCP_PACKAGE_ROOT holds no relocatable copy of PostgreSQL"
+	elif [ "$PACKAGE" -eq 1 ]; then
+		case "$PG_CONFIG" in
+		/usr/lib/postgresql/*) ;;
+		*) setup_failed "package: the package installs into /usr/lib/postgresql; PG_CONFIG ($PG_CONFIG) must be the system's" ;;
+		esac
+	fi
+
+	DEP_GROUPS=()
+	[ "$NO_BUILD" -eq 0 ] && DEP_GROUPS+=(base)
+	[ "$PACKAGE" -eq 1 ] && DEP_GROUPS+=(base package)
+	[ "$VALGRIND" -eq 1 ] && DEP_GROUPS+=(valgrind)
+	if [ ${#DEP_GROUPS[@]} -gt 0 ]; then
+		say "installing missing packages"
+		bash "$SRC/test/install-deps.sh" "${DEP_GROUPS[@]}" || setup_failed "installing packages failed"
+	fi
+
+	if [ "$NO_BUILD" -eq 0 ] && [ "$PACKAGE" -eq 0 ]; then
 		say "building and installing ccpurge"
 		JOBS=$(nproc 2>/dev/null || echo 2)
 		(cd "$SRC" &&
@@ -253,16 +434,31 @@ if [ "$INNER" -eq 0 ]; then
 			--shell /bin/bash postgres || setup_failed "could not create user postgres"
 	fi
 
-	WORK=$(mktemp -d /tmp/ccpurge-check.XXXXXX) || setup_failed "mktemp failed"
+	WORK=$(mktemp -d "${CCP_TMPDIR:-/tmp}/ccpurge-check.XXXXXX") || setup_failed "mktemp failed"
 	chmod 755 "$WORK"
 	mkdir "$WORK/src"
-	tar -C "$SRC" \
-		--exclude=./.git --exclude=./tmp_check --exclude=./tmp_check_iso \
-		--exclude=./results --exclude=./output_iso --exclude=./log \
-		--exclude=./regression.diffs --exclude=./regression.out \
-		--exclude=./test/tmp \
-		-cf - . | tar -C "$WORK/src" -xf - || setup_failed "copying the tree failed"
+	if [ "$PACKAGE" -eq 1 ]; then
+		build_package
+		git -C "$WORK/pkg/ccpurge" archive HEAD | tar -C "$WORK/src" -xf - ||
+			setup_failed "copying the tree failed"
+		say "building the simulator"
+		make -s -C "$WORK/src/test/sim" || setup_failed "building the simulator failed"
+	else
+		tar -C "$SRC" \
+			--exclude=./.git --exclude=./tmp_check --exclude=./tmp_check_iso \
+			--exclude=./results --exclude=./output_iso --exclude=./log \
+			--exclude=./regression.diffs --exclude=./regression.out \
+			--exclude=./test/tmp \
+			-cf - . | tar -C "$WORK/src" -xf - || setup_failed "copying the tree failed"
+	fi
 	chown -R postgres: "$WORK"
+
+	if [ "$PACKAGE" -eq 1 ] && [ "${CCP_PACKAGE_INSTALL:-1}" = 0 ]; then
+		say "package built and checked; not installed (CCP_PACKAGE_INSTALL=0), no suites run"
+		SUMMARY="$PRE_PASS passed, $PRE_FAIL failed"
+		[ "$PRE_FAIL" -eq 0 ] && RESULT=0
+		exit "$RESULT"
+	fi
 
 	# The postgres phase gets a clean environment: no proxy settings for
 	# libcurl, no PG* variables, a fixed locale.  It runs in the background
@@ -272,12 +468,17 @@ if [ "$INNER" -eq 0 ]; then
 		TERM="${TERM:-dumb}" PG_CONFIG="$PG_CONFIG" \
 		CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" \
 		PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-}" \
-		PG_TEST_NOCLEAN="${PG_TEST_NOCLEAN:-}" \
+		PG_TEST_NOCLEAN="${PG_TEST_NOCLEAN:-}" CCP_VALGRIND_SUPP="${CCP_VALGRIND_SUPP:-}" \
+		CCP_VALGRIND_OPTS="${CCP_VALGRIND_OPTS:-}" \
 		bash "$WORK/src/test/check.sh" --inner "${ORIG_ARGS[@]}" </dev/null &
 	RUNUSER_PID=$!
+	SUITE_T0=$SECONDS
 	wait "$RUNUSER_PID"
 	rc=$?
 	RUNUSER_PID=
+	if [ "$PACKAGE" -eq 1 ]; then
+		echo "package: built in ${PKG_BUILD_SECONDS}s, suites ran in $((SECONDS - SUITE_T0))s"
+	fi
 	summary "$rc"
 	exit "$RESULT"
 fi
@@ -430,10 +631,11 @@ make_logged() {
 }
 
 # run_pg_regress KIND runs "make installcheck" for one kind of suite
-# (regress or isolation) against a fresh simulator.
+# (regress or isolation) against a fresh simulator, with a temporary
+# instance that pg_regress starts (TEMP_INSTANCE=1, see the Makefile).
 run_pg_regress() {
 	local kind=$1 log rc nbad diffs logdir
-	local -a makeargs=(installcheck PG_CONFIG="$PG_CONFIG")
+	local -a makeargs=(installcheck PG_CONFIG="$PG_CONFIG" TEMP_INSTANCE=1)
 
 	log="$WORK/$kind.log"
 	if [ "$kind" = regress ]; then
@@ -441,9 +643,7 @@ run_pg_regress() {
 		diffs=regression.diffs
 		logdir=log
 	else
-		# The worker serves ccpurge.database_name from test/regress.conf
-		# (contrib_regression), so the specs must run in that database too.
-		makeargs+=(REGRESS= ISOLATION_TESTDB=contrib_regression)
+		makeargs+=(REGRESS=)
 		diffs=output_iso/regression.diffs
 		logdir=output_iso/log
 	fi
@@ -611,6 +811,161 @@ if [ "$RUN_ISOLATION" -eq 1 ]; then
 fi
 
 [ "$RUN_TAP" -eq 1 ] && run_tap
+
+# valgrind_suppressions prints the suppression file for the valgrind run:
+# CCP_VALGRIND_SUPP, else PostgreSQL's src/tools/valgrind.supp when the
+# installation has one, else the one shipped in test/.
+valgrind_suppressions() {
+	local f
+	for f in "${CCP_VALGRIND_SUPP:-}" "$PGXSDIR/src/tools/valgrind.supp" \
+		"$("$PG_CONFIG" --sharedir)/valgrind.supp" "$ROOT/test/valgrind.supp"; do
+		if [ -n "$f" ] && [ -f "$f" ]; then
+			echo "$f"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# run_valgrind runs the regress and isolation suites with "make
+# installcheck" against a cluster whose postmaster (and so every backend
+# and the worker, which it forks) runs under valgrind memcheck, then counts
+# the errors in valgrind's per-process logs.  It records the suites' tests
+# and one more result: "valgrind", failed when any error was reported.
+# Everything is slow under valgrind (about 20 to 50 times), so tests that
+# measure time may fail here without a memory error; the error count is
+# what this mode is for.
+run_valgrind() {
+	local vg="$WORK/valgrind" supp port=5432 pid log rc t0 i
+	local f n total=0 nlogs=0 nbad=0 nsummary=0 shown=0
+	local -a vgopts
+
+	say "pg_regress suites against a server under valgrind"
+	if ! command -v valgrind >/dev/null 2>&1; then
+		record fail "valgrind (valgrind is not installed)"
+		return
+	fi
+	supp=$(valgrind_suppressions)
+	mkdir -p "$vg"
+	if ! initdb -D "$vg/data" -A trust -N >"$vg/initdb.log" 2>&1; then
+		cat "$vg/initdb.log"
+		record fail "valgrind (initdb failed)"
+		return
+	fi
+	{
+		echo
+		echo "# test/check.sh valgrind: test/regress.conf, then the run's own settings"
+		cat test/regress.conf
+		echo "listen_addresses = ''"
+		echo "unix_socket_directories = '$vg'"
+		echo "port = $port"
+		echo "fsync = off"
+		echo "autovacuum = off"
+		echo "max_connections = 20"
+	} >>"$vg/data/postgresql.conf"
+
+	# 128 is how skink, PostgreSQL's valgrind buildfarm animal, makes a
+	# backend with an error exit: the postmaster takes it for a crash, so
+	# an error also shows in the suites.
+	# shellcheck disable=SC2054  # the comma belongs to --error-markers
+	vgopts=(--trace-children=yes --leak-check=no --error-exitcode=128
+		--track-origins=yes --read-var-info=no --num-callers=30
+		--error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END
+		--gen-suppressions=all --log-file="$vg/valgrind.%p.log")
+	[ -n "$supp" ] && vgopts+=(--suppressions="$supp")
+	# word splitting wanted: a list of options
+	# shellcheck disable=SC2206
+	[ -n "${CCP_VALGRIND_OPTS:-}" ] && vgopts+=(${CCP_VALGRIND_OPTS})
+	echo "valgrind ${vgopts[*]} postgres -D $vg/data"
+	valgrind "${vgopts[@]}" "$BINDIR/postgres" -D "$vg/data" \
+		>"$vg/postmaster.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$WORK/valgrind-postmaster.pid"
+
+	t0=$SECONDS
+	for ((i = 0; i < 600; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 40 "$vg/postmaster.log"
+			record fail "valgrind (the server did not start)"
+			return
+		fi
+		pg_isready -q -h "$vg" -p "$port" && break
+		sleep 1
+	done
+	if ! pg_isready -q -h "$vg" -p "$port"; then
+		kill -QUIT "$pid" 2>/dev/null
+		record fail "valgrind (the server was not ready within 10 minutes)"
+		return
+	fi
+	echo "server under valgrind ready after $((SECONDS - t0))s (pid $pid, socket $vg)"
+
+	if start_sim valgrind; then
+		log="$WORK/valgrind.log"
+		t0=$SECONDS
+		PGHOST=$vg PGPORT=$port run_job make_logged "$log" installcheck PG_CONFIG="$PG_CONFIG"
+		rc=$?
+		stop_sim
+		echo "suites took $((SECONDS - t0))s under valgrind"
+		count_pg_regress "$log" valgrind
+		n=$?
+		if [ "$rc" -ne 0 ] && [ "$NRUN_LAST" -eq 0 ]; then
+			record fail "valgrind (make installcheck failed before running tests)"
+		elif [ "$rc" -ne 0 ] && [ "$n" -eq 0 ]; then
+			record fail "valgrind (make installcheck exited with status $rc)"
+		fi
+		if [ "$rc" -ne 0 ]; then
+			for f in regression.diffs output_iso/regression.diffs; do
+				[ -s "$f" ] || continue
+				echo "----- $f"
+				head -n 200 "$f"
+			done
+		fi
+	else
+		record fail "valgrind (simulator did not start)"
+	fi
+
+	# A fast shutdown; every process writes its error summary as it exits.
+	kill -INT "$pid" 2>/dev/null
+	if ! wait_gone "$pid" 3000; then
+		echo "check.sh: the server under valgrind did not stop within 5 minutes" >&2
+		kill -QUIT "$pid" 2>/dev/null
+		wait_gone "$pid" 300 || kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	rm -f "$WORK/valgrind-postmaster.pid"
+
+	for f in "$vg"/valgrind.*.log; do
+		[ -f "$f" ] || continue
+		nlogs=$((nlogs + 1))
+		# a process killed before its summary still has its error blocks
+		n=$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$f" | tail -n 1 | tr -d ,)
+		if [ -n "$n" ]; then
+			nsummary=$((nsummary + 1))
+		else
+			n=$(grep -c 'VALGRINDERROR-BEGIN' "$f")
+		fi
+		if [ "$n" -gt 0 ]; then
+			nbad=$((nbad + 1))
+			total=$((total + n))
+			if [ "$shown" -lt 3 ]; then
+				echo "----- ${f#"$WORK"/} ($n errors; the first ones)"
+				sed -n '/VALGRINDERROR-BEGIN/,/VALGRINDERROR-END/p' "$f" | head -n 80
+				shown=$((shown + 1))
+			fi
+		fi
+	done
+	echo "valgrind: $total errors in $nbad of $nlogs processes (logs in $vg;" \
+		"$((nlogs - nsummary)) ended without a summary)"
+	if [ "$nlogs" -eq 0 ]; then
+		record fail "valgrind (no valgrind log was written)"
+	elif [ "$total" -eq 0 ]; then
+		record pass "valgrind (0 errors in $nlogs processes)"
+	else
+		record fail "valgrind ($total errors in $nbad of $nlogs processes)"
+	fi
+}
+
+[ "$VALGRIND" -eq 1 ] && run_valgrind
 
 # run_bench runs the benchmarks named (test/bench/NAME.pl), or all of them,
 # one after another with their figures shown; they are not tests, but one

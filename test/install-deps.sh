@@ -5,13 +5,19 @@
 # cJSON, libmicrohttpd for the vendor simulator, IPC::Run for the TAP tests,
 # and the tools the scripts call).
 #
+#   bash test/install-deps.sh [GROUP...]
+#
+# Groups: "base" (the default: building and testing), "package" (building
+# the Debian package: debhelper, pg_buildext from
+# postgresql-server-dev-all, git), "valgrind" (valgrind only).
+#
 # It asks dpkg first and touches apt only when something is missing, so a
 # second run costs a fraction of a second.  It needs root; when run as
 # another user it goes through sudo if there is one.
 #
 set -euo pipefail
 
-PACKAGES=(
+BASE_PACKAGES=(
 	postgresql-15
 	postgresql-server-dev-15
 	libcurl4-openssl-dev
@@ -26,6 +32,30 @@ PACKAGES=(
 	strace
 	procps
 )
+PACKAGE_PACKAGES=(
+	debhelper
+	postgresql-server-dev-all
+	dpkg-dev
+	git
+)
+VALGRIND_PACKAGES=(
+	valgrind
+)
+
+PACKAGES=()
+[ $# -gt 0 ] || set -- base
+for group in "$@"; do
+	case "$group" in
+	base) PACKAGES+=("${BASE_PACKAGES[@]}") ;;
+	package) PACKAGES+=("${PACKAGE_PACKAGES[@]}") ;;
+	valgrind) PACKAGES+=("${VALGRIND_PACKAGES[@]}") ;;
+	*)
+		echo "install-deps: unknown group \"$group\" (base, package, valgrind)" >&2
+		exit 2
+		;;
+	esac
+done
+mapfile -t PACKAGES < <(printf '%s\n' "${PACKAGES[@]}" | sort -u)
 
 # missing_packages prints the packages of PACKAGES that are not installed.
 missing_packages() {

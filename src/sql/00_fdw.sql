@@ -10,9 +10,6 @@ LANGUAGE C STRICT;
 CREATE FOREIGN DATA WRAPPER ccpurge
   VALIDATOR ccpurge_fdw_validator;
 
-COMMENT ON FOREIGN DATA WRAPPER ccpurge IS
-  'contact-center vendor accounts: one server per account, secrets in user mappings';
-
 /* Internal tables live in their own schema; functions go to @extschema@. */
 CREATE SCHEMA ccpurge;
 REVOKE ALL ON SCHEMA ccpurge FROM PUBLIC;

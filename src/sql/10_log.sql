@@ -24,9 +24,6 @@ REVOKE ALL ON SEQUENCE ccpurge.request_log_log_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log_log_id_seq', '');
 
-COMMENT ON TABLE ccpurge.request_log IS
-  'every HTTP request ccpurge made: a SHA-256 digest of the items, never the items';
-
 /*
  * ccpurge_items_digest gives the digest the request log stores for a list of
  * items, so that compliance staff can prove that a given set was sent.

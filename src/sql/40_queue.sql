@@ -60,9 +60,6 @@ SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue',
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue_chunk_id_seq', '');
 
-COMMENT ON TABLE ccpurge.queue IS
-  'erasure requests waiting for, or done by, the ccpurge background worker';
-
 /*
  * ccpurge_status shows one row per queued item, to members of the role that
  * queued it (superusers see every row).  security_barrier keeps a caller's
@@ -85,9 +82,6 @@ RETURNS bigint
 AS 'MODULE_PATHNAME'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
-COMMENT ON FUNCTION ccpurge_enqueue(text, text[], jsonb, text) IS
-  'queues items for erasure in the current transaction; returns the request id';
-
 /*
  * TG_ARGV = (operation, column [, params json [, server]]).  Use it AFTER
  * DELETE, FOR EACH ROW or FOR EACH STATEMENT with REFERENCING OLD TABLE.
@@ -96,9 +90,6 @@ CREATE FUNCTION ccpurge_erase_on_delete()
 RETURNS trigger
 AS 'MODULE_PATHNAME'
 LANGUAGE C;
-
-COMMENT ON FUNCTION ccpurge_erase_on_delete() IS
-  'AFTER DELETE trigger queueing a column of the deleted rows for erasure';
 
 CREATE FUNCTION ccpurge_wait(request_id bigint,
 							 timeout interval DEFAULT '5 minutes')
