@@ -31,6 +31,7 @@ BASE_PACKAGES=(
 	curl
 	strace
 	procps
+	tinyproxy-bin
 )
 PACKAGE_PACKAGES=(
 	debhelper
