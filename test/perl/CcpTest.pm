@@ -45,10 +45,12 @@ our $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/../..');
 our %CREDENTIALS = (
 	cec => { app_key => 'cec-app-key', app_secret => 'cec-app-secret' },
 	isales => { ak => 'isales-ak', sk => 'isales-sk' },
-	ozonetel => { username => 'acme', api_key => 'oz-api-key' },);
+	ozonetel => { username => 'acme', api_key => 'oz-api-key' },
+	webhook => { signing_secret => 'webhook-signing-secret-0123' },);
 
 # Every secret above, for tests that check logs and tables for leaks.
-our @SECRETS = ('cec-app-secret', 'isales-sk', 'oz-api-key');
+our @SECRETS = ('cec-app-secret', 'isales-sk', 'oz-api-key',
+	'webhook-signing-secret-0123');
 
 # root returns the repository root (the directory holding the Makefile).
 sub root { return $ROOT; }
