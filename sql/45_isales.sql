@@ -31,6 +31,10 @@ SELECT * FROM ccpurge_delete_caller_numbers(NULL, 42, ARRAY['1']);
 SELECT * FROM ccpurge_delete_caller_numbers(1, NULL, ARRAY['1']);
 SELECT * FROM ccpurge_delete_caller_numbers(1, -1, ARRAY['1']);
 SELECT * FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['12-34']);
+-- access codes are digits only, at most 24 of them (the callerNo table)
+SELECT * FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['5245*41']);
+SELECT * FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['5245#41']);
+SELECT * FROM ccpurge_delete_caller_numbers(1, 42, ARRAY[repeat('1', 25)]);
 SELECT * FROM ccpurge_delete_caller_numbers(1, 42, '{}');
 
 --

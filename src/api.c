@@ -174,7 +174,7 @@ ccp_api_check_vdn(bool vdn_null, int vdn_id, bool campaign_null, int campaign_id
 				 errmsg("vdn_id must not be NULL")));
 	if (vdn_id < 1 || vdn_id > 9999)
 		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("vdn_id %d is out of range", vdn_id),
 				 errdetail("A VDN id is an integer from 1 to 9999.")));
 	if (campaign_null)
@@ -183,7 +183,7 @@ ccp_api_check_vdn(bool vdn_null, int vdn_id, bool campaign_null, int campaign_id
 				 errmsg("campaign_id must not be NULL")));
 	if (campaign_id < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("campaign_id %d is out of range", campaign_id),
 				 errdetail("Campaign ids are not negative.")));
 }
@@ -542,7 +542,7 @@ ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params, CcpParams *out)
 			if (!known)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown parameter \"%s\" for operation %s",
+						 errmsg("unknown parameter \"%s\" for operation \"%s\"",
 								member->string, def->name),
 						 allowed[0] ? errhint("Valid parameters are: %s.", allowed)
 						 : errhint("This operation takes no parameters.")));

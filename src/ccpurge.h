@@ -16,6 +16,11 @@
 
 #include "postgres.h"
 
+/* PostgreSQL 15 is the version ccpurge is built and tested for. */
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 160000
+#error "ccpurge supports PostgreSQL 15 only"
+#endif
+
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "storage/condition_variable.h"

@@ -244,13 +244,8 @@ ccp_server_resolve(const char *servername, const CcpVendor *vendor,
 				 errdetail("Server \"%s\" is for vendor \"%s\", but this operation needs a server of vendor \"%s\".",
 						   server->servername, server_vendor, vendor->name) : 0));
 
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ForeignServerRelationId, server->serverid,
-								userid, ACL_USAGE);
-#else
 	aclresult = pg_foreign_server_aclcheck(server->serverid, userid,
 										   ACL_USAGE);
-#endif
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
 

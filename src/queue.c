@@ -804,8 +804,9 @@ ccp_queue_flush(void)
 		/* DROP EXTENSION ... CASCADE ran after the triggers fired */
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the ccpurge queue no longer exists, so %lld items queued by triggers are not erased",
-						(long long) total)));
+				 errmsg("%lld items queued by triggers are not erased",
+						(long long) total),
+				 errdetail("The ccpurge queue no longer exists: the extension was dropped after the triggers fired.")));
 		ccp_pending = NIL;
 		return;
 	}

@@ -343,7 +343,8 @@ ccp_reqlog_orphan(List *entries)
 	ccp_wake_worker();
 	if (lost > 0)
 		ereport(WARNING,
-				(errmsg("%d request log rows of a rolled-back transaction were not kept",
+				(errcode(ERRCODE_WARNING),
+				 errmsg("%d request log rows of a rolled-back transaction were not kept",
 						lost),
 				 errdetail("The ccpurge worker serves another database, or its buffer for such rows is full.")));
 }

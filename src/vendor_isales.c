@@ -38,12 +38,11 @@
 #define ISALES_CODE_DB_ERROR	"0200006"
 
 /*
- * Item and filter limits.  The calling-number document gives no limit for
- * accessCode; 32 characters is far above any real access code and keeps
- * a typo (say, a pasted sentence) from reaching the vendor.  The others are
- * the vendor's documented limits.
+ * Item and filter limits, as the vendor documents them: an accessCode is
+ * a calling number of at most 24 digits (the vendor's table of callerNo
+ * fields), a called number at most 24 characters of 0-9, "*" and "#".
  */
-#define ISALES_ACCESS_CODE_MAX	32
+#define ISALES_ACCESS_CODE_MAX	24
 #define ISALES_CALLED_MAX		24
 #define ISALES_SESSION_ID_MAX	32
 #define ISALES_CUSTOM_FIELD_MAX 200
@@ -119,20 +118,21 @@ isales_dial_string_ok(const char *s, size_t len)
 
 /*
  * isales_validate_access_code checks one calling number (accessCode) to be
- * deleted from a campaign.  The vendor documents no format; an access code
- * is a number that is dialled, so the characters allowed are those the
- * vendor documents for called numbers (0-9, "*", "#"), which also keeps a
- * CRM column of names or e-mail addresses from being sent by mistake.
+ * deleted from a campaign: digits only, at most ISALES_ACCESS_CODE_MAX of
+ * them, as the vendor's table of callerNo fields says.
  */
 static void
 isales_validate_access_code(const CcpOpDef *def, const char *item)
 {
 	ccp_validate_nonempty_item(def, item);
-	if (!isales_dial_string_ok(item, strlen(item)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("access code contains an invalid character"),
-				 errdetail("CC-iSales access codes may contain only the digits 0-9, \"*\" and \"#\".")));
+	for (const char *p = item; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("access code contains an invalid character"),
+					 errdetail("CC-iSales access codes consist of digits only.")));
+	}
 }
 
 /*

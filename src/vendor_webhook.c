@@ -49,7 +49,7 @@ webhook_validate_item(const CcpOpDef *def, const char *item)
 	if (strlen(item) > WEBHOOK_MAX_ITEM_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("item is too long for %s", def->name),
+				 errmsg("item is too long for operation \"%s\"", def->name),
 				 errdetail("The item has %zu bytes; webhook items may have at most %d.",
 						   strlen(item), WEBHOOK_MAX_ITEM_BYTES)));
 }

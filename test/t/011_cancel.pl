@@ -9,7 +9,9 @@
 #     takes the next request (Ozonetel, whose simulator also refuses a second
 #     request in flight);
 #   - a call waiting for the rate limiter itself is interrupted by
-#     statement_timeout, after the NOTICE about the wait.
+#     statement_timeout, after the NOTICE about the wait;
+#   - a cancel stops the validation and de-duplication of a huge array
+#     (10,000,000 items) promptly, not when it is done seconds later.
 
 use strict;
 use warnings;
@@ -203,6 +205,33 @@ like($err, qr/canceling statement due to statement timeout/,
 	'the wait ended with the statement timeout error');
 cmp_ok($elapsed, '<', 3, 'within 3 seconds');
 is($sim->state->{requests}{oz_delete}, $req, 'nothing was sent');
+
+# 5. A cancel stops the validation of a huge array.
+$node->safe_psql('postgres', q{
+	CREATE TABLE huge AS
+	SELECT array_agg('h' || g) AS a FROM generate_series(1, 10000000) g;});
+$req = $sim->state->{requests}{cec_customers};
+my $huge = $node->background_psql('postgres', on_error_stop => 0);
+my $huge_pid = $huge->query_safe('SELECT pg_backend_pid()');
+$huge->query_until(qr/started/, q{
+\echo started
+SELECT count(*) FROM ccpurge_delete_customers((SELECT a FROM huge));
+});
+# let it get past reading the array into validating it
+ok( $node->poll_query_until('postgres', qq{
+	SELECT clock_timestamp() - query_start > interval '1 second'
+	  FROM pg_stat_activity WHERE pid = $huge_pid AND state = 'active'}),
+	'the call is busy with its 10,000,000 items');
+$t0 = time;
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($huge_pid)");
+ok( $node->poll_query_until('postgres', qq{
+	SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $huge_pid}),
+	'the call ends');
+my $huge_cancel = time - $t0;
+note(sprintf('the huge call ended %.0f ms after the cancel', $huge_cancel * 1000));
+cmp_ok($huge_cancel, '<', 1.5, 'within 1.5 seconds of the cancel');
+is($sim->state->{requests}{cec_customers}, $req, 'nothing was sent');
+$huge->quit;
 
 $node->stop;
 $sim->stop;
