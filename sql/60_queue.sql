@@ -136,6 +136,12 @@ SELECT ccpurge_retry(:req);
 SELECT state, attempts, batch_id, http_status, code, message, finished_at, nitems
   FROM ccpurge.queue WHERE request_id = :req;
 SELECT ccpurge_cancel(:req);
+-- a failed item is canceled too: it would otherwise stay for ever, as
+-- retention keeps failed rows
+UPDATE ccpurge.queue SET state = 'failed', message = 'rejected', finished_at = now()
+ WHERE request_id = :req;
+SELECT ccpurge_cancel(:req);
+SELECT state, count(*) FROM ccpurge.queue WHERE request_id = :req GROUP BY 1;
 COMMIT;
 
 -- Unknown requests are errors.

@@ -1270,8 +1270,9 @@ ccpurge_retry(PG_FUNCTION_ARGS)
 }
 
 /*
- * ccpurge_cancel(request_id) marks the request's queued items canceled and
- * returns how many.  Items the worker is sending are left alone.
+ * ccpurge_cancel(request_id) marks the request's queued and failed items
+ * canceled and returns how many: retention keeps failed items, so cancel is
+ * how a caller ends them.  Items the worker is sending are left alone.
  *
  * The UPDATE locks each row it changes, a lock the worker's FOR UPDATE
  * SKIP LOCKED claim respects; if the worker holds a row, the UPDATE waits
@@ -1308,7 +1309,7 @@ ccpurge_cancel(PG_FUNCTION_ARGS)
 						  "WITH canceled AS ("
 						  " UPDATE ccpurge.queue SET state = 'canceled',"
 						  " finished_at = now(), message = $2"
-						  " WHERE request_id = $1 AND state = 'queued'"
+						  " WHERE request_id = $1 AND state IN ('queued', 'failed')"
 						  " RETURNING nitems)"
 						  " SELECT sum(nitems)::int8 FROM canceled",
 						  2, types, values);

@@ -50,4 +50,4 @@ COMMENT ON FUNCTION ccpurge_wait(bigint, interval) IS
 COMMENT ON FUNCTION ccpurge_retry(bigint) IS
   'queues the failed and canceled items of a request again; returns their number';
 COMMENT ON FUNCTION ccpurge_cancel(bigint) IS
-  'cancels the queued items of a request; returns their number';
+  'cancels the queued and failed items of a request; returns their number';
