@@ -243,25 +243,18 @@ ccp_rate_acquire(const CcpServer *srv, bool wait)
 									   ccp_rate_notice_ms))
 		{
 			/* 0 means "no limit" for either setting */
-			if (srv->max_inflight == 0)
-				ereport(NOTICE,
-						(errmsg("waiting for the rate limit of server \"%s\"",
-								srv->servername),
-						 errdetail("The server allows %d requests per %d ms.",
-								   srv->rate_count, srv->rate_period_ms)));
-			else if (srv->rate_count == 0)
-				ereport(NOTICE,
-						(errmsg("waiting for the rate limit of server \"%s\"",
-								srv->servername),
-						 errdetail("The server allows at most %d requests in flight.",
-								   srv->max_inflight)));
-			else
-				ereport(NOTICE,
-						(errmsg("waiting for the rate limit of server \"%s\"",
-								srv->servername),
-						 errdetail("The server allows %d requests per %d ms and at most %d in flight.",
-								   srv->rate_count, srv->rate_period_ms,
-								   srv->max_inflight)));
+			ereport(NOTICE,
+					(errmsg("waiting for the rate limit of server \"%s\"",
+							srv->servername),
+					 srv->max_inflight == 0 ?
+					 errdetail("The server allows %d requests per %d ms.",
+							   srv->rate_count, srv->rate_period_ms) :
+					 srv->rate_count == 0 ?
+					 errdetail("The server allows at most %d requests in flight.",
+							   srv->max_inflight) :
+					 errdetail("The server allows %d requests per %d ms and at most %d in flight.",
+							   srv->rate_count, srv->rate_period_ms,
+							   srv->max_inflight)));
 			noticed = true;
 		}
 		sleep_ms = (wait_us > 0) ? (long) ((wait_us + 999) / 1000) : 100;
