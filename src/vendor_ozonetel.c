@@ -239,55 +239,6 @@ ozo_check_api_key(const char *key)
 }
 
 /*
- * ozo_json_text returns s converted from the database encoding to UTF-8,
- * the encoding of every JSON body.  The result is palloc'd or s itself.
- */
-static const char *
-ozo_json_text(const char *s)
-{
-	return pg_server_to_any(s, strlen(s), PG_UTF8);
-}
-
-/*
- * ozo_print_json prints root compactly into a palloc'd, NUL-terminated
- * string and stores its length in *len.  It takes ownership of root: the
- * tree and cJSON's printed buffer are freed on every path, errors
- * included.
- */
-static char *
-ozo_print_json(cJSON *root, size_t *len)
-{
-	char	   *volatile printed = NULL;
-	char	   *volatile result = NULL;
-
-	PG_TRY();
-	{
-		printed = cJSON_PrintUnformatted(root);
-		if (printed == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory"),
-					 errdetail("cJSON_PrintUnformatted() failed while building a request body.")));
-		*len = strlen(printed);
-		result = palloc(*len + 1);
-		memcpy(result, printed, *len + 1);
-	}
-	PG_CATCH();
-	{
-		if (printed != NULL)
-			cJSON_free(printed);
-		cJSON_Delete(root);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	cJSON_free(printed);
-	cJSON_Delete(root);
-
-	return result;
-}
-
-/*
  * ozo_json_oom frees a partly built tree and reports that cJSON ran out of
  * memory.  what names the body being built, for the detail.
  */
@@ -436,7 +387,7 @@ ozo_build_token_request(const CcpServer *srv, CcpHttpRequest *req)
 	cJSON	   *root;
 
 	ozo_check_api_key(srv->cred[1]);
-	username = ozo_json_text(srv->cred[0]);
+	username = srv->cred[0];
 
 	req->method = "POST";
 	req->url = ccp_join_url(srv, "/ca_apis/CAToken/generateToken");
@@ -449,7 +400,7 @@ ozo_build_token_request(const CcpServer *srv, CcpHttpRequest *req)
 	if (root == NULL ||
 		cJSON_AddStringToObject(root, "userName", username) == NULL)
 		ozo_json_oom(root, "token request body");
-	req->body = ozo_print_json(root, &req->body_len);
+	ccp_set_json_body(req, root);
 }
 
 /*
@@ -586,7 +537,7 @@ ozo_build_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 	ozo_check_api_key(srv->cred[1]);
 
 	/* everything that can raise an error happens before the tree exists */
-	username = ozo_json_text(srv->cred[0]);
+	username = srv->cred[0];
 	campaigns = palloc(ncampaigns * sizeof(char *));
 	i = 0;
 	foreach(lc, params->campaign_names)
@@ -594,7 +545,7 @@ ozo_build_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 		const char *name = (const char *) lfirst(lc);
 
 		ccp_ozonetel_validate_campaign(name);
-		campaigns[i++] = ozo_json_text(name);
+		campaigns[i++] = name;
 	}
 
 	req->method = "DELETE";
@@ -631,7 +582,7 @@ ozo_build_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 	if (!built)
 		ozo_json_oom(root, "DeleteBulkData request body");
 
-	req->body = ozo_print_json(root, &req->body_len);
+	ccp_set_json_body(req, root);
 }
 
 /*
