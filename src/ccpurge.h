@@ -464,8 +464,13 @@ extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
 
 /* hmac.c */
+struct pg_cryptohash_ctx;
 extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
 								const char *msg, size_t msglen, char *hex);
+extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
+extern void ccp_sha256_add(struct pg_cryptohash_ctx *ctx, const char *data,
+						   size_t len);
+extern char *ccp_sha256_end(struct pg_cryptohash_ctx *ctx);
 
 /* c2sign.c */
 extern char *ccp_c2_authorization(const char *ak, const char *sk,

@@ -1,13 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * hmac.c
- *	  HMAC-SHA256 as lower-case hex, on PostgreSQL's common/hmac.h, for the
- *	  request signers (iSales C2, webhook) and the keyed digests.
+ *	  SHA-256 and HMAC-SHA256 as lower-case hex, on PostgreSQL's
+ *	  common/cryptohash.h and common/hmac.h: the items digests and batch
+ *	  keys, and the request signers (iSales C2, webhook).
  *
  *-------------------------------------------------------------------------
  */
 #include "ccpurge.h"
 
+#include "common/cryptohash.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "utils/builtins.h"
@@ -77,4 +79,64 @@ ccp_hmac_sha256_hex(const char *key, size_t keylen, const char *msg, size_t msgl
 	hex_encode((const char *) digest, sizeof(digest), hex);
 	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
 	explicit_bzero(digest, sizeof(digest));
+}
+
+/*
+ * ccp_sha256_begin starts a SHA-256 computation; feed it with
+ * ccp_sha256_add and finish it with ccp_sha256_end.  The context is tracked
+ * by the current resource owner, which must exist, so an error in between
+ * does not leak it.
+ */
+pg_cryptohash_ctx *
+ccp_sha256_begin(void)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (pg_cryptohash_init(ctx) < 0)
+	{
+		char	   *reason = pstrdup(pg_cryptohash_error(ctx));
+
+		pg_cryptohash_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute a digest"),
+				 errdetail("SHA-256 failed: %s.", reason)));
+	}
+	return ctx;
+}
+
+/* ccp_sha256_add feeds len bytes of data to a computation. */
+void
+ccp_sha256_add(pg_cryptohash_ctx *ctx, const char *data, size_t len)
+{
+	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		elog(ERROR, "could not update a SHA-256 digest");
+	}
+}
+
+/*
+ * ccp_sha256_end finishes a computation, frees its context, and returns
+ * the digest as palloc'd lower-case hex.
+ */
+char *
+ccp_sha256_end(pg_cryptohash_ctx *ctx)
+{
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_STRING_LENGTH);
+
+	if (pg_cryptohash_final(ctx, hash, sizeof(hash)) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		elog(ERROR, "could not finish a SHA-256 digest");
+	}
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) hash, sizeof(hash), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return hex;
 }

@@ -85,39 +85,21 @@ char *
 ccp_items_digest(char **items, int nitems)
 {
 	pg_cryptohash_ctx *ctx;
-	uint8		hash[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
 	char	  **sorted = palloc(sizeof(char *) * Max(nitems, 1));
+	char	   *hex;
 
 	memcpy(sorted, items, sizeof(char *) * nitems);
 	qsort_interruptible(sorted, nitems, sizeof(char *), ccp_digest_cmp, NULL);
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not compute an items digest"),
-				 errdetail("pg_cryptohash_init failed: %s",
-						   pg_cryptohash_error(ctx))));
+	ctx = ccp_sha256_begin();
 	for (int i = 0; i < nitems; i++)
 	{
 		if ((i & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (pg_cryptohash_update(ctx, (const uint8 *) sorted[i], strlen(sorted[i])) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) "\n", 1) < 0)
-		{
-			pg_cryptohash_free(ctx);
-			elog(ERROR, "could not update the items digest");
-		}
+		ccp_sha256_add(ctx, sorted[i], strlen(sorted[i]));
+		ccp_sha256_add(ctx, "\n", 1);
 	}
-	if (pg_cryptohash_final(ctx, hash, sizeof(hash)) < 0)
-	{
-		pg_cryptohash_free(ctx);
-		elog(ERROR, "could not finish the items digest");
-	}
-	pg_cryptohash_free(ctx);
-	hex_encode((const char *) hash, sizeof(hash), hex);
-	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	hex = ccp_sha256_end(ctx);
 	pfree(sorted);
 	return hex;
 }
@@ -135,8 +117,6 @@ ccp_batch_key(const char *operation, const int64 *request_ids,
 {
 	StringInfoData buf;
 	pg_cryptohash_ctx *ctx;
-	uint8		hash[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%s\n", operation);
@@ -144,19 +124,10 @@ ccp_batch_key(const char *operation, const int64 *request_ids,
 		appendStringInfo(&buf, INT64_FORMAT ",", request_ids[i]);
 	appendStringInfo(&buf, "\n%s", ccp_items_digest(items, nitems));
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) buf.data, buf.len) < 0 ||
-		pg_cryptohash_final(ctx, hash, sizeof(hash)) < 0)
-	{
-		pg_cryptohash_free(ctx);
-		elog(ERROR, "could not compute a batch key");
-	}
-	pg_cryptohash_free(ctx);
-	hex_encode((const char *) hash, sizeof(hash), hex);
-	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	ctx = ccp_sha256_begin();
+	ccp_sha256_add(ctx, buf.data, buf.len);
 	pfree(buf.data);
-	return hex;
+	return ccp_sha256_end(ctx);
 }
 
 /*
