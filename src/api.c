@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * api.c
- *	  The synchronous SQL functions (design section 3) and the input
- *	  validation they share with the queue.
+ *	  The synchronous SQL functions (design section 3) and the validation
+ *	  of operation parameters they share with the queue.
  *
  * Every function validates all of its input before the first request:
  * NULL or empty lists and elements, values the vendor would refuse, and the
- * server.  Items are then made distinct, split into chunks of the server's
+ * server (items through input.c).  Items are then made distinct, split into chunks of the server's
  * batch size and sent one chunk after another; each chunk's outcome becomes
  * one row per item.  A failed chunk does not stop the others.
  *
@@ -29,128 +29,6 @@ PG_FUNCTION_INFO_V1(ccpurge_delete_caller_numbers);
 PG_FUNCTION_INFO_V1(ccpurge_delete_calldata);
 PG_FUNCTION_INFO_V1(ccpurge_delete_bulk_data);
 PG_FUNCTION_INFO_V1(ccpurge_erase);
-
-typedef struct CcpSortItem
-{
-	char	   *value;
-	int			pos;
-} CcpSortItem;
-
-/*
- * ccp_api_sort_cmp orders items by value, then by original position; a
- * qsort_interruptible comparator.
- */
-static int
-ccp_api_sort_cmp(const void *a, const void *b, void *arg)
-{
-	const CcpSortItem *x = a;
-	const CcpSortItem *y = b;
-	int			c = strcmp(x->value, y->value);
-
-	if (c != 0)
-		return c;
-	return (x->pos > y->pos) - (x->pos < y->pos);
-}
-
-/*
- * ccp_items_distinct removes duplicates from items in place, keeping the
- * first occurrence of each and the original order.  Returns the new count.
- */
-int
-ccp_items_distinct(char **items, int n)
-{
-	CcpSortItem *sorted;
-	bool	   *dup;
-	int			out = 0;
-
-	if (n < 2)
-		return n;
-	sorted = palloc(sizeof(CcpSortItem) * n);
-	dup = palloc0(sizeof(bool) * n);
-	for (int i = 0; i < n; i++)
-	{
-		sorted[i].value = items[i];
-		sorted[i].pos = i;
-	}
-	/* a cancel or statement_timeout must stop a sort of millions */
-	qsort_interruptible(sorted, n, sizeof(CcpSortItem), ccp_api_sort_cmp, NULL);
-	for (int i = 1; i < n; i++)
-	{
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		if (strcmp(sorted[i].value, sorted[i - 1].value) == 0)
-			dup[sorted[i].pos] = true;
-	}
-	for (int i = 0; i < n; i++)
-	{
-		if (!dup[i])
-			items[out++] = items[i];
-	}
-	pfree(sorted);
-	pfree(dup);
-	return out;
-}
-
-/*
- * ccp_api_text_array turns a one-dimensional text[] argument into C strings,
- * rejecting NULL, multi-dimensional or empty arrays and NULL elements.
- */
-static char **
-ccp_api_text_array(ArrayType *arr, const char *argname, int *n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	char	  **items;
-
-	if (arr == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", argname)));
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname)));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
-	if (*n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", argname),
-				 errdetail("There is nothing to erase.")));
-	items = palloc(sizeof(char *) * *n);
-	for (int i = 0; i < *n; i++)
-	{
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain NULL elements", argname),
-					 errdetail("Element %d is NULL.", i + 1)));
-		items[i] = TextDatumGetCString(elems[i]);
-	}
-	return items;
-}
-
-/*
- * ccp_items_from_array validates every element of a text[] argument with
- * the operation's item validator and returns the distinct items in their
- * original order.  Raises an ERROR on any bad element, so nothing is sent.
- */
-char	  **
-ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
-					 const char *argname, int *nitems)
-{
-	char	  **items = ccp_api_text_array(arr, argname, nitems);
-
-	for (int i = 0; i < *nitems; i++)
-	{
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		def->validate_item(def, items[i]);
-	}
-	*nitems = ccp_items_distinct(items, *nitems);
-	return items;
-}
 
 /* ccp_api_campaigns validates Ozonetel campaign names into params. */
 static void
@@ -456,7 +334,7 @@ ccpurge_delete_bulk_data(PG_FUNCTION_ARGS)
 	call_cxt = ccp_api_call_begin();
 	items = ccp_items_from_array(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0),
 								 def, "phone_numbers", &n);
-	names = ccp_api_text_array(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+	names = ccp_text_array(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
 							   "campaign_names", &ncampaigns);
 	ccp_params_init(&params);
 	ccp_api_campaigns(names, ncampaigns, &params);

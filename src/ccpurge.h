@@ -440,14 +440,6 @@ extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
 extern const CcpOpDef *ccp_op_def(CcpOperation op, const CcpVendor **vendor);
 extern void ccp_params_init(CcpParams *params);
-typedef enum CcpTextProblem
-{
-	CCP_TEXT_OK,
-	CCP_TEXT_BLANK,
-	CCP_TEXT_CONTROL
-} CcpTextProblem;
-
-extern CcpTextProblem ccp_text_problem(const char *s, int len);
 extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern char *ccp_json_get_string(void *cjson_object, const char *key);
 extern void *ccp_json_parse_body(const CcpHttpResult *res);
@@ -522,12 +514,27 @@ extern void ccp_reqlog_register_callbacks(void);
 extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 
 /* ----------
- * api.c: synchronous SQL functions
+ * input.c: items from arrays, de-duplication, text checks
  * ----------
  */
+typedef enum CcpTextProblem
+{
+	CCP_TEXT_OK,
+	CCP_TEXT_BLANK,
+	CCP_TEXT_CONTROL
+} CcpTextProblem;
+
+extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
 extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 								   const char *argname, int *nitems);
 extern int	ccp_items_distinct(char **items, int n);
+extern int64 ccp_datums_distinct(Datum *items, int64 n);
+extern CcpTextProblem ccp_text_problem(const char *s, int len);
+
+/* ----------
+ * api.c: synchronous SQL functions
+ * ----------
+ */
 extern void ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params,
 								  CcpParams *out);
 

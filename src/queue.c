@@ -33,7 +33,6 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -275,65 +274,6 @@ static Datum
 ccp_queue_jsonb(const char *json)
 {
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
-}
-
-/*
- * ccp_queue_distinct removes duplicate text datums from items in place,
- * keeping the first occurrence of each in the original order, and returns
- * the new count.  A hash set keeps it linear for large trigger buffers;
- * each slot holds an item's hash and its position plus one (0: empty), so
- * that items are compared only when their hashes match.
- */
-static int64
-ccp_queue_distinct(Datum *items, int64 n)
-{
-	uint64		size = 16;
-	uint64		mask;
-	uint64	   *slots;
-	int64		out = 0;
-
-	if (n < 2)
-		return n;
-	while (size < (uint64) n * 2)
-		size <<= 1;
-	mask = size - 1;
-	slots = MemoryContextAllocExtended(CurrentMemoryContext,
-									   sizeof(uint64) * size,
-									   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-
-	for (int64 i = 0; i < n; i++)
-	{
-		text	   *t = (text *) DatumGetPointer(items[i]);
-		int			len = VARSIZE(t) - VARHDRSZ;
-		uint32		hash = hash_bytes((const unsigned char *) VARDATA(t), len);
-		uint64		pos = hash & mask;
-
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-
-		for (;;)
-		{
-			uint64		slot = slots[pos];
-
-			if (slot == 0)
-			{
-				items[out++] = items[i];
-				slots[pos] = ((uint64) hash << 32) | (uint64) out;
-				break;
-			}
-			if ((uint32) (slot >> 32) == hash)
-			{
-				text	   *other = (text *) DatumGetPointer(items[(slot & 0xFFFFFFFF) - 1]);
-
-				if (VARSIZE(other) == VARSIZE(t) &&
-					memcmp(VARDATA(other), VARDATA(t), len) == 0)
-					break;		/* a duplicate */
-			}
-			pos = (pos + 1) & mask;
-		}
-	}
-	pfree(slots);
-	return out;
 }
 
 /*
@@ -847,7 +787,7 @@ ccp_queue_flush(void)
 				}
 			}
 		}
-		n = ccp_queue_distinct(items, n);
+		n = ccp_datums_distinct(items, n);
 		(void) ccp_queue_store(&rel, p->server, p->def, p->params, p->role,
 							   items, n, p->batch);
 		pfree(items);

@@ -107,29 +107,6 @@ ccp_params_init(CcpParams *params)
 }
 
 /*
- * ccp_text_problem says what makes len bytes at s unfit to be sent as a
- * value that selects data: CCP_TEXT_CONTROL when they contain a control
- * character, CCP_TEXT_BLANK when they are empty or only blanks (a vendor
- * could read that as "everything"), else CCP_TEXT_OK.
- */
-CcpTextProblem
-ccp_text_problem(const char *s, int len)
-{
-	bool		blank = true;
-
-	for (int i = 0; i < len; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return CCP_TEXT_CONTROL;
-		if (c != ' ')
-			blank = false;
-	}
-	return blank ? CCP_TEXT_BLANK : CCP_TEXT_OK;
-}
-
-/*
  * ccp_validate_nonempty_item is the validator for items the vendor
  * constrains only loosely: not empty, not all blank, no control characters,
  * and within the operation's max_item_len characters.

@@ -916,11 +916,18 @@ ccp_worker_report_failure(const CcpBatch *batch, int nitems,
 					1, types, values, NULL, SPI_OK_SELECT);
 }
 
-/* ccp_worker_str_cmp orders C strings bytewise, for qsort and bsearch. */
-static int
-ccp_worker_str_cmp(const void *a, const void *b)
+/* An item the receiver refused, and its message. */
+typedef struct CcpRefused
 {
-	return strcmp(*(char *const *) a, *(char *const *) b);
+	const char *item;
+	const char *message;
+} CcpRefused;
+
+/* ccp_worker_refused_cmp orders CcpRefused by item, for qsort and bsearch. */
+static int
+ccp_worker_refused_cmp(const void *a, const void *b)
+{
+	return strcmp(((const CcpRefused *) a)->item, ((const CcpRefused *) b)->item);
 }
 
 /*
@@ -934,7 +941,7 @@ static void
 ccp_worker_fail_items(const CcpBatch *batch)
 {
 	const CcpOutcome *out = &batch->out;
-	char	  **failed = palloc(sizeof(char *) * Max(batch->nitems, 1));
+	CcpRefused *failed = palloc(sizeof(CcpRefused) * Max(batch->nitems, 1));
 	int			nfailed = 0;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -944,11 +951,16 @@ ccp_worker_fail_items(const CcpBatch *batch)
 	for (int i = 0; i < batch->nitems; i++)
 	{
 		if (!out->item_ok[i])
-			failed[nfailed++] = batch->items[i];
+		{
+			failed[nfailed].item = batch->items[i];
+			failed[nfailed].message = out->item_message[i] ?
+				out->item_message[i] : out->message;
+			nfailed++;
+		}
 	}
 	if (nfailed == 0)
 		return;
-	qsort(failed, nfailed, sizeof(char *), ccp_worker_str_cmp);
+	qsort(failed, nfailed, sizeof(CcpRefused), ccp_worker_refused_cmp);
 
 	values[0] = Int64GetDatum(batch->batch_id);
 	ccp_worker_exec("SELECT chunk_id, items FROM ccpurge.queue"
@@ -977,16 +989,15 @@ ccp_worker_fail_items(const CcpBatch *batch)
 		lost = palloc(sizeof(Datum) * Max(n, 1));
 		for (int i = 0; i < n; i++)
 		{
-			char	   *item = TextDatumGetCString(elems[i]);
+			CcpRefused key = {TextDatumGetCString(elems[i]), NULL};
+			CcpRefused *found = bsearch(&key, failed, nfailed, sizeof(CcpRefused),
+										ccp_worker_refused_cmp);
 
-			if (bsearch(&item, failed, nfailed, sizeof(char *), ccp_worker_str_cmp))
+			if (found != NULL)
 			{
 				lost[nlost++] = elems[i];
-				for (int j = 0; message == NULL && j < batch->nitems; j++)
-				{
-					if (!out->item_ok[j] && strcmp(batch->items[j], item) == 0)
-						message = out->item_message[j];
-				}
+				if (message == NULL)
+					message = found->message;
 			}
 			else
 				keep[nkeep++] = elems[i];
@@ -995,7 +1006,7 @@ ccp_worker_fail_items(const CcpBatch *batch)
 			continue;
 
 		uvalues[0] = Int64GetDatum(chunk_id);
-		uvalues[3] = CStringGetTextDatum(message ? message : out->message);
+		uvalues[3] = CStringGetTextDatum(message);
 		if (nkeep == 0)
 		{
 			Oid			ftypes[2] = {INT8OID, TEXTOID};

@@ -1,0 +1,233 @@
+/*-------------------------------------------------------------------------
+ *
+ * input.c
+ *	  Items as they come in: text[] arguments made into C strings, the one
+ *	  de-duplication every path uses, and the check that a value selecting
+ *	  data is neither blank nor holds control characters.
+ *
+ * The synchronous functions, ccpurge_enqueue, the trigger's flush at
+ * commit and the worker's batches all take their items through here, and
+ * every loop over a possibly huge list checks for interrupts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+/* Returns item i's bytes and sets *len; see ccp_input_mark_duplicates. */
+typedef const char *(*CcpItemKey) (const void *items, int64 i, int *len);
+
+/*
+ * ccp_input_mark_duplicates sets dup[i] for every item that equals an
+ * earlier one.  A hash set keeps it linear for millions of items; each slot
+ * holds an item's hash and its position plus one (0: empty), so that items
+ * are compared only when their hashes match.
+ */
+static void
+ccp_input_mark_duplicates(const void *items, int64 n, CcpItemKey key,
+						  bool *dup)
+{
+	uint64		size = 16;
+	uint64		mask;
+	uint64	   *slots;
+
+	while (size < (uint64) n * 2)
+		size <<= 1;
+	mask = size - 1;
+	slots = MemoryContextAllocExtended(CurrentMemoryContext,
+									   sizeof(uint64) * size,
+									   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+	for (int64 i = 0; i < n; i++)
+	{
+		int			len;
+		const char *s = key(items, i, &len);
+		uint32		hash = hash_bytes((const unsigned char *) s, len);
+		uint64		pos = hash & mask;
+
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		dup[i] = false;
+		for (;;)
+		{
+			uint64		slot = slots[pos];
+
+			if (slot == 0)
+			{
+				slots[pos] = ((uint64) hash << 32) | (uint64) (i + 1);
+				break;
+			}
+			if ((uint32) (slot >> 32) == hash)
+			{
+				int			olen;
+				const char *other = key(items, (int64) (slot & 0xFFFFFFFF) - 1, &olen);
+
+				if (olen == len && memcmp(other, s, len) == 0)
+				{
+					dup[i] = true;
+					break;
+				}
+			}
+			pos = (pos + 1) & mask;
+		}
+	}
+	pfree(slots);
+}
+
+/* ccp_input_cstring_key is the CcpItemKey of an array of C strings. */
+static const char *
+ccp_input_cstring_key(const void *items, int64 i, int *len)
+{
+	const char *s = ((char *const *) items)[i];
+
+	*len = strlen(s);
+	return s;
+}
+
+/* ccp_input_text_key is the CcpItemKey of an array of text datums. */
+static const char *
+ccp_input_text_key(const void *items, int64 i, int *len)
+{
+	text	   *t = (text *) DatumGetPointer(((const Datum *) items)[i]);
+
+	*len = VARSIZE(t) - VARHDRSZ;
+	return VARDATA(t);
+}
+
+/*
+ * ccp_items_distinct removes duplicates from n C strings in place, keeping
+ * the first occurrence of each in the original order.  Returns the new
+ * count.
+ */
+int
+ccp_items_distinct(char **items, int n)
+{
+	bool	   *dup;
+	int			out = 0;
+
+	if (n < 2)
+		return n;
+	dup = palloc(sizeof(bool) * n);
+	ccp_input_mark_duplicates(items, n, ccp_input_cstring_key, dup);
+	for (int i = 0; i < n; i++)
+	{
+		if (!dup[i])
+			items[out++] = items[i];
+	}
+	pfree(dup);
+	return out;
+}
+
+/*
+ * ccp_datums_distinct does the same for n text datums (not toasted, with
+ * 4-byte headers), for the trigger's buffer of possibly millions of items.
+ */
+int64
+ccp_datums_distinct(Datum *items, int64 n)
+{
+	bool	   *dup;
+	int64		out = 0;
+
+	if (n < 2)
+		return n;
+	dup = MemoryContextAllocExtended(CurrentMemoryContext, sizeof(bool) * n,
+									 MCXT_ALLOC_HUGE);
+	ccp_input_mark_duplicates(items, n, ccp_input_text_key, dup);
+	for (int64 i = 0; i < n; i++)
+	{
+		if (!dup[i])
+			items[out++] = items[i];
+	}
+	pfree(dup);
+	return out;
+}
+
+/*
+ * ccp_text_array turns a one-dimensional text[] argument into C strings,
+ * rejecting NULL, multi-dimensional or empty arrays and NULL elements.
+ */
+char	  **
+ccp_text_array(ArrayType *arr, const char *argname, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **items;
+
+	if (arr == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", argname)));
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname)));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	if (*n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname),
+				 errdetail("There is nothing to erase.")));
+	items = palloc(sizeof(char *) * *n);
+	for (int i = 0; i < *n; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL elements", argname),
+					 errdetail("Element %d is NULL.", i + 1)));
+		items[i] = TextDatumGetCString(elems[i]);
+	}
+	return items;
+}
+
+/*
+ * ccp_items_from_array validates every element of a text[] argument with
+ * the operation's item validator and returns the distinct items in their
+ * original order.  Raises an ERROR on any bad element, so nothing is sent.
+ */
+char	  **
+ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
+					 const char *argname, int *nitems)
+{
+	char	  **items = ccp_text_array(arr, argname, nitems);
+
+	for (int i = 0; i < *nitems; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		def->validate_item(def, items[i]);
+	}
+	*nitems = ccp_items_distinct(items, *nitems);
+	return items;
+}
+
+/*
+ * ccp_text_problem says what makes len bytes at s unfit to be sent as a
+ * value that selects data: CCP_TEXT_CONTROL when they contain a control
+ * character, CCP_TEXT_BLANK when they are empty or only blanks (a vendor
+ * could read that as "everything"), else CCP_TEXT_OK.
+ */
+CcpTextProblem
+ccp_text_problem(const char *s, int len)
+{
+	bool		blank = true;
+
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return CCP_TEXT_CONTROL;
+		if (c != ' ')
+			blank = false;
+	}
+	return blank ? CCP_TEXT_BLANK : CCP_TEXT_OK;
+}
