@@ -63,6 +63,13 @@
 /* Least time between two removals of rows past their retention. */
 #define CCP_WORKER_PURGE_INTERVAL_MS	30000
 
+/*
+ * Most request ids a ccpurge_failed notification names: with the message
+ * (at most CCP_MAX_MESSAGE_BYTES, escaped) it stays far below NOTIFY's
+ * limit of about 8000 bytes.
+ */
+#define CCP_NOTIFY_MAX_IDS			100
+
 /* How soon the worker looks again at due rows someone else had locked. */
 #define CCP_WORKER_RELOCK_MS		1000
 
@@ -874,8 +881,10 @@ ccp_worker_free_finished(void)
 /*
  * ccp_worker_report_failure tells that nitems items of a batch failed for
  * good: one server log line and a NOTIFY ccpurge_failed whose payload is a
- * JSON object with the same facts.  Neither names an item.  Runs in the
- * record transaction, so the notification goes out when it commits.
+ * JSON object with the same facts.  Neither names an item.  The payload
+ * names at most CCP_NOTIFY_MAX_IDS request ids, so that it stays within
+ * NOTIFY's limit, and gives their count.  Runs in the record transaction,
+ * so the notification goes out when it commits.
  */
 static void
 ccp_worker_report_failure(const CcpBatch *batch, int nitems,
@@ -896,7 +905,12 @@ ccp_worker_report_failure(const CcpBatch *batch, int nitems,
 			 errdetail("Code %s: %s", code ? code : "(none)", message)));
 
 	initStringInfo(&payload);
-	appendStringInfo(&payload, "{\"request_ids\": [%s], \"server\": ", ids.data);
+	appendStringInfoString(&payload, "{\"request_ids\": [");
+	for (int i = 0; i < Min(batch->nrequest_ids, CCP_NOTIFY_MAX_IDS); i++)
+		appendStringInfo(&payload, "%s" INT64_FORMAT, i > 0 ? "," : "",
+						 batch->request_ids[i]);
+	appendStringInfo(&payload, "], \"request_count\": %d, \"server\": ",
+					 batch->nrequest_ids);
 	escape_json(&payload, batch->srv->servername);
 	appendStringInfoString(&payload, ", \"operation\": ");
 	escape_json(&payload, batch->def->name);
@@ -908,9 +922,6 @@ ccp_worker_report_failure(const CcpBatch *batch, int nitems,
 	appendStringInfoString(&payload, ", \"message\": ");
 	escape_json(&payload, message);
 	appendStringInfoChar(&payload, '}');
-	/* NOTIFY payloads are limited; the facts above fit unless ids are many */
-	if (payload.len >= NAMEDATALEN * 100)
-		return;
 	values[0] = CStringGetTextDatum(payload.data);
 	ccp_worker_exec("SELECT pg_catalog.pg_notify('ccpurge_failed', $1)",
 					1, types, values, NULL, SPI_OK_SELECT);
