@@ -486,8 +486,8 @@ extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 						 const CcpParams *params, char **items, int nitems,
 						 CcpOrigin origin, int64 request_id,
 						 CcpOutcome *out);
-extern void ccp_outcome_from_transport(const CcpHttpResult *res,
-									   CcpOutcome *out);
+extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
+								  char *message);
 extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 								const CcpChunk *chunk,
 								const CcpHttpResult *res, CcpOutcome *out);

@@ -17,19 +17,19 @@
 #include "utils/builtins.h"
 
 /*
- * ccp_outcome_from_transport turns a request that got no usable HTTP
- * answer into an outcome: not ok, transient, with the transport's reason.
+ * ccp_outcome_transient fills out for a chunk that failed without an
+ * answer the vendor's reader could judge: not ok, no code, transient (the
+ * queue tries again), with http_status (0: none) and message, which the
+ * caller has made safe to show.
  */
 void
-ccp_outcome_from_transport(const CcpHttpResult *res, CcpOutcome *out)
+ccp_outcome_transient(CcpOutcome *out, int http_status, char *message)
 {
+	memset(out, 0, sizeof(*out));
 	out->ok = false;
-	out->http_status = res->status > 0 ? res->status : 0;
-	out->code = NULL;
-	out->message = psprintf("%s: %s",
-							res->timed_out ? "request timed out" : "request failed",
-							res->error ? res->error : "unknown transport error");
+	out->http_status = http_status;
 	out->success_count = -1;
+	out->message = message;
 	out->retry = CCP_RETRY_TRANSIENT;
 }
 
@@ -47,7 +47,10 @@ ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 	memset(out, 0, sizeof(*out));
 	out->success_count = -1;
 	if (res->transport_error)
-		ccp_outcome_from_transport(res, out);
+		ccp_outcome_transient(out, Max(res->status, 0),
+							  psprintf("%s: %s",
+									   res->timed_out ? "request timed out" : "request failed",
+									   res->error ? res->error : "unknown transport error"));
 	else
 	{
 		out->http_status = res->status;
@@ -85,12 +88,8 @@ ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 void
 ccp_outcome_no_token(CcpOutcome *out, const char *error, int http_status)
 {
-	memset(out, 0, sizeof(*out));
-	out->ok = false;
-	out->http_status = http_status;
-	out->success_count = -1;
-	out->message = psprintf("could not get a token: %s", error);
-	out->retry = CCP_RETRY_TRANSIENT;
+	ccp_outcome_transient(out, http_status,
+						  psprintf("could not get a token: %s", error));
 }
 
 /*

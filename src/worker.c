@@ -816,11 +816,7 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 	else
 	{
 		MemoryContextSwitchTo(batch->cxt);
-		memset(&batch->out, 0, sizeof(CcpOutcome));
-		batch->out.ok = false;
-		batch->out.success_count = -1;
-		batch->out.message = error;
-		batch->out.retry = CCP_RETRY_TRANSIENT;
+		ccp_outcome_transient(&batch->out, 0, error);
 		ccp_worker_finish_batch(batch);
 	}
 	MemoryContextSwitchTo(old);
