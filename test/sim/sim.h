@@ -286,6 +286,7 @@ extern void sim_random_hex(char *out, int nbytes);
 extern void sim_state_init(void);
 extern void sim_state_reset(void);
 
+extern uint64_t sim_hash(const char *s);
 extern struct SimSet *sim_set_new(void);
 extern void sim_set_free(struct SimSet *set);
 extern void sim_set_clear(struct SimSet *set);

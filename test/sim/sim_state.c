@@ -153,9 +153,9 @@ sim_random_hex(char *out, int nbytes)
 
 /* ---------------------------------------------------------------- sets */
 
-/* st_hash is FNV-1a over a NUL-terminated string. */
-static uint64_t
-st_hash(const char *s)
+/* sim_hash is FNV-1a over a NUL-terminated string. */
+uint64_t
+sim_hash(const char *s)
 {
 	uint64_t	h = 1469598103934665603ULL;
 
@@ -245,7 +245,7 @@ st_set_grow(struct SimSet *set)
 bool
 sim_set_add(struct SimSet *set, const char *key)
 {
-	uint64_t	h = st_hash(key);
+	uint64_t	h = sim_hash(key);
 	size_t		len = strlen(key);
 	SimSetNode *n;
 
@@ -269,7 +269,7 @@ sim_set_add(struct SimSet *set, const char *key)
 bool
 sim_set_remove(struct SimSet *set, const char *key)
 {
-	uint64_t	h = st_hash(key);
+	uint64_t	h = sim_hash(key);
 	SimSetNode **p = &set->buckets[h & (set->nbuckets - 1)];
 
 	for (; *p != NULL; p = &(*p)->next)
@@ -291,7 +291,7 @@ sim_set_remove(struct SimSet *set, const char *key)
 bool
 sim_set_contains(struct SimSet *set, const char *key)
 {
-	uint64_t	h = st_hash(key);
+	uint64_t	h = sim_hash(key);
 	SimSetNode *n;
 
 	for (n = set->buckets[h & (set->nbuckets - 1)]; n != NULL; n = n->next)

@@ -477,25 +477,11 @@ wh_parse_body(SimRequest *req, cJSON **items)
 
 /* -------------------------------------------------------- idempotency */
 
-/* wh_hash is FNV-1a over a NUL-terminated string. */
-static uint64_t
-wh_hash(const char *s)
-{
-	uint64_t	h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-	{
-		h ^= (unsigned char) *s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 /* wh_idem_find returns the entry of key, or NULL.  Lock held. */
 static WhIdem *
 wh_idem_find(const char *key)
 {
-	uint64_t	h = wh_hash(key);
+	uint64_t	h = sim_hash(key);
 
 	for (WhIdem *e = wh_idem[h & (wh_idem_nbuckets - 1)]; e; e = e->next)
 		if (e->hash == h && strcmp(e->key, key) == 0)
@@ -544,7 +530,7 @@ wh_idem_add(const char *key, const unsigned char *sha)
 		abort();
 	if ((size_t) wh_idem_count >= wh_idem_nbuckets * 2)
 		wh_idem_grow();
-	e->hash = wh_hash(key);
+	e->hash = sim_hash(key);
 	memcpy(e->body_sha, sha, SHA256_DIGEST_LENGTH);
 	memcpy(e->key, key, len + 1);
 	e->next = wh_idem[e->hash & (wh_idem_nbuckets - 1)];
