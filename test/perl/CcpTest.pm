@@ -249,6 +249,79 @@ sub run_together
 	return @res;
 }
 
+# write_file writes $text to $path.
+sub write_file
+{
+	my ($path, $text) = @_;
+	open my $fh, '>', $path or die "could not write $path: $!";
+	print $fh $text;
+	close $fh or die "could not write $path: $!";
+	return;
+}
+
+# _openssl runs the openssl command with @args, bailing out if it fails.
+sub _openssl
+{
+	my (@args) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
+	  or BAIL_OUT("openssl @args failed: $err");
+	return;
+}
+
+# test_ca makes a throwaway CA in directory $dir: ca.key and a self-signed
+# ca.crt allowed to sign certificates.  Returns the path of ca.crt.
+sub test_ca
+{
+	my ($dir) = @_;
+	write_file(
+		"$dir/ca.cnf", <<'EOF');
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = ccpurge throwaway test CA
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+EOF
+	_openssl('req', '-x509', '-config', "$dir/ca.cnf", '-extensions', 'v3_ca',
+		'-newkey', 'rsa:2048', '-nodes', '-days', '2',
+		'-keyout', "$dir/ca.key", '-out', "$dir/ca.crt");
+	return "$dir/ca.crt";
+}
+
+# server_cert makes $dir/$name.key and $dir/$name.crt, signed by the CA
+# test_ca made in $dir, for the subject name $cn, the subjectAltName $san
+# (e.g. "IP:127.0.0.1") and serial number $serial.
+sub server_cert
+{
+	my ($dir, $name, $cn, $san, $serial) = @_;
+	write_file(
+		"$dir/$name.cnf", <<"EOF");
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = $cn
+[server]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = $san
+EOF
+	_openssl('req', '-new', '-config', "$dir/$name.cnf",
+		'-newkey', 'rsa:2048', '-nodes',
+		'-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
+	_openssl('x509', '-req', '-in', "$dir/$name.csr",
+		'-CA', "$dir/ca.crt", '-CAkey', "$dir/ca.key",
+		'-set_serial', $serial, '-days', '2',
+		'-extfile', "$dir/$name.cnf", '-extensions', 'server',
+		'-out', "$dir/$name.crt");
+	return;
+}
+
 # worker_pid returns the pid of the ccpurge worker (connected to $db, if
 # given), or an empty string when none runs.
 sub worker_pid

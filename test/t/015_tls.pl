@@ -37,75 +37,9 @@ plan skip_all => 'ccpurge is not installed (run "make install" first)'
 # The certificates.
 my $certs = Cwd::abs_path(PostgreSQL::Test::Utils::tempdir('015_tls_certs'));
 
-# write_file writes $text to $path.
-sub write_file
-{
-	my ($path, $text) = @_;
-	open my $fh, '>', $path or die "could not write $path: $!";
-	print $fh $text;
-	close $fh or die "could not write $path: $!";
-	return;
-}
-
-# openssl runs the openssl command with @args in the certificate directory,
-# bailing out if it fails.
-sub openssl
-{
-	my (@args) = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
-	  or BAIL_OUT("openssl @args failed: $err");
-	return;
-}
-
-# The CA: self-signed, allowed to sign certificates.
-write_file(
-	"$certs/ca.cnf", <<'EOF');
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = ccpurge throwaway test CA
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-EOF
-openssl('req', '-x509', '-config', "$certs/ca.cnf", '-extensions', 'v3_ca',
-	'-newkey', 'rsa:2048', '-nodes', '-days', '2',
-	'-keyout', "$certs/ca.key", '-out', "$certs/ca.crt");
-
-# server_cert makes $name.key and $name.crt, signed by the CA, for the
-# subject name $cn and the subjectAltName $san.
-sub server_cert
-{
-	my ($name, $cn, $san, $serial) = @_;
-	write_file(
-		"$certs/$name.cnf", <<"EOF");
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = $cn
-[server]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = $san
-EOF
-	openssl('req', '-new', '-config', "$certs/$name.cnf",
-		'-newkey', 'rsa:2048', '-nodes',
-		'-keyout', "$certs/$name.key", '-out', "$certs/$name.csr");
-	openssl('x509', '-req', '-in', "$certs/$name.csr",
-		'-CA', "$certs/ca.crt", '-CAkey', "$certs/ca.key",
-		'-set_serial', $serial, '-days', '2',
-		'-extfile', "$certs/$name.cnf", '-extensions', 'server',
-		'-out', "$certs/$name.crt");
-	return;
-}
-server_cert('good', '127.0.0.1', 'IP:127.0.0.1', 2);
-server_cert('wrong', 'wrong.example', 'DNS:wrong.example', 3);
-my $ca = "$certs/ca.crt";
+my $ca = CcpTest::test_ca($certs);
+CcpTest::server_cert($certs, 'good', '127.0.0.1', 'IP:127.0.0.1', 2);
+CcpTest::server_cert($certs, 'wrong', 'wrong.example', 'DNS:wrong.example', 3);
 
 my $sim = CcpTest::Sim->start(
 	tls_cert => "$certs/good.crt",

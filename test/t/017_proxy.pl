@@ -70,66 +70,11 @@ my @proxy_secrets = ($proxy_password, $wrong_password);
 # Ten more proxy users for the roles of (f).
 my @many = map { [ "prx_r$_", "ccp-proxy-user-$_", "ccp-proxy-many-$_" ] } (1 .. 10);
 
-# write_file writes $text to $path.
-sub write_file
-{
-	my ($path, $text) = @_;
-	open my $fh, '>', $path or die "could not write $path: $!";
-	print $fh $text;
-	close $fh or die "could not write $path: $!";
-	return;
-}
-
 # The certificates: a CA and a certificate for 127.0.0.1 signed by it.
 my $certs = Cwd::abs_path(PostgreSQL::Test::Utils::tempdir('017_proxy_certs'));
 
-# openssl runs the openssl command with @args, bailing out if it fails.
-sub openssl
-{
-	my (@args) = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
-	  or BAIL_OUT("openssl @args failed: $err");
-	return;
-}
-
-write_file(
-	"$certs/ca.cnf", <<'EOF');
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = ccpurge throwaway test CA
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-EOF
-openssl('req', '-x509', '-config', "$certs/ca.cnf", '-extensions', 'v3_ca',
-	'-newkey', 'rsa:2048', '-nodes', '-days', '2',
-	'-keyout', "$certs/ca.key", '-out', "$certs/ca.crt");
-write_file(
-	"$certs/server.cnf", <<'EOF');
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = 127.0.0.1
-[server]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-EOF
-openssl('req', '-new', '-config', "$certs/server.cnf",
-	'-newkey', 'rsa:2048', '-nodes',
-	'-keyout', "$certs/server.key", '-out', "$certs/server.csr");
-openssl('x509', '-req', '-in', "$certs/server.csr",
-	'-CA', "$certs/ca.crt", '-CAkey', "$certs/ca.key",
-	'-set_serial', 2, '-days', '2',
-	'-extfile', "$certs/server.cnf", '-extensions', 'server',
-	'-out', "$certs/server.crt");
-my $ca = "$certs/ca.crt";
+my $ca = CcpTest::test_ca($certs);
+CcpTest::server_cert($certs, 'server', '127.0.0.1', 'IP:127.0.0.1', 2);
 
 my $sim = CcpTest::Sim->start;
 my $tls = CcpTest::Sim->start(
@@ -145,7 +90,7 @@ my $proxy_log = "$proxy_dir/tinyproxy.log";
 my $proxy_pid;
 my $proxy_url = "http://127.0.0.1:$proxy_port";
 
-write_file(
+CcpTest::write_file(
 	"$proxy_dir/tinyproxy.conf", <<"EOF");
 Port $proxy_port
 Listen 127.0.0.1
