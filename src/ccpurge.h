@@ -35,9 +35,6 @@
 /* Largest token kept in the shared cache, terminator included. */
 #define CCP_TOKEN_MAX			4096
 
-/* Most campaign names one Ozonetel request may carry. */
-#define CCP_OZONETEL_MAX_CAMPAIGNS	100
-
 /* Longest vendor message and code kept in rows and the log, in bytes. */
 #define CCP_MAX_MESSAGE_BYTES	1000
 #define CCP_MAX_CODE_BYTES		60
@@ -53,21 +50,6 @@
 
 /* Upper bound for rate_limit's N that the limiter tracks exactly. */
 #define CCP_RATE_RING			256
-
-/*
- * The operations ccpurge knows.  Each belongs to exactly one vendor, which
- * declares it in its CcpOpDef table.
- */
-typedef enum CcpOperation
-{
-	CCP_OP_DELETE_CUSTOMERS,
-	CCP_OP_DELETE_CALLED_ROUTES,
-	CCP_OP_DELETE_CALLER_NUMBERS,
-	CCP_OP_DELETE_CALLDATA,
-	CCP_OP_DELETE_BULK_DATA,
-	CCP_OP_ERASE,
-	CCP_OP_COUNT
-} CcpOperation;
 
 /* Where a request came from, as recorded in the request log. */
 typedef enum CcpOrigin
@@ -377,7 +359,6 @@ typedef struct CcpChunk
 
 typedef struct CcpOpDef
 {
-	CcpOperation op;
 	const char *name;			/* "delete_customers", as in ccpurge_enqueue */
 	int			max_batch;		/* vendor limit of items per request */
 	int			max_item_len;	/* 0: no limit */
@@ -402,6 +383,27 @@ typedef struct CcpOpDef
 	 */
 	void		(*parse) (const CcpServer *srv, const CcpChunk *chunk,
 						  const CcpHttpResult *res, CcpOutcome *out);
+
+	/*
+	 * The operation's params, as ccpurge_enqueue and the trigger take them:
+	 * param_keys lists the accepted keys ("" for none), read_params reads
+	 * and validates them from a JSON object (a cJSON *; NULL: none), and
+	 * params_text gives validated params as canonical JSON text, so that
+	 * equal params give equal text (NULL: "{}").
+	 */
+	const char *param_keys;
+	void		(*read_params) (const struct CcpOpDef *def, void *cjson_root,
+								CcpParams *out);
+	char	   *(*params_text) (const struct CcpOpDef *def,
+								const CcpParams *params);
+
+	/*
+	 * Optional: when params need more than one request per chunk of items
+	 * (Ozonetel's campaign list), the params of each request, as a List of
+	 * CcpParams *; NULL means one request with params as they are.
+	 */
+	List	   *(*split_params) (const struct CcpOpDef *def,
+								 const CcpParams *params);
 } CcpOpDef;
 
 typedef struct CcpVendor
@@ -438,7 +440,6 @@ extern const CcpVendor *ccp_vendor_by_name(const char *name);
 extern int	ccp_vendor_count(void);
 extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
-extern const CcpOpDef *ccp_op_def(CcpOperation op, const CcpVendor **vendor);
 extern void ccp_params_init(CcpParams *params);
 extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern char *ccp_json_get_string(void *cjson_object, const char *key);
@@ -474,9 +475,11 @@ extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
 
 /* vendor_isales.c */
 extern void ccp_isales_validate_filter(Jsonb *filter);
+extern void ccp_isales_check_campaign_args(bool vdn_null, int vdn_id,
+										   bool campaign_null, int campaign_id);
 
 /* vendor_ozonetel.c */
-extern void ccp_ozonetel_validate_campaign(const char *name);
+extern void ccp_ozonetel_set_campaigns(char **names, int n, CcpParams *params);
 
 /* ----------
  * exchange.c: one chunk through limiter, token, HTTP, answer and log
@@ -530,13 +533,11 @@ extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 extern int	ccp_items_distinct(char **items, int n);
 extern int64 ccp_datums_distinct(Datum *items, int64 n);
 extern CcpTextProblem ccp_text_problem(const char *s, int len);
-
-/* ----------
- * api.c: synchronous SQL functions
- * ----------
- */
 extern void ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params,
 								  CcpParams *out);
+extern char *ccp_params_text(const CcpOpDef *def, const CcpParams *params);
+extern List *ccp_params_split(const CcpOpDef *def, CcpParams *params);
+extern bool ccp_json_int_member(void *cjson_root, const char *key, int *value);
 
 /* ----------
  * queue.c: durable queue, enqueue API and trigger

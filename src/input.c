@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * input.c
- *	  Items as they come in: text[] arguments made into C strings, the one
- *	  de-duplication every path uses, and the check that a value selecting
- *	  data is neither blank nor holds control characters.
+ *	  Items and params as they come in: text[] arguments made into C
+ *	  strings, the one de-duplication every path uses, the check that a
+ *	  value selecting data is neither blank nor holds control characters,
+ *	  and an operation's params read from jsonb through its vendor.
  *
  * The synchronous functions, ccpurge_enqueue, the trigger's flush at
  * commit and the worker's batches all take their items through here, and
@@ -13,11 +14,16 @@
  */
 #include "ccpurge.h"
 
+#include <limits.h>
+
+#include <cjson/cJSON.h>
+
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 /* Returns item i's bytes and sets *len; see ccp_input_mark_duplicates. */
@@ -230,4 +236,101 @@ ccp_text_problem(const char *s, int len)
 			blank = false;
 	}
 	return blank ? CCP_TEXT_BLANK : CCP_TEXT_OK;
+}
+
+/*
+ * ccp_json_int_member reads the integer member key of a JSON object (a
+ * cJSON *); returns false when it is absent.  Anything but an integral
+ * number in int's range is an error.
+ */
+bool
+ccp_json_int_member(void *cjson_root, const char *key, int *value)
+{
+	cJSON	   *item = cJSON_GetObjectItemCaseSensitive((cJSON *) cjson_root, key);
+
+	if (item == NULL)
+		return false;
+	if (!cJSON_IsNumber(item) || !(item->valuedouble >= INT_MIN && item->valuedouble <= INT_MAX) ||
+		item->valuedouble != (double) (int) item->valuedouble)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parameter \"%s\" must be an integer", key)));
+	*value = (int) item->valuedouble;
+	return true;
+}
+
+/*
+ * ccp_params_from_jsonb validates the params of ccpurge_enqueue (or of a
+ * trigger, or of a queued row) for the operation def and fills out: keys
+ * outside def->param_keys are an error whose hint lists the valid ones,
+ * and the operation's read_params checks the rest.  Raises an ERROR for
+ * missing, unknown or malformed keys.
+ */
+void
+ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params, CcpParams *out)
+{
+	char	   *text = JsonbToCString(NULL, &params->root, VARSIZE(params));
+	cJSON	   *root = cJSON_Parse(text);
+	const char *allowed = def->param_keys ? def->param_keys : "";
+
+	ccp_params_init(out);
+	if (root == NULL || !cJSON_IsObject(root))
+	{
+		cJSON_Delete(root);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("params must be a JSON object")));
+	}
+
+	PG_TRY();
+	{
+		cJSON	   *member;
+
+		cJSON_ArrayForEach(member, root)
+		{
+			bool		known = false;
+			char	   *copy = pstrdup(allowed);
+			char	   *tok;
+			char	   *save;
+
+			for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+				if (strcmp(tok, member->string) == 0)
+					known = true;
+			if (!known)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown parameter \"%s\" for operation \"%s\"",
+								member->string, def->name),
+						 allowed[0] ? errhint("Valid parameters are: %s.", allowed)
+						 : errhint("This operation takes no parameters.")));
+		}
+		if (def->read_params != NULL)
+			def->read_params(def, root, out);
+	}
+	PG_FINALLY();
+	{
+		cJSON_Delete(root);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * ccp_params_text returns validated params as the operation's canonical
+ * JSON text, palloc'd: equal params give equal text, so that queued rows
+ * of the same params coalesce.
+ */
+char *
+ccp_params_text(const CcpOpDef *def, const CcpParams *params)
+{
+	return def->params_text ? def->params_text(def, params) : pstrdup("{}");
+}
+
+/*
+ * ccp_params_split returns the params of every request one chunk of items
+ * needs, as a List of CcpParams *: the operation's split, or params alone.
+ */
+List *
+ccp_params_split(const CcpOpDef *def, CcpParams *params)
+{
+	return def->split_params ? def->split_params(def, params) : list_make1(params);
 }

@@ -218,55 +218,20 @@ ccp_queue_op(const char *name, const CcpVendor **vendor)
 		StringInfoData ops;
 
 		initStringInfo(&ops);
-		for (int op = 0; op < CCP_OP_COUNT; op++)
-			appendStringInfo(&ops, "%s%s", op > 0 ? ", " : "",
-							 ccp_op_def((CcpOperation) op, NULL)->name);
+		for (int v = 0; v < ccp_vendor_count(); v++)
+		{
+			const CcpVendor *each = ccp_vendor_at(v);
+
+			for (int o = 0; o < each->nops; o++)
+				appendStringInfo(&ops, "%s%s", ops.len > 0 ? ", " : "",
+								 each->ops[o].name);
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown ccpurge operation \"%s\"", name),
 				 errhint("Valid operations are: %s.", ops.data)));
 	}
 	return def;
-}
-
-/*
- * ccp_queue_params_text returns the normalised params of a validated
- * CcpParams as JSON text: only the keys the operation uses, in the order
- * jsonb stores them, so that equal params give equal text.
- */
-static char *
-ccp_queue_params_text(const CcpOpDef *def, const CcpParams *params)
-{
-	StringInfoData s;
-	ListCell   *lc;
-
-	initStringInfo(&s);
-	switch (def->op)
-	{
-		case CCP_OP_DELETE_CALLER_NUMBERS:
-		case CCP_OP_DELETE_CALLDATA:
-			appendStringInfo(&s, "{\"vdn_id\": %d, \"campaign_id\": %d",
-							 params->vdn_id, params->campaign_id);
-			if (def->op == CCP_OP_DELETE_CALLDATA && params->archive_history >= 0)
-				appendStringInfo(&s, ", \"archiveHistory\": %d",
-								 params->archive_history);
-			appendStringInfoChar(&s, '}');
-			break;
-		case CCP_OP_DELETE_BULK_DATA:
-			appendStringInfoString(&s, "{\"campaign_names\": [");
-			foreach(lc, params->campaign_names)
-			{
-				if (foreach_current_index(lc) > 0)
-					appendStringInfoString(&s, ", ");
-				escape_json(&s, (const char *) lfirst(lc));
-			}
-			appendStringInfoString(&s, "]}");
-			break;
-		default:
-			appendStringInfoString(&s, "{}");
-			break;
-	}
-	return s.data;
 }
 
 /* ccp_queue_jsonb parses JSON text into a jsonb datum. */
@@ -349,10 +314,11 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 }
 
 /*
- * ccp_queue_store stores items under a new request id and returns it.  An
- * Ozonetel campaign list is first split into the vendor's limit per
- * request: each chunk of campaigns gets its own rows, all under the one
- * request id, so that every queue row is exactly one vendor request.
+ * ccp_queue_store stores items under a new request id and returns it.
+ * When the operation needs several requests per chunk of items (an
+ * Ozonetel campaign list over the vendor's limit), each request's params
+ * get rows of their own, all under the one request id, so that every queue
+ * row is exactly one vendor request.
  */
 static int64
 ccp_queue_store(const CcpQueueRel *rel, const char *server,
@@ -360,30 +326,24 @@ ccp_queue_store(const CcpQueueRel *rel, const char *server,
 				Datum *items, int64 nitems, int batch)
 {
 	CcpParams	params;
-	List	   *all;
+	List	   *parts;
+	ListCell   *lc;
 	int64		request_id = nextval_internal(rel->seqid, false);
 
-	if (def->op == CCP_OP_DELETE_BULK_DATA)
-		ccp_params_from_jsonb(def, DatumGetJsonbP(ccp_queue_jsonb(params_text)),
-							  &params);
-	if (def->op != CCP_OP_DELETE_BULK_DATA ||
-		list_length(params.campaign_names) <= CCP_OZONETEL_MAX_CAMPAIGNS)
+	if (def->split_params == NULL)
 	{
 		ccp_queue_insert(rel, server, def->name, ccp_queue_jsonb(params_text),
 						 role, items, nitems, batch, request_id);
 		return request_id;
 	}
 
-	all = params.campaign_names;
-	for (int i = 0; i < list_length(all); i += CCP_OZONETEL_MAX_CAMPAIGNS)
-	{
-		params.campaign_names =
-			list_copy_head(list_delete_first_n(list_copy(all), i),
-						   CCP_OZONETEL_MAX_CAMPAIGNS);
+	ccp_params_from_jsonb(def, DatumGetJsonbP(ccp_queue_jsonb(params_text)),
+						  &params);
+	parts = ccp_params_split(def, &params);
+	foreach(lc, parts)
 		ccp_queue_insert(rel, server, def->name,
-						 ccp_queue_jsonb(ccp_queue_params_text(def, &params)),
+						 ccp_queue_jsonb(ccp_params_text(def, lfirst(lc))),
 						 role, items, nitems, batch, request_id);
-	}
 	return request_id;
 }
 
@@ -524,7 +484,7 @@ ccpurge_enqueue(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	request_id = ccp_queue_store(&rel, srv->servername, def,
-								 ccp_queue_params_text(def, &params),
+								 ccp_params_text(def, &params),
 								 GetUserId(), texts, n,
 								 Min(srv->batch_size, def->max_batch));
 	SPI_finish();
@@ -949,7 +909,7 @@ ccp_trigger_setup(FunctionCallInfo fcinfo, Oid userid)
 						  &params);
 	srv = ccp_server_resolve(trig->tgnargs >= 4 ? trig->tgargs[3] : NULL,
 							 vendor, userid);
-	params_text = ccp_queue_params_text(def, &params);
+	params_text = ccp_params_text(def, &params);
 
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	cache = palloc0(sizeof(CcpTrigCache));

@@ -75,26 +75,6 @@ ccp_op_by_name(const char *name, const CcpVendor **vendor)
 	return NULL;
 }
 
-/* ccp_op_def returns the definition of op and its vendor; op must exist. */
-const CcpOpDef *
-ccp_op_def(CcpOperation op, const CcpVendor **vendor)
-{
-	for (int i = 0; i < CCP_NVENDORS; i++)
-	{
-		for (int j = 0; j < ccp_vendors[i]->nops; j++)
-		{
-			if (ccp_vendors[i]->ops[j].op == op)
-			{
-				if (vendor)
-					*vendor = ccp_vendors[i];
-				return &ccp_vendors[i]->ops[j];
-			}
-		}
-	}
-	elog(ERROR, "unknown ccpurge operation %d", (int) op);
-	return NULL;				/* keep compiler quiet */
-}
-
 /* ccp_params_init sets every parameter to "unset". */
 void
 ccp_params_init(CcpParams *params)

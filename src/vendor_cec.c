@@ -266,7 +266,6 @@ cec_validate_dnid(const CcpOpDef *def, const char *item)
 
 static const CcpOpDef cec_ops[] = {
 	{
-		.op = CCP_OP_DELETE_CUSTOMERS,
 		.name = "delete_customers",
 		.max_batch = 1000,
 		/* not documented; 256 covers phone numbers, ids and e-mail addresses */
@@ -276,7 +275,6 @@ static const CcpOpDef cec_ops[] = {
 		.parse = cec_parse_customers,
 	},
 	{
-		.op = CCP_OP_DELETE_CALLED_ROUTES,
 		.name = "delete_called_routes",
 		.max_batch = 1000,
 		.max_item_len = 32,

@@ -766,28 +766,109 @@ isales_parse(const CcpServer *srv, const CcpChunk *chunk,
 
 
 /* ----------
+ * Params
+ * ----------
+ */
+
+/*
+ * ccp_isales_check_campaign_args checks the vdnId and campaignId of an
+ * iSales operation, given as SQL arguments or params: vdn_id 1..9999,
+ * campaign_id not negative, neither NULL (absent).
+ */
+void
+ccp_isales_check_campaign_args(bool vdn_null, int vdn_id,
+							   bool campaign_null, int campaign_id)
+{
+	if (vdn_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("vdn_id must not be NULL")));
+	if (vdn_id < 1 || vdn_id > 9999)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("vdn_id %d is out of range", vdn_id),
+				 errdetail("A VDN id is an integer from 1 to 9999.")));
+	if (campaign_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("campaign_id must not be NULL")));
+	if (campaign_id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("campaign_id %d is out of range", campaign_id),
+				 errdetail("Campaign ids are not negative.")));
+}
+
+/*
+ * isales_read_params reads vdn_id and campaign_id (both operations) and the
+ * optional archiveHistory (delete_calldata; the caller has refused it for
+ * delete_caller_numbers) from a params object.
+ */
+static void
+isales_read_params(const CcpOpDef *def, void *cjson_root, CcpParams *out)
+{
+	int			vdn = 0;
+	int			campaign = 0;
+	bool		has_vdn = ccp_json_int_member(cjson_root, "vdn_id", &vdn);
+	bool		has_campaign = ccp_json_int_member(cjson_root, "campaign_id", &campaign);
+
+	ccp_isales_check_campaign_args(!has_vdn, vdn, !has_campaign, campaign);
+	out->vdn_id = vdn;
+	out->campaign_id = campaign;
+	if (ccp_json_int_member(cjson_root, "archiveHistory", &out->archive_history) &&
+		out->archive_history != 0 && out->archive_history != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("archiveHistory must be 0 or 1")));
+}
+
+/*
+ * isales_params_text gives validated params as canonical JSON text: the
+ * keys in the order jsonb stores them.
+ */
+static char *
+isales_params_text(const CcpOpDef *def, const CcpParams *params)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "{\"vdn_id\": %d, \"campaign_id\": %d",
+					 params->vdn_id, params->campaign_id);
+	if (params->archive_history >= 0)
+		appendStringInfo(&s, ", \"archiveHistory\": %d",
+						 params->archive_history);
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
+
+/* ----------
  * The vendor
  * ----------
  */
 
 static const CcpOpDef isales_ops[] = {
 	{
-		.op = CCP_OP_DELETE_CALLER_NUMBERS,
 		.name = "delete_caller_numbers",
 		.max_batch = ISALES_CALLER_NUMBERS_MAX,
 		.max_item_len = ISALES_ACCESS_CODE_MAX,
 		.validate_item = isales_validate_access_code,
 		.build = isales_build_caller_numbers,
 		.parse = isales_parse,
+		.param_keys = "vdn_id, campaign_id",
+		.read_params = isales_read_params,
+		.params_text = isales_params_text,
 	},
 	{
-		.op = CCP_OP_DELETE_CALLDATA,
 		.name = "delete_calldata",
 		.max_batch = 1,
 		.max_item_len = ISALES_CALLED_MAX,
 		.validate_item = isales_validate_called,
 		.build = isales_build_calldata,
 		.parse = isales_parse,
+		.param_keys = "vdn_id, campaign_id, archiveHistory",
+		.read_params = isales_read_params,
+		.params_text = isales_params_text,
 	},
 };
 

@@ -32,6 +32,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "parser/scansup.h"
+#include "utils/json.h"
 
 /* Vendor limits of one DeleteBulkData request. */
 #define OZO_MAX_PHONES			100
@@ -162,15 +163,15 @@ ozo_validate_phone(const CcpOpDef *def, const char *item)
 }
 
 /*
- * ccp_ozonetel_validate_campaign raises an error unless name is a campaign
+ * ozo_validate_campaign raises an error unless name is a campaign
  * name DeleteBulkData can match: not empty, not only white space (Ozonetel
  * answers "Passed campaign are invalid"), free of control characters, and
  * at most OZO_MAX_CAMPAIGN_CHARS characters.  Leading and trailing spaces
  * are kept: they may be part of a real campaign's name.  name must be
  * valid in the database encoding.
  */
-void
-ccp_ozonetel_validate_campaign(const char *name)
+static void
+ozo_validate_campaign(const char *name)
 {
 	bool		blank = true;
 	int			nchars;
@@ -544,7 +545,7 @@ ozo_build_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 	{
 		const char *name = (const char *) lfirst(lc);
 
-		ccp_ozonetel_validate_campaign(name);
+		ozo_validate_campaign(name);
 		campaigns[i++] = name;
 	}
 
@@ -666,15 +667,103 @@ ozo_parse_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 	cJSON_Delete(root);
 }
 
+/*
+ * ccp_ozonetel_set_campaigns validates n campaign names (the SQL argument
+ * or the campaign_names param) and stores the distinct ones, in their
+ * order, in params.  names is reordered.
+ */
+void
+ccp_ozonetel_set_campaigns(char **names, int n, CcpParams *params)
+{
+	for (int i = 0; i < n; i++)
+		ozo_validate_campaign(names[i]);
+	n = ccp_items_distinct(names, n);
+	params->campaign_names = NIL;
+	for (int i = 0; i < n; i++)
+		params->campaign_names = lappend(params->campaign_names, names[i]);
+}
+
+/* ozo_read_params reads the campaign_names array of a params object. */
+static void
+ozo_read_params(const CcpOpDef *def, void *cjson_root, CcpParams *out)
+{
+	cJSON	   *arr = cJSON_GetObjectItemCaseSensitive((cJSON *) cjson_root,
+													   "campaign_names");
+	cJSON	   *member;
+	char	  **names;
+	int			n = 0;
+
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delete_bulk_data needs a non-empty \"campaign_names\" array")));
+	names = palloc(sizeof(char *) * cJSON_GetArraySize(arr));
+	cJSON_ArrayForEach(member, arr)
+	{
+		if (!cJSON_IsString(member))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("campaign_names must contain only strings")));
+		names[n++] = pstrdup(member->valuestring);
+	}
+	ccp_ozonetel_set_campaigns(names, n, out);
+}
+
+/* ozo_params_text gives validated params as canonical JSON text. */
+static char *
+ozo_params_text(const CcpOpDef *def, const CcpParams *params)
+{
+	StringInfoData s;
+	ListCell   *lc;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "{\"campaign_names\": [");
+	foreach(lc, params->campaign_names)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&s, ", ");
+		escape_json(&s, (const char *) lfirst(lc));
+	}
+	appendStringInfoString(&s, "]}");
+	return s.data;
+}
+
+/*
+ * ozo_split_params cuts the campaign list into the vendor's limit per
+ * request: one CcpParams per slice of at most OZO_MAX_CAMPAIGNS names, so
+ * that every chunk of phone numbers goes out once per slice.
+ */
+static List *
+ozo_split_params(const CcpOpDef *def, const CcpParams *params)
+{
+	List	   *parts = NIL;
+	int			n = list_length(params->campaign_names);
+
+	for (int start = 0; start < n; start += OZO_MAX_CAMPAIGNS)
+	{
+		CcpParams  *part = palloc(sizeof(CcpParams));
+
+		*part = *params;
+		part->campaign_names =
+			list_copy_head(list_delete_first_n(list_copy(params->campaign_names), start),
+						   OZO_MAX_CAMPAIGNS);
+		parts = lappend(parts, part);
+	}
+	return parts;
+}
+
 static const CcpOpDef ozo_ops[] = {
 	{
-		.op = CCP_OP_DELETE_BULK_DATA,
 		.name = "delete_bulk_data",
 		.max_batch = OZO_MAX_PHONES,
 		.max_item_len = OZO_MAX_PHONE_DIGITS,
 		.validate_item = ozo_validate_phone,
 		.build = ozo_build_delete_bulk_data,
 		.parse = ozo_parse_delete_bulk_data,
+		.param_keys = "campaign_names",
+		.read_params = ozo_read_params,
+		.params_text = ozo_params_text,
+		.split_params = ozo_split_params,
 	},
 };
 

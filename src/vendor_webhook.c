@@ -210,7 +210,6 @@ webhook_parse_erase(const CcpServer *srv, const CcpChunk *chunk,
 
 static const CcpOpDef webhook_ops[] = {
 	{
-		.op = CCP_OP_ERASE,
 		.name = "erase",
 		.max_batch = WEBHOOK_MAX_BATCH,
 		.max_item_len = 0,
