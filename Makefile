@@ -1,13 +1,15 @@
 # Makefile for ccpurge (PGXS)
 #
 # The install script of the current version is assembled from the pieces
-# in src/sql/, one per concern, in file-name order.  Earlier versions'
-# scripts live in versions/ (ccpurge--1.0.sql is what 1.0 installed,
-# frozen).  Every later change of SQL goes into src/sql/ and into the
-# update script src/update/1.0--1.1.sql; ccpurge--1.0--1.1.sql is that
+# in src/sql/, one per concern, in file-name order.  Released versions'
+# scripts live in versions/, frozen: ccpurge--1.0.sql and ccpurge--1.1.sql
+# are what 1.0 and 1.1 installed, ccpurge--1.0--1.1.sql the update that
+# shipped with 1.1.  Every later change of SQL goes into src/sql/ and into
+# the update script src/update/1.1--1.2.sql; ccpurge--1.1--1.2.sql is that
 # script followed by src/sql/90_comments.sql, so that both paths carry the
-# same comments (a TAP test checks that a fresh install and an updated one
-# end up with the same objects).
+# same comments, and by src/update/owners.sql, which gives every object to
+# the extension's owner as a fresh install does (TAP test 027_upgrade checks that a fresh install and an
+# updated one, from 1.0 and from 1.1, end up with the same objects).
 #
 # Every source path goes through $(srcdir), so that the tree also builds
 # out of tree, as Debian's pg_buildext does it:
@@ -24,7 +26,7 @@ MODULE_big = ccpurge
 # srcdir is set by PGXS below; these variables are expanded after that
 OBJS = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c)))
 EXTENSION = ccpurge
-DATA_built = ccpurge--1.1.sql ccpurge--1.0--1.1.sql
+DATA_built = ccpurge--1.2.sql ccpurge--1.1--1.2.sql
 DATA = $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/versions/ccpurge--*.sql))
 PGFILEDESC = "ccpurge - erase personal data at contact-center vendors"
 
@@ -49,10 +51,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-ccpurge--1.1.sql: $(sort $(wildcard $(srcdir)/src/sql/*.sql))
+ccpurge--1.2.sql: $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 	cat $^ > $@
 
-ccpurge--1.0--1.1.sql: $(srcdir)/src/update/1.0--1.1.sql $(srcdir)/src/sql/90_comments.sql
+ccpurge--1.1--1.2.sql: $(srcdir)/src/update/1.1--1.2.sql $(srcdir)/src/sql/90_comments.sql $(srcdir)/src/update/owners.sql
 	cat $^ > $@
 
 # every source file includes the private header

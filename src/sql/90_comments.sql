@@ -1,12 +1,16 @@
 /*
  * src/sql/90_comments.sql: a COMMENT ON for every object, in one place.
  *
- * It ends the install script and the 1.0--1.1 update alike, so both paths
+ * It ends the install script and the 1.1--1.2 update alike, so both paths
  * give every object the same comment.  Each comment is quoted word for word
  * under the object's heading in doc/ccpurge.md; TAP test 090_reference
  * checks that every function, view and table has a comment and that the
  * reference quotes it.  An object added later gets its comment here.
  */
+
+/* the extension itself: the control file's comment reaches fresh installs only */
+COMMENT ON EXTENSION ccpurge IS
+  'erase personal data from contact-center platforms (Huawei CEC, CC-iSales, Ozonetel, signed webhooks) from SQL';
 
 /* the foreign-data wrapper (src/sql/00_fdw.sql) */
 COMMENT ON FOREIGN DATA WRAPPER ccpurge IS

@@ -43,7 +43,7 @@ SKIP:
 	is( $node->safe_psql(
 			'postgres',
 			"SELECT extversion FROM pg_extension WHERE extname = 'ccpurge'"),
-		'1.1',
+		'1.2',
 		'CREATE EXTENSION ccpurge');
 	is( $node->safe_psql(
 			'postgres', q{

@@ -1,4 +1,4 @@
-# test/t/027_upgrade.pl: ALTER EXTENSION ccpurge UPDATE from 1.0 to 1.1.
+# test/t/027_upgrade.pl: ALTER EXTENSION ccpurge UPDATE from 1.0 and 1.1.
 #
 # 1.0 built ccpurge_status on an unqualified unnest(), which a look-alike
 # planted in public before CREATE EXTENSION captured; 1.1 builds it on
@@ -12,9 +12,10 @@
 #     erased;
 #   - after the update the view's rewrite rule calls pg_catalog.unnest and
 #     depends on no function outside pg_catalog;
-#   - a fresh 1.1 install and a 1.0 install updated to 1.1 have the same
-#     objects, down to columns, defaults, constraints, indexes, privileges,
-#     comments, dump configuration and the functions they are bound to (a
+#   - a fresh install and installs updated from 1.0 (through 1.1) and from
+#     1.1, one of them by another superuser than the one who installed it,
+#     have the same objects, owners included, down to columns, defaults,
+#     constraints, indexes, privileges, comments, dump configuration and the functions they are bound to (a
 #     catalog description of every member of the extension, compared line
 #     by line), so an object added to src/sql/ and not to the update script
 #     fails here; the comparison itself is shown to see such an object.
@@ -59,8 +60,9 @@ WITH ext AS (
 	-- every member object, whatever its kind
 	SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM member
 	UNION ALL
-	SELECT format('extension ccpurge: schema %s, relocatable %s',
-				  extnamespace::regnamespace, extrelocatable)
+	SELECT format('extension ccpurge: schema %s, relocatable %s, comment %L',
+				  extnamespace::regnamespace, extrelocatable,
+				  obj_description(ext.oid, 'pg_extension'))
 	  FROM ext
 	UNION ALL
 	-- the tables and sequences pg_dump dumps, with their conditions
@@ -318,8 +320,8 @@ cmp_ok(scalar(@old_log_ids), '>', 2,
 $node->safe_psql('postgres', 'ALTER EXTENSION ccpurge UPDATE');
 is( $node->safe_psql(
 		'postgres', "SELECT extversion FROM pg_extension WHERE extname = 'ccpurge'"),
-	'1.1',
-	'after the update 1.1 is installed');
+	'1.2',
+	'after the update 1.2 is installed');
 my $old_ids = join(',', @old_log_ids);
 is( $node->safe_psql(
 		'postgres', qq{
@@ -356,12 +358,27 @@ is( $node->safe_psql(
 	'12',
 	'the request log records the worker sending the 12 items once');
 
-# 5. A fresh 1.1 install and an updated 1.0 have the same objects.
+# 5. A fresh install and updated ones have the same objects.
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('postgres', 'CREATE DATABASE updated');
+$node->safe_psql('postgres', 'CREATE DATABASE updated11');
+$node->safe_psql('postgres', 'CREATE DATABASE updated_by_other');
+$node->safe_psql('postgres', 'CREATE ROLE other_super SUPERUSER');
 $node->safe_psql('fresh', $plant . 'CREATE EXTENSION ccpurge;');
 $node->safe_psql('updated',
 	$plant . "CREATE EXTENSION ccpurge VERSION '1.0'; ALTER EXTENSION ccpurge UPDATE;");
+$node->safe_psql('updated11',
+	$plant . "CREATE EXTENSION ccpurge VERSION '1.1'; ALTER EXTENSION ccpurge UPDATE;");
+# installed by the bootstrap superuser, updated by another one
+$node->safe_psql('updated_by_other',
+	    $plant
+	  . "CREATE EXTENSION ccpurge VERSION '1.0';"
+	  . " SET ROLE other_super; ALTER EXTENSION ccpurge UPDATE TO '1.1';"
+	  . " ALTER EXTENSION ccpurge UPDATE;");
+is( $node->safe_psql(
+		'updated11', "SELECT extversion FROM pg_extension WHERE extname = 'ccpurge'"),
+	'1.2',
+	'1.1 updates to 1.2');
 
 my $fresh = describe($node, 'fresh');
 note("description of a fresh install:\n$fresh");
@@ -374,7 +391,11 @@ like(
 like($fresh, qr/^config dump ccpurge\.queue: 'WHERE state IN/m,
 	'the description has the dump configuration');
 same_objects($node, 'fresh', 'updated',
-	'a fresh 1.1 install and 1.0 updated to 1.1 have the same objects');
+	'a fresh install and 1.0 updated through 1.1 have the same objects');
+same_objects($node, 'fresh', 'updated11',
+	'a fresh install and 1.1 updated have the same objects');
+same_objects($node, 'fresh', 'updated_by_other',
+	'an install updated by another superuser has the same objects and owners');
 same_objects($node, 'fresh', 'postgres',
 	'and so has the 1.0 install updated while in use');
 

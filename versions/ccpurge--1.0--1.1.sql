@@ -1,0 +1,84 @@
+/* src/update/1.0--1.1.sql: what 1.1 changes in a 1.0 installation */
+
+\echo Use "ALTER EXTENSION ccpurge UPDATE TO '1.1'" to load this file. \quit
+
+/*
+ * 1.0 built ccpurge_status on an unqualified unnest(), which a function
+ * planted in a schema of the search path could capture (a public.unnest
+ * (text[]) is a better match than pg_catalog.unnest(anyarray)).  The view
+ * is built again on pg_catalog's.
+ */
+CREATE OR REPLACE VIEW ccpurge_status WITH (security_barrier) AS
+SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
+	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
+	   q.params, q.next_attempt_at, q.role
+  FROM ccpurge.queue AS q
+	   CROSS JOIN LATERAL pg_catalog.unnest(q.items) AS i(item)
+ WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
+
+/* ccpurge_items_digest and ccpurge_c2_sign read no state: parallel safe. */
+ALTER FUNCTION ccpurge_items_digest(text[]) PARALLEL SAFE;
+ALTER FUNCTION ccpurge_c2_sign(text, text, text, text, text, text, text[], text) PARALLEL SAFE;
+
+/* The webhook vendor (design section 1). */
+CREATE FUNCTION ccpurge_erase(
+	items text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE EXECUTE ON FUNCTION ccpurge_erase(text[], text) FROM PUBLIC;
+/*
+ * src/sql/90_comments.sql: a COMMENT ON for every object, in one place.
+ *
+ * It ends the install script and the 1.0--1.1 update alike, so both paths
+ * give every object the same comment.  Each comment is quoted word for word
+ * under the object's heading in doc/ccpurge.md; TAP test 090_reference
+ * checks that every function, view and table has a comment and that the
+ * reference quotes it.  An object added later gets its comment here.
+ */
+
+/* the foreign-data wrapper (src/sql/00_fdw.sql) */
+COMMENT ON FOREIGN DATA WRAPPER ccpurge IS
+  'contact-center vendor accounts: one server per account, secrets in user mappings';
+COMMENT ON FUNCTION ccpurge_fdw_validator(text[], oid) IS
+  'checks the options of ccpurge servers and user mappings at CREATE and ALTER time';
+
+/* the request log (src/sql/10_log.sql) */
+COMMENT ON TABLE ccpurge.request_log IS
+  'every HTTP request ccpurge made: a SHA-256 digest of the items, never the items';
+COMMENT ON FUNCTION ccpurge_items_digest(text[]) IS
+  'SHA-256 digest of a set of items, as the request log stores it';
+
+/* the synchronous functions (src/sql/20_sync.sql) */
+COMMENT ON FUNCTION ccpurge_delete_customers(text[], text) IS
+  'erases customers'' personal data at Huawei CEC; one row per item per request';
+COMMENT ON FUNCTION ccpurge_delete_called_routes(text[], text) IS
+  'deletes called-route bindings at Huawei CEC; one row per id per request';
+COMMENT ON FUNCTION ccpurge_delete_caller_numbers(int, int, text[], text) IS
+  'deletes calling numbers of a CC-iSales campaign; one row per access code per request';
+COMMENT ON FUNCTION ccpurge_delete_calldata(int, int, jsonb, text) IS
+  'deletes outbound call data of a CC-iSales campaign selected by a filter';
+COMMENT ON FUNCTION ccpurge_delete_bulk_data(text[], text[], text) IS
+  'erases phone numbers from Ozonetel campaigns; one row per number per request';
+COMMENT ON FUNCTION ccpurge_erase(text[], text) IS
+  'erases items at a webhook endpoint; one row per item per request';
+COMMENT ON FUNCTION ccpurge_c2_sign(text, text, text, text, text, text, text[], text) IS
+  'computes the Authorization value of a CC-iSales request under the C2 signing scheme';
+
+/* the queue (src/sql/40_queue.sql) */
+COMMENT ON TABLE ccpurge.queue IS
+  'erasure requests waiting for, or done by, the ccpurge background worker';
+COMMENT ON VIEW ccpurge_status IS
+  'one row per queued item, visible to members of the role that queued it';
+COMMENT ON FUNCTION ccpurge_enqueue(text, text[], jsonb, text) IS
+  'queues items for erasure in the current transaction; returns the request id';
+COMMENT ON FUNCTION ccpurge_erase_on_delete() IS
+  'AFTER DELETE trigger queueing a column of the deleted rows for erasure';
+COMMENT ON FUNCTION ccpurge_wait(bigint, interval) IS
+  'waits until every item of a queued request is finished; returns false on timeout';
+COMMENT ON FUNCTION ccpurge_retry(bigint) IS
+  'queues the failed and canceled items of a request again; returns their number';
+COMMENT ON FUNCTION ccpurge_cancel(bigint) IS
+  'cancels the queued and failed items of a request; returns their number';
