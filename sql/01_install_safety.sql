@@ -61,7 +61,7 @@ SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS object,
    AND p.proname IN ('unnest', 'cardinality', 'array_length')
  ORDER BY 1, 2;
 
--- a fresh 1.1 install binds nothing outside pg_catalog and the extension
+-- a fresh install binds nothing outside pg_catalog and the extension
 DROP EXTENSION ccpurge;
 CREATE EXTENSION ccpurge;
 SELECT extversion FROM pg_extension WHERE extname = 'ccpurge';

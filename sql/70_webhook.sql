@@ -42,6 +42,25 @@ SELECT item, request_no, ok, http_status, message
   FROM ccpurge_erase(ARRAY['wh-4', 'wh-locked', 'wh-lost', 'wh-5'])
  ORDER BY item;
 
+-- a 2xx answer erases only when it is empty or exactly one "results"
+-- object: the same per-item answer with a proxy's footer glued to it, a
+-- garbage body, an HTML page, JSON of another shape and white space alone
+-- are failures that say so, whatever the receiver did
+\! test/bin/simctl fault '{"kind":"body","status":200,"path":"/webhook/","body":"{\"results\":[{\"item\":\"junk-1\",\"ok\":false,\"message\":\"legal hold\"}]}"}'
+SELECT item, ok, http_status, message FROM ccpurge_erase(ARRAY['junk-1']);
+\! test/bin/simctl fault '{"kind":"body","status":200,"path":"/webhook/","body":"{\"results\":[{\"item\":\"junk-1\",\"ok\":false,\"message\":\"legal hold\"}]}<html>proxy footer</html>"}'
+SELECT item, ok, http_status, message FROM ccpurge_erase(ARRAY['junk-1']);
+\! test/bin/simctl fault '{"kind":"body","status":200,"path":"/webhook/","body":"\u00ff\u00fe }{ garbage"}'
+SELECT item, ok, http_status, message FROM ccpurge_erase(ARRAY['junk-2']);
+\! test/bin/simctl fault '{"kind":"body","status":200,"path":"/webhook/","content_type":"text/html","body":"<html><body>Access granted</body></html>"}'
+SELECT item, ok, http_status, message FROM ccpurge_erase(ARRAY['junk-3']);
+\! test/bin/simctl fault '{"kind":"body","status":200,"path":"/webhook/","body":"{\"status\":\"ok\"}"}'
+SELECT item, ok, http_status, message FROM ccpurge_erase(ARRAY['junk-4']);
+\! test/bin/simctl fault '{"kind":"body","status":200,"path":"/webhook/","body":"\n"}'
+SELECT item, ok, http_status, message FROM ccpurge_erase(ARRAY['junk-5']);
+-- the simulator erased none of them: a fault answers before the handler
+\! test/bin/simctl deleted webhook
+
 -- the queue: a transient failure is retried with the same Idempotency-Key,
 -- and the items the receiver refuses end failed, each with its reason
 \! test/bin/simctl fault '{"kind":"status","status":503,"path":"/webhook/","count":1}'
@@ -54,7 +73,26 @@ SELECT item, state, attempts, http_status, message
 \! test/bin/simctl get requests.webhook webhook.idempotent_repeats
 \! test/bin/simctl config '{"webhook_results":"none","webhook_fail_items":[],"webhook_omit_items":[]}'
 
-SELECT operation, origin, item_count, ok, http_status
+-- the answer limit grows with the batch: per-item results for the largest
+-- batch a server may send (10000 items of 1024 bytes, about 10 MB of
+-- answer) are read, synchronously and from the queue (1000 items of about
+-- 1 kB, over 1 MiB of answer)
+\! test/bin/simctl config '{"webhook_results":"per_item"}'
+ALTER SERVER hook OPTIONS (ADD batch_size '10000');
+SELECT count(*) AS rows, count(*) FILTER (WHERE ok) AS erased,
+	   pg_catalog.min(message) AS message
+  FROM ccpurge_erase(ARRAY(SELECT pg_catalog.lpad(g::text, 1024, 'm')
+							 FROM generate_series(1, 10000) AS g));
+ALTER SERVER hook OPTIONS (SET batch_size '1000');
+SELECT ccpurge_enqueue('erase',
+	ARRAY(SELECT pg_catalog.lpad(g::text, 1000, 'k') FROM generate_series(1, 1000) AS g),
+	'{}', 'hook') AS req \gset
+SELECT ccpurge_wait(:req, '60 seconds');
+SELECT state, count(*) FROM ccpurge_status WHERE request_id = :req GROUP BY state;
+\! test/bin/simctl config '{"webhook_results":"none"}'
+
+-- a log row is ok only when every item it carried was erased
+SELECT operation, origin, item_count, ok, http_status, message
   FROM ccpurge.request_log WHERE server = 'hook' ORDER BY log_id;
 
 DROP SERVER hook CASCADE;

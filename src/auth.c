@@ -189,6 +189,7 @@ ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error, int *status,
 	CcpOutcome	out;
 	char	   *token = NULL;
 
+	memset(&req, 0, sizeof(req));
 	srv->vendor->build_token_request(srv, &req);
 	ccp_http_perform(&srv->http, &req, &res);
 

@@ -29,7 +29,10 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-/* Largest response body accepted from any vendor. */
+/*
+ * Largest response body accepted from a vendor, unless the request asks
+ * for more (the webhook's per-item results grow with its batch).
+ */
 #define CCP_MAX_RESPONSE_BYTES	(1024 * 1024)
 
 /* Largest token kept in the shared cache, terminator included. */
@@ -263,6 +266,7 @@ typedef struct CcpHttpRequest
 	List	   *headers;		/* of char *, "Name: value" */
 	char	   *body;			/* NULL: no body */
 	size_t		body_len;
+	size_t		max_response;	/* largest answer; 0: CCP_MAX_RESPONSE_BYTES */
 } CcpHttpRequest;
 
 typedef struct CcpHttpResult
@@ -370,8 +374,9 @@ typedef struct CcpOpDef
 	void		(*validate_item) (const struct CcpOpDef *def, const char *item);
 
 	/*
-	 * Build the HTTP request for one chunk.  Allocates in the current
-	 * memory context.
+	 * Build the HTTP request for one chunk into req, which the caller has
+	 * zeroed (members left alone keep their defaults).  Allocates in the
+	 * current memory context.
 	 */
 	void		(*build) (const CcpServer *srv, const CcpChunk *chunk,
 						  CcpHttpRequest *req);
@@ -416,7 +421,7 @@ typedef struct CcpVendor
 	int			default_max_inflight;	/* 0: unlimited */
 	bool		has_token_ttl;	/* accepts token_ttl */
 
-	/* token vendors only; NULL otherwise */
+	/* token vendors only; NULL otherwise; req is zeroed by the caller */
 	void		(*build_token_request) (const CcpServer *srv, CcpHttpRequest *req);
 	bool		(*parse_token) (const CcpServer *srv, const CcpHttpResult *res,
 								char **token, int *ttl_s, char **error);
@@ -450,6 +455,7 @@ extern char *ccp_redact(const CcpServer *srv, const char *text,
 extern char *ccp_clip(char *s, int maxbytes);
 extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
 							  const char *token);
+extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
 extern char *ccp_json_text(void *cjson_root);
 extern void ccp_set_json_body(CcpHttpRequest *req, void *cjson_root);
 extern void ccp_add_header(CcpHttpRequest *req, const char *name,

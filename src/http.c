@@ -89,6 +89,7 @@ struct CcpHttpCall
 	bool		done;			/* transfer over, result is valid */
 	bool		queued;			/* in ccp_http_done */
 	CURLcode	result;
+	size_t		max_len;		/* largest body accepted */
 	bool		too_big;		/* write callback refused the body */
 	bool		no_memory;		/* write callback could not grow buf */
 	char	   *buf;			/* response body so far, malloc'd */
@@ -380,7 +381,7 @@ ccp_http_write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 
 	if (n == 0)
 		return 0;
-	if (n > CCP_MAX_RESPONSE_BYTES || call->len > CCP_MAX_RESPONSE_BYTES - n)
+	if (n > call->max_len || call->len > call->max_len - n)
 	{
 		call->too_big = true;
 		return 0;
@@ -392,8 +393,8 @@ ccp_http_write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 
 		while (newcap < call->len + n)
 			newcap *= 2;
-		if (newcap > CCP_MAX_RESPONSE_BYTES)
-			newcap = CCP_MAX_RESPONSE_BYTES;
+		if (newcap > call->max_len)
+			newcap = call->max_len;
 		newbuf = realloc(call->buf, newcap);
 		if (newbuf == NULL)
 		{
@@ -624,8 +625,9 @@ ccp_http_setup(CcpHttpCall *call, const CcpHttpOptions *opts,
 	if (opts->ca_file != NULL && opts->ca_file[0] != '\0')
 		CCP_SETOPT(easy, CURLOPT_CAINFO, opts->ca_file);
 
-	CCP_SETOPT(easy, CURLOPT_MAXFILESIZE_LARGE,
-			   (curl_off_t) CCP_MAX_RESPONSE_BYTES);
+	call->max_len = req->max_response > 0 ? req->max_response :
+		CCP_MAX_RESPONSE_BYTES;
+	CCP_SETOPT(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) call->max_len);
 	CCP_SETOPT(easy, CURLOPT_WRITEFUNCTION, ccp_http_write_cb);
 	CCP_SETOPT(easy, CURLOPT_WRITEDATA, (void *) call);
 	CCP_SETOPT(easy, CURLOPT_USERAGENT, "ccpurge/1.0");
@@ -1247,8 +1249,16 @@ ccp_http_finish(CcpHttpCall *call, CcpHttpResult *res)
 			res->transport_error = true;
 			res->timed_out = (call->result == CURLE_OPERATION_TIMEDOUT);
 			if (call->too_big || call->result == CURLE_FILESIZE_EXCEEDED)
-				res->error = psprintf("response exceeds %d MiB",
-									  CCP_MAX_RESPONSE_BYTES / (1024 * 1024));
+			{
+				size_t		mib = 1024 * 1024;
+
+				if (call->max_len % mib == 0)
+					res->error = psprintf("response exceeds %zu MiB",
+										  call->max_len / mib);
+				else
+					res->error = psprintf("response exceeds %zu kB",
+										  call->max_len / 1024);
+			}
 			else if (call->no_memory)
 				res->error = pstrdup("out of memory while receiving the response");
 			else

@@ -230,7 +230,8 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	e->role = srv->userid;
 	e->request_id = request_id;
 	e->item_count = nitems;
-	e->ok = out->ok;
+	/* a request that erased only some of its items is not ok */
+	e->ok = ccp_outcome_all_ok(out, nitems);
 	e->http_status = out->http_status;
 	e->duration_ms = elapsed_ms;
 	ccp_log_pending = lappend(ccp_log_pending, e);

@@ -372,3 +372,24 @@ ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out, const char *token)
 		out->code = ccp_clip(ccp_redact(srv, out->code, token),
 							 CCP_MAX_CODE_BYTES);
 }
+
+/*
+ * ccp_outcome_all_ok tells whether a request erased every one of its nitems
+ * items: the request succeeded and, where the vendor answered per item,
+ * each item did.  This is the request log's "ok".
+ */
+bool
+ccp_outcome_all_ok(const CcpOutcome *out, int nitems)
+{
+	if (!out->ok)
+		return false;
+	if (out->item_ok != NULL)
+	{
+		for (int i = 0; i < nitems; i++)
+		{
+			if (!out->item_ok[i])
+				return false;
+		}
+	}
+	return true;
+}

@@ -9,10 +9,14 @@
  *	 Idempotency-Key: the batch key, the same for every attempt of a batch;
  *	 X-Ccpurge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." +
  *		body under the mapping's signing_secret>.
- * Any 2xx means every item is erased, unless the body is a JSON object with
- * "results": [{"item", "ok", "message"}]; then each item has its own
- * outcome, and an item without a result is not erased.  408, 429 and 5xx
- * are transient, other statuses permanent.
+ * A 2xx with an empty body (no bytes at all) means every item is erased.
+ * A 2xx whose body is exactly one JSON object with "results": [{"item",
+ * "ok", "message"}] gives each item its own outcome, and an item without a
+ * result is not erased.  Any other 2xx body (text that is not one JSON
+ * value, such as an HTML page or JSON followed by a proxy's footer, or a
+ * JSON value of another shape) is a permanent failure that says what was
+ * wrong: it is never an erasure.  408, 429 and 5xx are transient, other
+ * statuses permanent.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +33,15 @@
 #define WEBHOOK_DEFAULT_BATCH	1000
 #define WEBHOOK_MAX_ITEM_BYTES	1024
 #define WEBHOOK_MIN_SECRET		16
+
+/*
+ * Room in an answer for one item's result besides the item itself: the
+ * "ok" and "message" members (a message of up to about 2 kB) and the
+ * punctuation.  The item is counted six times over, as a receiver may
+ * escape every byte of it as \uXXXX.
+ */
+#define WEBHOOK_RESULT_BYTES	2048
+#define WEBHOOK_ESCAPE_FACTOR	6
 
 /* An item of the chunk and its position, for matching per-item results. */
 typedef struct WebhookItem
@@ -92,6 +105,16 @@ webhook_build_erase(const CcpServer *srv, const CcpChunk *chunk,
 	req->method = "POST";
 	req->url = pstrdup(srv->url);
 	ccp_set_json_body(req, root);
+
+	/*
+	 * The answer may name every item with a message: the usual limit plus
+	 * room for each item's result, so that the largest batch a server may
+	 * send (10000 items of 1024 bytes) always gets its answer read.
+	 */
+	req->max_response = CCP_MAX_RESPONSE_BYTES;
+	for (int i = 0; i < chunk->nitems; i++)
+		req->max_response += WEBHOOK_ESCAPE_FACTOR * strlen(chunk->items[i]) +
+			WEBHOOK_RESULT_BYTES;
 
 	snprintf(t, sizeof(t), "%lld", (long long) time(NULL));
 	signed_text = psprintf("%s.%s", t, req->body);
@@ -157,7 +180,10 @@ webhook_read_results(const CcpChunk *chunk, cJSON *results, CcpOutcome *out)
 	}
 	for (int i = 0; i < chunk->nitems; i++)
 		nok += out->item_ok[i] ? 1 : 0;
-	out->message = psprintf("%d of %d items erased", nok, chunk->nitems);
+	if (chunk->nitems == 1)
+		out->message = psprintf("%d of 1 item erased", nok);
+	else
+		out->message = psprintf("%d of %d items erased", nok, chunk->nitems);
 	pfree(sorted);
 }
 
@@ -189,7 +215,14 @@ webhook_parse_erase(const CcpServer *srv, const CcpChunk *chunk,
 		return;
 	}
 
-	out->ok = true;
+	/* only an empty body says "all erased"; white space is not empty */
+	if (res->body_len == 0)
+	{
+		out->ok = true;
+		out->message = pstrdup("erased");
+		return;
+	}
+
 	root = ccp_json_parse_body(res);
 	PG_TRY();
 	{
@@ -197,9 +230,20 @@ webhook_parse_erase(const CcpServer *srv, const CcpChunk *chunk,
 			cJSON_GetObjectItemCaseSensitive(root, "results") : NULL;
 
 		if (cJSON_IsArray(results))
+		{
+			out->ok = true;
 			webhook_read_results(chunk, results, out);
+		}
 		else
-			out->message = pstrdup("erased");
+		{
+			out->ok = false;
+			if (root == NULL)
+				out->message = psprintf("the receiver's answer (HTTP %d) is neither empty nor one JSON value, so nothing is known to be erased",
+										status);
+			else
+				out->message = psprintf("the receiver's answer (HTTP %d) is JSON without a \"results\" array, so nothing is known to be erased",
+										status);
+		}
 	}
 	PG_FINALLY();
 	{

@@ -54,9 +54,12 @@ REVOKE ALL ON ccpurge.queue FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ccpurge.request_id_seq FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ccpurge.queue_chunk_id_seq FROM PUBLIC;
 
-/* Pending work survives a dump; finished rows are history, not state. */
+/*
+ * Pending work and failures survive a dump: failed rows still need action.
+ * Done and canceled rows are history, not state.
+ */
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue',
-	'WHERE state IN (''queued'', ''sending'')');
+	'WHERE state IN (''queued'', ''sending'', ''failed'')');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue_chunk_id_seq', '');
 

@@ -156,6 +156,12 @@ typedef struct SimVendor
 	const char *(*chaos_sample) (const SimRoute *route);
 
 	/*
+	 * An empty 2xx body is this vendor's success answer (the webhook's
+	 * "every item erased"), so chaos never sends one as a broken answer.
+	 */
+	bool		empty_is_success;
+
+	/*
 	 * Add the vendor's own object at the end of /_sim/state; NULL if it has
 	 * none.
 	 */

@@ -432,11 +432,12 @@ chaos_rewrite(ChaosBuf *b, const cJSON *v, int kind, uint64_t *rnd)
 /*
  * chaos_invalid appends a text that is not JSON, most of them close to the
  * sample: single quotes, a trailing comma, '=' for ':', NaN, an HTML page
- * or nothing at all.
+ * or nothing at all (white space alone when empty_ok is false: an empty
+ * body is then the vendor's success answer).
  */
 static void
 chaos_invalid(ChaosBuf *b, const char *sample, const cJSON *parsed,
-			  uint64_t *rnd)
+			  bool empty_ok, uint64_t *rnd)
 {
 	size_t		len = strlen(sample);
 	const char *colon = strchr(sample, ':');
@@ -471,6 +472,8 @@ chaos_invalid(ChaosBuf *b, const char *sample, const cJSON *parsed,
 					"<body><h1>500 Internal Server Error</h1><hr>nginx</body></html>");
 			break;
 		default:
+			if (!empty_ok)
+				cb_puts(b, "\r\n");
 			break;				/* an empty body */
 	}
 }
@@ -580,7 +583,8 @@ sim_chaos_answer(SimRequest *req)
 	switch (kind)
 	{
 		case SIM_CHAOS_INVALID_JSON:
-			chaos_invalid(&b, sample, parsed, &rnd);
+			chaos_invalid(&b, sample, parsed,
+						  !(req->vendor && req->vendor->empty_is_success), &rnd);
 			break;
 		case SIM_CHAOS_TRUNCATED:
 			cb_put(&b, sample, 1 + chaos_below(&rnd, strlen(sample) - 1));

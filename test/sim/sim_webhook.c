@@ -18,7 +18,7 @@
  * items).
  *
  * Erased items go to the deleted set "webhook".  The answer is HTTP 200
- * {"status":"ok"}, or with webhook_results "per_item" one result per item,
+ * with an empty body, or with webhook_results "per_item" one result per item,
  * where webhook_fail_items fail ("item is locked") and webhook_omit_items
  * are left out; neither is erased.
  *
@@ -564,8 +564,9 @@ wh_idem_clear(void)
 /* ------------------------------------------------------------ handler */
 
 /*
- * wh_answer builds the text of a successful answer: {"status":"ok"}, or in
- * per_item mode one result per item not omitted.  No lock.
+ * wh_answer builds the text of a successful answer: an empty body, or in
+ * per_item mode {"results": [...]} with one result per item not omitted.
+ * The text is malloc'd.  No lock.
  */
 static char *
 wh_answer(cJSON *items, const char *outcome, bool per_item)
@@ -577,7 +578,14 @@ wh_answer(cJSON *items, const char *outcome, bool per_item)
 	int			i = 0;
 
 	if (!per_item)
-		cJSON_AddStringToObject(o, "status", "ok");
+	{
+		/* the contract's "every item erased": a 2xx with an empty body */
+		cJSON_Delete(o);
+		text = strdup("");
+		if (text == NULL)
+			abort();
+		return text;
+	}
 	else
 	{
 		results = cJSON_AddArrayToObject(o, "results");
@@ -789,7 +797,8 @@ static const char *
 wh_chaos_sample(const SimRoute *route)
 {
 	(void) route;
-	return "{\"status\":\"ok\"}";
+	/* the shape of a per-item answer, which chaos then corrupts */
+	return "{\"results\":[]}";
 }
 
 static const SimRoute wh_routes[] = {
@@ -826,6 +835,7 @@ const SimVendor sim_vendor_webhook = {
 	.tokens_issued = NULL,
 	.expire_tokens = NULL,
 	.control = NULL,
+	.empty_is_success = true,
 	.chaos_sample = wh_chaos_sample,
 	.state = wh_state,
 };

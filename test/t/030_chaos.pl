@@ -70,6 +70,15 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', 'SELECT count(*) FROM ccpurge_status'),
 	'1400', 'and no item was lost');
 
+# a webhook item is done only when the receiver erased it: a mangled 2xx
+# answer (HTML, trailing junk, JSON of another shape) is never an erasure
+my %erased = map { $_ => 1 } @{ $sim->deleted('webhook') };
+my @false_done = grep { !$erased{$_} } split /\n/, $node->safe_psql('postgres', q{
+	SELECT item FROM ccpurge_status WHERE operation = 'erase' AND state = 'done'});
+is(scalar(@false_done), 0,
+	'every webhook item marked done was erased by the simulator ('
+	  . join(',', @false_done[0 .. ($#false_done < 4 ? $#false_done : 4)]) . ')');
+
 # nothing crashed: no server process ended by a signal, the worker is the
 # one that started
 my $log = slurp_file($node->logfile);
