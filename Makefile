@@ -17,8 +17,10 @@
 #
 # Tests: "make installcheck" runs the pg_regress and isolation suites
 # against the running server that PGHOST and PGPORT name, as for any PGXS
-# extension; that server must preload ccpurge (see test/regress.conf for
-# the settings) and the vendor simulator must run (test/bin/sim-start).
+# extension, then the TAP suite; that server must preload ccpurge (see
+# test/regress.conf for the settings) and the vendor simulator must run
+# (test/bin/sim-start).  "TAP_TESTS=" leaves the TAP suite out,
+# "REGRESS= ISOLATION=" runs it alone.
 # "make installcheck TEMP_INSTANCE=1" makes pg_regress start a temporary
 # instance of its own with test/regress.conf instead (test/check.sh does).
 
@@ -45,7 +47,15 @@ REGRESS_OPTS += --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress
 ISOLATION_OPTS += --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/regress.conf
 endif
 
-EXTRA_CLEAN = test/sim/ccpurge-sim
+# TAP tests (test/t, with PostgreSQL::Test::Cluster and test/perl/CcpTest.pm)
+# start clusters of their own and the simulator, which REGRESS_PREP builds.
+# "make installcheck PROVE_TESTS=test/t/022_retries.pl" runs one file.
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/test/t/*.pl)))
+PROVE_FLAGS += -I test/perl
+REGRESS_PREP = ccpurge-sim
+
+EXTRA_CLEAN = test/sim/ccpurge-sim test/sim/*.o tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -66,3 +76,8 @@ $(OBJS): $(srcdir)/src/ccpurge.h
 $(OBJS): | $(CURDIR)/src
 $(CURDIR)/src:
 	$(MKDIR_P) $@
+
+# the vendor simulator the tests talk to (a program of its own, not PGXS)
+.PHONY: ccpurge-sim
+ccpurge-sim:
+	$(MAKE) -C $(srcdir)/test/sim

@@ -635,7 +635,7 @@ make_logged() {
 # instance that pg_regress starts (TEMP_INSTANCE=1, see the Makefile).
 run_pg_regress() {
 	local kind=$1 log rc nbad diffs logdir
-	local -a makeargs=(installcheck PG_CONFIG="$PG_CONFIG" TEMP_INSTANCE=1)
+	local -a makeargs=(installcheck PG_CONFIG="$PG_CONFIG" TEMP_INSTANCE=1 TAP_TESTS=)
 
 	log="$WORK/$kind.log"
 	if [ "$kind" = regress ]; then
@@ -902,7 +902,7 @@ run_valgrind() {
 	if start_sim valgrind; then
 		log="$WORK/valgrind.log"
 		t0=$SECONDS
-		PGHOST=$vg PGPORT=$port run_job make_logged "$log" installcheck PG_CONFIG="$PG_CONFIG"
+		PGHOST=$vg PGPORT=$port run_job make_logged "$log" installcheck PG_CONFIG="$PG_CONFIG" TAP_TESTS=
 		rc=$?
 		stop_sim
 		echo "suites took $((SECONDS - t0))s under valgrind"
