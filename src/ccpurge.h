@@ -488,13 +488,57 @@ extern void ccp_isales_check_campaign_args(bool vdn_null, int vdn_id,
 extern void ccp_ozonetel_set_campaigns(char **names, int n, CcpParams *params);
 
 /* ----------
- * exchange.c: one chunk through limiter, token, HTTP, answer and log
+ * exchange.c: the one exchange, a step machine both paths drive
  * ----------
  */
+
+/* What the driver of an exchange does next. */
+typedef enum CcpStep
+{
+	CCP_STEP_SEND,				/* x->req is built, a ticket held: send it */
+	CCP_STEP_AGAIN,				/* try again now: ccp_exchange_prepare */
+	CCP_STEP_DONE				/* x->out is the outcome; nothing held */
+} CcpStep;
+
+/* What an attempt's outcome makes of queued items. */
+typedef enum CcpSettle
+{
+	CCP_SETTLE_DONE,
+	CCP_SETTLE_RETRY,			/* queued again after a delay */
+	CCP_SETTLE_FAILED
+} CcpSettle;
+
+typedef struct CcpExchange
+{
+	const CcpServer *srv;
+	const CcpOpDef *def;
+	CcpChunk	chunk;
+	CcpOrigin	origin;
+	int64		request_id;		/* for the log; 0: none */
+	bool		blocking;		/* may wait for the limiter */
+	int			ticket;			/* rate-limit ticket held, -1: none */
+	bool		token_retried;
+	bool		rate_retried;
+	const char *stale;			/* token the vendor refused, or NULL */
+	CcpHttpRequest req;			/* built by ccp_exchange_prepare */
+	CcpOutcome	out;			/* of the last attempt */
+} CcpExchange;
+
+extern void ccp_exchange_init(CcpExchange *x, const CcpServer *srv,
+							  const CcpOpDef *def, const CcpParams *params,
+							  char **items, int nitems, const char *batch_key,
+							  CcpOrigin origin, int64 request_id,
+							  bool blocking);
+extern CcpStep ccp_exchange_prepare(CcpExchange *x);
+extern CcpStep ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res);
+extern void ccp_exchange_abandon(CcpExchange *x);
 extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 						 const CcpParams *params, char **items, int nitems,
 						 CcpOrigin origin, int64 request_id,
 						 CcpOutcome *out);
+extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
+									 const CcpOutcome *out, int attempts,
+									 int64 *delay_ms);
 extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
 								  char *message);
 extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,

@@ -1,19 +1,30 @@
 /*-------------------------------------------------------------------------
  *
  * exchange.c
- *	  One chunk of items through the whole pipeline: rate limiter, token,
- *	  vendor request, HTTP, vendor answer, request log.
+ *	  The one exchange: a chunk of items through rate limiter, token,
+ *	  vendor request, HTTP, vendor answer, request log and the decision
+ *	  what comes next.
  *
- * This is the synchronous path used by the SQL functions.  Following the
- * contract, it does not retry a 5xx or a timeout (the queue is the tool for
- * that), but it does refresh a refused token once and, when the vendor says
- * it is going too fast, waits for the limiter and tries once more.  The
- * worker drives the same steps asynchronously with the same classifiers.
+ * The exchange is a step machine (CcpExchange) that both paths drive:
+ *   prepare  ticket, token and the vendor's request (ccp_exchange_prepare);
+ *   send     the driver's business: ccp_exchange() performs it blocking
+ *            for the synchronous SQL functions, the worker starts it with
+ *            curl multi among many;
+ *   answer   classify, log, and decide (ccp_exchange_answer): final,
+ *            refresh the token and send again, or penalise and wait;
+ *   settle   for queued items, what the final outcome makes of them: done,
+ *            queued again after a backoff, or failed (ccp_exchange_settle).
+ * Following the contract, a synchronous call does not retry a 5xx or a
+ * timeout (the queue is the tool for that), but both paths refresh a
+ * refused token once, and when the vendor says it is going too fast a
+ * synchronous call waits for the limiter and tries once more while the
+ * worker leaves it to the queue's backoff.
  *
  *-------------------------------------------------------------------------
  */
 #include "ccpurge.h"
 
+#include "common/pg_prng.h"
 #include "utils/builtins.h"
 
 /*
@@ -93,98 +104,210 @@ ccp_outcome_no_token(CcpOutcome *out, const char *error, int http_status)
 }
 
 /*
- * ccp_exchange_once takes a rate-limit ticket, a token and sends one
- * request, giving the ticket back on every path.  Returns false with
- * *error and *status set when no token could be had (nothing was sent
- * then).  chunk->token is set to the token used.
+ * ccp_exchange_init readies x for one chunk of items (validated, distinct,
+ * within the vendor's limit; none for a request the params alone define).
+ * batch_key is the same for every attempt of the chunk (NULL: a random one
+ * is made).  A blocking exchange, the synchronous calls', waits for the
+ * rate limiter; the worker's never does.  No ticket is held yet (the
+ * caller may hand one in through x->ticket).
  */
-static bool
-ccp_exchange_once(const CcpServer *srv, const CcpOpDef *def,
-				  CcpChunk *chunk, const char *stale, CcpOrigin origin,
-				  char **error, int *status, CcpHttpResult *res)
+void
+ccp_exchange_init(CcpExchange *x, const CcpServer *srv, const CcpOpDef *def,
+				  const CcpParams *params, char **items, int nitems,
+				  const char *batch_key, CcpOrigin origin, int64 request_id,
+				  bool blocking)
 {
-	int			ticket = ccp_rate_acquire(srv, true);
-	volatile bool have_token = false;
-
-	PG_TRY();
-	{
-		char	   *token;
-
-		have_token = ccp_token_get(srv, stale, &token, error, status, origin);
-		chunk->token = token;
-		if (have_token)
-		{
-			CcpHttpRequest req;
-
-			memset(&req, 0, sizeof(req));
-			def->build(srv, chunk, &req);
-			ccp_http_perform(&srv->http, &req, res);
-		}
-	}
-	PG_FINALLY();
-	{
-		ccp_rate_release(srv, ticket);
-	}
-	PG_END_TRY();
-	return have_token;
+	memset(x, 0, sizeof(*x));
+	x->srv = srv;
+	x->def = def;
+	x->chunk.params = params;
+	x->chunk.items = items;
+	x->chunk.nitems = nitems;
+	x->chunk.token = NULL;
+	x->chunk.batch_key = batch_key ? batch_key : ccp_random_key();
+	x->origin = origin;
+	x->request_id = request_id;
+	x->blocking = blocking;
+	x->ticket = -1;
+	x->out.success_count = -1;
 }
 
 /*
- * ccp_exchange sends one chunk (items already validated, distinct and
- * within the vendor's limit) and fills out with the final outcome.  Waits
- * for the rate limiter; errors escape only for cancels and internal
- * failures.  Every HTTP request made is added to the request log.  Every
- * attempt carries the same batch key, made here.
+ * ccp_exchange_abandon gives back the rate-limit ticket x holds, if any:
+ * for a driver whose request will not be answered (an error, an abort).
+ */
+void
+ccp_exchange_abandon(CcpExchange *x)
+{
+	if (x->ticket != -1)
+	{
+		ccp_rate_release(x->srv, x->ticket);
+		x->ticket = -1;
+	}
+}
+
+/*
+ * ccp_exchange_prepare is the build step: it takes a rate-limit ticket
+ * (waiting for one when x is blocking; a non-blocking exchange without
+ * room ends with its last outcome marked for a later retry), a token for
+ * vendors that use them, and builds the request into x->req.  Returns
+ * CCP_STEP_SEND with a ticket held, or CCP_STEP_DONE with x->out set and
+ * nothing held (no room, or no token; the token request is logged).  An
+ * error gives the ticket back before it escapes.
+ */
+CcpStep
+ccp_exchange_prepare(CcpExchange *x)
+{
+	const CcpServer *srv = x->srv;
+	volatile CcpStep step = CCP_STEP_SEND;
+
+	if (x->ticket == -1)
+	{
+		x->ticket = ccp_rate_acquire(srv, x->blocking);
+		if (x->ticket == -1)
+		{
+			/* no room now: the queue's backoff sends it again */
+			if (x->out.message == NULL)
+				ccp_outcome_transient(&x->out, 0,
+									  pstrdup("waiting for the rate limit"));
+			x->out.retry = CCP_RETRY_TRANSIENT;
+			return CCP_STEP_DONE;
+		}
+	}
+
+	PG_TRY();
+	{
+		char	   *error = NULL;
+		int			status = 0;
+		char	   *token = NULL;
+
+		if (ccp_token_get(srv, x->stale, &token, &error, &status, x->origin))
+		{
+			x->chunk.token = token;
+			memset(&x->req, 0, sizeof(x->req));
+			x->def->build(srv, &x->chunk, &x->req);
+		}
+		else
+		{
+			/* nothing went out for the items */
+			ccp_outcome_no_token(&x->out, error, status);
+			step = CCP_STEP_DONE;
+		}
+	}
+	PG_CATCH();
+	{
+		ccp_exchange_abandon(x);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (step == CCP_STEP_DONE)
+		ccp_exchange_abandon(x);
+	return step;
+}
+
+/*
+ * ccp_exchange_answer is the answer and decide steps: it gives back the
+ * ticket, classifies the HTTP result into x->out, logs the request, and
+ * decides.  A refused token is refreshed and the chunk sent again once
+ * (CCP_STEP_AGAIN: call ccp_exchange_prepare again).  A vendor that says
+ * "too fast" gets the limiter's penalty; a blocking exchange then waits
+ * and tries once more, the worker's leaves it to the queue's backoff.
+ * Anything else is CCP_STEP_DONE.
+ */
+CcpStep
+ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res)
+{
+	const CcpServer *srv = x->srv;
+
+	ccp_exchange_abandon(x);
+	ccp_classify_answer(srv, x->def, &x->chunk, res, &x->out);
+	ccp_reqlog_write(srv, x->def->name, x->chunk.items, x->chunk.nitems,
+					 &x->out, res->elapsed_ms, x->origin, x->request_id);
+
+	if (x->out.retry == CCP_RETRY_TOKEN && !x->token_retried &&
+		srv->vendor->build_token_request != NULL)
+	{
+		x->token_retried = true;
+		x->stale = x->chunk.token;
+		return CCP_STEP_AGAIN;
+	}
+	if (x->out.retry == CCP_RETRY_RATE)
+	{
+		ccp_rate_penalize(srv);
+		if (x->blocking && !x->rate_retried)
+		{
+			x->rate_retried = true;
+			return CCP_STEP_AGAIN;
+		}
+	}
+	return CCP_STEP_DONE;
+}
+
+/*
+ * ccp_exchange drives one chunk to its final outcome the blocking way, as
+ * the synchronous SQL functions do (see ccp_exchange_init for what items
+ * must be), and fills out.  Errors escape only for cancels and internal
+ * failures, with the ticket given back.
  */
 void
 ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			 const CcpParams *params, char **items, int nitems,
 			 CcpOrigin origin, int64 request_id, CcpOutcome *out)
 {
-	bool		token_retried = false;
-	bool		rate_retried = false;
-	char	   *stale = NULL;
-	CcpChunk	chunk;
+	CcpExchange x;
 
-	chunk.params = params;
-	chunk.items = items;
-	chunk.nitems = nitems;
-	chunk.token = NULL;
-	chunk.batch_key = ccp_random_key();
-
+	ccp_exchange_init(&x, srv, def, params, items, nitems, NULL, origin,
+					  request_id, true);
 	for (;;)
 	{
 		CcpHttpResult res;
-		char	   *error = NULL;
-		int			status = 0;
 
-		if (!ccp_exchange_once(srv, def, &chunk, stale, origin,
-							   &error, &status, &res))
+		if (ccp_exchange_prepare(&x) == CCP_STEP_DONE)
+			break;
+		PG_TRY();
 		{
-			/* nothing went out for the items; the token request is logged */
-			ccp_outcome_no_token(out, error, status);
-			return;
+			ccp_http_perform(&srv->http, &x.req, &res);
 		}
-
-		ccp_classify_answer(srv, def, &chunk, &res, out);
-		ccp_reqlog_write(srv, def->name, items, nitems, out, res.elapsed_ms,
-						 origin, request_id);
-
-		if (out->retry == CCP_RETRY_TOKEN && !token_retried &&
-			srv->vendor->build_token_request != NULL)
+		PG_CATCH();
 		{
-			token_retried = true;
-			stale = (char *) chunk.token;
-			continue;
+			ccp_exchange_abandon(&x);
+			PG_RE_THROW();
 		}
-		if (out->retry == CCP_RETRY_RATE && !rate_retried)
-		{
-			rate_retried = true;
-			ccp_rate_penalize(srv);
-			continue;
-		}
-		return;
+		PG_END_TRY();
+		if (ccp_exchange_answer(&x, &res) == CCP_STEP_DONE)
+			break;
 	}
+	*out = x.out;
+}
+
+/*
+ * ccp_exchange_settle decides what becomes of queued items after an
+ * attempt with outcome out, their attempts-th: done, queued again after
+ * *delay_ms (transient failures, up to ccpurge.max_attempts; backoff from
+ * ccpurge.retry_backoff doubled per attempt up to
+ * ccpurge.retry_backoff_max, with full jitter over its upper half, and no
+ * sooner than the limiter allows after a "too fast"), or failed.
+ */
+CcpSettle
+ccp_exchange_settle(const CcpServer *srv, const CcpOutcome *out,
+					int attempts, int64 *delay_ms)
+{
+	double		delay = ccp_retry_base_ms;
+
+	*delay_ms = 0;
+	if (out->ok)
+		return CCP_SETTLE_DONE;
+	if (out->retry == CCP_FINAL || attempts >= ccp_max_attempts)
+		return CCP_SETTLE_FAILED;
+
+	for (int i = 1; i < attempts && delay < ccp_retry_max_ms; i++)
+		delay *= 2;
+	delay = Min(delay, (double) ccp_retry_max_ms);
+	*delay_ms = (int64) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+	if (out->retry == CCP_RETRY_RATE)
+		*delay_ms = Max(*delay_ms, ccp_rate_next_ms(srv));
+	return CCP_SETTLE_RETRY;
 }
 
 /*

@@ -32,7 +32,6 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -88,10 +87,7 @@ typedef struct CcpBatch
 	int64	   *request_ids;	/* distinct, ascending */
 	int			nrequest_ids;
 	char	   *batch_key;		/* same for every attempt of these rows */
-	int			ticket;
-	char	   *token;
-	bool		token_retried;
-	CcpOutcome	out;
+	CcpExchange x;				/* the request, from claim to outcome */
 } CcpBatch;
 
 static List *ccp_inflight = NIL;	/* CcpBatch *, request running */
@@ -265,22 +261,6 @@ static bool
 ccp_worker_queue_exists(void)
 {
 	return OidIsValid(get_extension_oid("ccpurge", true));
-}
-
-/*
- * ccp_worker_backoff_ms gives the delay before attempt number attempts+1:
- * ccpurge.retry_backoff doubled per attempt, capped by
- * ccpurge.retry_backoff_max, with full jitter over its upper half.
- */
-static int64
-ccp_worker_backoff_ms(int attempts)
-{
-	double		delay = ccp_retry_base_ms;
-
-	for (int i = 1; i < attempts && delay < ccp_retry_max_ms; i++)
-		delay *= 2;
-	delay = Min(delay, (double) ccp_retry_max_ms);
-	return (int64) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
 }
 
 /*
@@ -463,17 +443,6 @@ ccp_worker_distinct_ids(int64 *ids, int n)
 			ids[out++] = ids[i];
 	}
 	return out;
-}
-
-/* ccp_worker_chunk describes a loaded batch as the vendors see it. */
-static void
-ccp_worker_chunk(const CcpBatch *batch, CcpChunk *chunk)
-{
-	chunk->params = &batch->params;
-	chunk->items = batch->items;
-	chunk->nitems = batch->nitems;
-	chunk->token = batch->token;
-	chunk->batch_key = batch->batch_key;
 }
 
 /*
@@ -660,10 +629,10 @@ ccp_worker_claim(void)
 			CcpBatch   *batch = MemoryContextAllocZero(bcxt, sizeof(CcpBatch));
 			char	   *error = NULL;
 			int			limit;
+			int			ticket;
 
 			batch->cxt = bcxt;
 			batch->def = def;
-			batch->ticket = -1;
 			if (!ccp_worker_resolve(batch, server, role,
 									DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 																	   CStringGetDatum(params))),
@@ -683,8 +652,8 @@ ccp_worker_claim(void)
 				MemoryContextDelete(bcxt);
 				break;
 			}
-			batch->ticket = ccp_rate_acquire(batch->srv, false);
-			if (batch->ticket == -1)
+			ticket = ccp_rate_acquire(batch->srv, false);
+			if (ticket == -1)
 			{
 				long		left = Max(ccp_rate_next_ms(batch->srv), CCP_WORKER_POLL_MS);
 
@@ -702,11 +671,15 @@ ccp_worker_claim(void)
 				 * soon, as nobody will wake the worker when the lock goes.
 				 */
 				wake = (wake < 0) ? CCP_WORKER_RELOCK_MS : Min(wake, CCP_WORKER_RELOCK_MS);
-				ccp_rate_release(batch->srv, batch->ticket);
+				ccp_rate_release(batch->srv, ticket);
 				MemoryContextDelete(bcxt);
 				break;
 			}
 			ccp_worker_load_batch(batch);
+			ccp_exchange_init(&batch->x, batch->srv, def, &batch->params,
+							  batch->items, batch->nitems, batch->batch_key,
+							  CCP_ORIGIN_WORKER, batch->request_id, false);
+			batch->x.ticket = ticket;
 			queued -= batch->nitems;
 			oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 			ccp_started = lappend(ccp_started, batch);
@@ -737,56 +710,42 @@ ccp_worker_claim(void)
 }
 
 /*
- * ccp_worker_finish_batch moves a batch whose request is over (or could
- * not start) to the list of batches to record, giving back its ticket.
+ * ccp_worker_finish_batch moves a batch whose exchange is over (or could
+ * not start) to the list of batches to record; it holds no ticket.
  */
 static void
 ccp_worker_finish_batch(CcpBatch *batch)
 {
 	MemoryContext old;
 
-	ccp_rate_release(batch->srv, batch->ticket);
-	batch->ticket = -1;
-	if (batch->out.retry == CCP_RETRY_RATE)
-		ccp_rate_penalize(batch->srv);
+	Assert(batch->x.ticket == -1);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	ccp_finished = lappend(ccp_finished, batch);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * ccp_worker_start gets a token for a claimed batch and starts its request.
- * stale is a token the vendor just refused, or NULL.  No transaction is
- * open; the token request, if any, is logged when the batch is recorded.
- * An error here (a URL no longer allowed, a full token cache, a vendor
- * build failure) becomes this batch's outcome instead of stopping every
- * other request in flight.
+ * ccp_worker_start drives a claimed batch's exchange to its send step and
+ * starts the request with curl multi; a batch that cannot be sent (no
+ * ticket or token, see ccp_exchange_prepare) goes to be recorded.  No
+ * transaction is open; a token request is logged when the batch is
+ * recorded.  An error here (a URL no longer allowed, a full token cache, a
+ * vendor build failure) becomes this batch's outcome instead of stopping
+ * every other request in flight.
  */
 static void
-ccp_worker_start(CcpBatch *batch, const char *stale)
+ccp_worker_start(CcpBatch *batch)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
-	char	   *error = NULL;
-	int			status = 0;
 	volatile bool started = false;
-	volatile bool no_token = false;
 
 	PG_TRY();
 	{
-		if (ccp_token_get(batch->srv, stale, &batch->token, &error, &status,
-						  CCP_ORIGIN_WORKER))
+		if (ccp_exchange_prepare(&batch->x) == CCP_STEP_SEND)
 		{
-			CcpHttpRequest req;
-			CcpChunk	chunk;
-
-			ccp_worker_chunk(batch, &chunk);
-			memset(&req, 0, sizeof(req));
-			batch->def->build(batch->srv, &chunk, &req);
-			(void) ccp_http_start(&batch->srv->http, &req, batch);
+			(void) ccp_http_start(&batch->srv->http, &batch->x.req, batch);
 			started = true;
 		}
-		else
-			no_token = true;
 	}
 	PG_CATCH();
 	{
@@ -795,10 +754,13 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 		/* no transaction to abort: release what the error may have held */
 		LWLockReleaseAll();
 		ConditionVariableCancelSleep();
+		ccp_exchange_abandon(&batch->x);
 		MemoryContextSwitchTo(batch->cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		error = psprintf("could not send the request: %s", edata->message);
+		ccp_outcome_transient(&batch->x.out, 0,
+							  psprintf("could not send the request: %s",
+									   edata->message));
 	}
 	PG_END_TRY();
 
@@ -807,25 +769,15 @@ ccp_worker_start(CcpBatch *batch, const char *stale)
 		MemoryContextSwitchTo(TopMemoryContext);
 		ccp_inflight = lappend(ccp_inflight, batch);
 	}
-	else if (no_token)
-	{
-		MemoryContextSwitchTo(batch->cxt);
-		ccp_outcome_no_token(&batch->out, error, status);
-		ccp_worker_finish_batch(batch);
-	}
 	else
-	{
-		MemoryContextSwitchTo(batch->cxt);
-		ccp_outcome_transient(&batch->out, 0, error);
 		ccp_worker_finish_batch(batch);
-	}
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * ccp_worker_complete reads the answer of a finished request.  A refused
- * token is refreshed and the same batch sent again once; anything else is
- * queued for recording.
+ * ccp_worker_complete hands the answer of a finished request to its
+ * exchange, which logs it and decides: a refused token is refreshed and
+ * the batch started again, anything else is queued for recording.
  */
 static void
 ccp_worker_complete(CcpHttpCall *call)
@@ -833,33 +785,17 @@ ccp_worker_complete(CcpHttpCall *call)
 	CcpBatch   *batch = ccp_http_call_arg(call);
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	CcpHttpResult res;
-	CcpChunk	chunk;
+	CcpStep		step;
 
 	ccp_inflight = list_delete_ptr(ccp_inflight, batch);
 	ccp_http_finish(call, &res);
-	ccp_worker_chunk(batch, &chunk);
-	ccp_classify_answer(batch->srv, batch->def, &chunk, &res, &batch->out);
-	ccp_reqlog_write(batch->srv, batch->def->name, batch->items, batch->nitems,
-					 &batch->out, res.elapsed_ms, CCP_ORIGIN_WORKER,
-					 batch->request_id);
+	step = ccp_exchange_answer(&batch->x, &res);
 	MemoryContextSwitchTo(old);
 
-	if (batch->out.retry == CCP_RETRY_TOKEN && !batch->token_retried &&
-		batch->srv->vendor->build_token_request != NULL)
-	{
-		/* the second request needs a rate-limit ticket of its own */
-		ccp_rate_release(batch->srv, batch->ticket);
-		batch->ticket = ccp_rate_acquire(batch->srv, false);
-		if (batch->ticket != -1)
-		{
-			batch->token_retried = true;
-			ccp_worker_start(batch, batch->token);
-			return;
-		}
-		/* no room now: the backoff retries it with a fresh token */
-		batch->out.retry = CCP_RETRY_TRANSIENT;
-	}
-	ccp_worker_finish_batch(batch);
+	if (step == CCP_STEP_AGAIN)
+		ccp_worker_start(batch);
+	else
+		ccp_worker_finish_batch(batch);
 }
 
 /* ccp_worker_free_finished frees the batches that have been recorded. */
@@ -947,7 +883,7 @@ ccp_worker_refused_cmp(const void *a, const void *b)
 static void
 ccp_worker_fail_items(const CcpBatch *batch)
 {
-	const CcpOutcome *out = &batch->out;
+	const CcpOutcome *out = &batch->x.out;
 	CcpRefused *failed = palloc(sizeof(CcpRefused) * Max(batch->nitems, 1));
 	int			nfailed = 0;
 	Oid			types[1] = {INT8OID};
@@ -1066,24 +1002,26 @@ ccp_worker_record(void)
 	foreach(lc, ccp_finished)
 	{
 		CcpBatch   *batch = lfirst(lc);
-		CcpOutcome *out = &batch->out;
+		CcpOutcome *out = &batch->x.out;
 		Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
 		Datum		values[6];
 		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 		const char *state;
 		int64		delay_ms = 0;
 
-		if (out->ok)
-			state = "done";
-		else if (out->retry != CCP_FINAL && batch->attempts + 1 < ccp_max_attempts)
+		switch (ccp_exchange_settle(batch->srv, out, batch->attempts + 1,
+									&delay_ms))
 		{
-			state = "queued";
-			delay_ms = ccp_worker_backoff_ms(batch->attempts + 1);
-			if (out->retry == CCP_RETRY_RATE)
-				delay_ms = Max(delay_ms, ccp_rate_next_ms(batch->srv));
+			case CCP_SETTLE_DONE:
+				state = "done";
+				break;
+			case CCP_SETTLE_RETRY:
+				state = "queued";
+				break;
+			default:
+				state = "failed";
+				break;
 		}
-		else
-			state = "failed";
 
 		values[0] = Int64GetDatum(batch->batch_id);
 		values[1] = CStringGetTextDatum(state);
@@ -1128,8 +1066,7 @@ ccp_worker_drop_batches(void)
 	{
 		CcpBatch   *batch = lfirst(lc);
 
-		if (batch->ticket != -1)
-			ccp_rate_release(batch->srv, batch->ticket);
+		ccp_exchange_abandon(&batch->x);
 		MemoryContextDelete(batch->cxt);
 	}
 	ccp_rate_release_all();
@@ -1267,7 +1204,7 @@ ccpurge_worker_main(Datum main_arg)
 				CcpBatch   *batch = linitial(ccp_started);
 
 				ccp_started = list_delete_first(ccp_started);
-				ccp_worker_start(batch, NULL);
+				ccp_worker_start(batch);
 			}
 		}
 
