@@ -52,9 +52,15 @@ CREATE SERVER opt_bad FOREIGN DATA WRAPPER ccpurge
   OPTIONS (vendor 'cec', url '');
 
 -- Credentials belong in the user mapping, never in the URL.  The error
--- does not repeat the password.
+-- does not repeat the password, and the server log leaves out the
+-- statement, which holds it (as for any error about an option).  User
+-- info is refused before anything else about the URL.
 CREATE SERVER opt_bad FOREIGN DATA WRAPPER ccpurge
   OPTIONS (vendor 'cec', url 'https://u:hunter2@api.example.com');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER ccpurge
+  OPTIONS (vendor 'cec', url 'ftp://u:hunter2@api.example.com/?tenant=1');
+CREATE SERVER opt_bad FOREIGN DATA WRAPPER ccpurge
+  OPTIONS (vendor 'cec', url 'https://u:hunter2@api example.com');
 DO $$
 DECLARE
 	msg text;

@@ -45,10 +45,15 @@ CREATE SERVER prx_bad FOREIGN DATA WRAPPER ccpurge
   OPTIONS (vendor 'cec', url 'https://api.example.com', proxy 'http://prøxy.example.com:3128');
 
 -- Credentials never go in the URL, where everyone can read them: they
--- belong in the user mapping.  The error does not repeat the password.
+-- belong in the user mapping.  The error does not repeat the password,
+-- nor does the server log the statement.  User info is refused before
+-- anything else about the proxy URL.
 CREATE SERVER prx_bad FOREIGN DATA WRAPPER ccpurge
   OPTIONS (vendor 'cec', url 'https://api.example.com',
            proxy 'http://alice:hunter2@proxy.example.com:3128');
+CREATE SERVER prx_bad FOREIGN DATA WRAPPER ccpurge
+  OPTIONS (vendor 'cec', url 'https://api.example.com',
+           proxy 'socks5://svc:hunter2@proxy.example.com:1080');
 CREATE SERVER prx_bad FOREIGN DATA WRAPPER ccpurge
   OPTIONS (vendor 'cec', url 'https://api.example.com',
            proxy 'http://alice@proxy.example.com:3128');

@@ -42,6 +42,16 @@ SELECT * FROM ccpurge_delete_customers(ARRAY['x', NULL]);
 SELECT * FROM ccpurge_delete_customers(ARRAY['x', '']);
 SELECT * FROM ccpurge_delete_customers(ARRAY['x', '   ']);
 SELECT * FROM ccpurge_delete_customers(ARRAY['x', E'a\tb']);
+-- blank is not only ASCII: no-break and ideographic spaces, zero-width
+-- characters and other white space or invisible format characters name
+-- nobody either; C1 control characters (U+0080 to U+009F) are refused
+-- anywhere
+SELECT * FROM ccpurge_delete_customers(ARRAY['x', U&'\00A0']);
+SELECT * FROM ccpurge_delete_customers(ARRAY['x', U&'\3000\3000']);
+SELECT * FROM ccpurge_delete_customers(ARRAY['x', U&'\200B\FEFF\2060']);
+SELECT * FROM ccpurge_delete_customers(ARRAY['x', U&' \00AD\2028\202F\180E ']);
+SELECT * FROM ccpurge_delete_customers(ARRAY['x', U&'\0085']);
+SELECT * FROM ccpurge_delete_customers(ARRAY['x', U&'13500\009B2J']);
 SELECT * FROM ccpurge_delete_customers(ARRAY[repeat('9', 257)]);
 SELECT * FROM ccpurge_delete_customers(ARRAY[['a', 'b'], ['c', 'd']]);
 -- nothing reached the simulator

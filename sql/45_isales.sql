@@ -71,6 +71,17 @@ SELECT * FROM ccpurge_delete_calldata(1, 42, '{"sessionId":" "}');
 SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"   "}');
 SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"\u0001\u001b[2J"}');
 SELECT * FROM ccpurge_delete_calldata(1, 42, '{"sessionId":"s1\n"}');
+-- blank is not only ASCII: white space and invisible format characters of
+-- all of Unicode; and C1 control characters are refused anywhere
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"\u00a0"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"\u3000\u3000"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"sessionId":"\u200b"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"\u0085"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"\ufeff\u2060\u00ad \u2028\u1680"}');
+SELECT * FROM ccpurge_delete_calldata(1, 42, '{"customField":"vip\u009b2J"}');
+\! test/bin/simctl get requests.isales_calldata
+-- such characters inside a value are fine
+SELECT ok, code FROM ccpurge_delete_calldata(1, 42, '{"customField":"\u00a0VIP\u3000\u5ba2\u6237"}');
 \! test/bin/simctl get requests.isales_calldata
 
 -- a wrong SK: the vendor refuses the signature with 401, for this call only

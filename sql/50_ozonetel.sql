@@ -40,6 +40,8 @@ SELECT * FROM ccpurge_delete_bulk_data(ARRAY['+918187867008'], ARRAY['c']);
 SELECT * FROM ccpurge_delete_bulk_data(ARRAY['1234567890123456'], ARRAY['c']);
 SELECT * FROM ccpurge_delete_bulk_data(ARRAY[''], ARRAY['c']);
 SELECT * FROM ccpurge_delete_bulk_data(ARRAY['1'], ARRAY['   ']);
+SELECT * FROM ccpurge_delete_bulk_data(ARRAY['1'], ARRAY[U&'\3000\200B']);
+SELECT * FROM ccpurge_delete_bulk_data(ARRAY['1'], ARRAY[U&'QA\0085']);
 SELECT * FROM ccpurge_delete_bulk_data(ARRAY['1'], ARRAY[NULL::text]);
 SELECT * FROM ccpurge_delete_bulk_data(ARRAY['1'], '{}');
 SELECT * FROM ccpurge_delete_bulk_data('{}', ARRAY['c']);

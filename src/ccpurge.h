@@ -282,6 +282,7 @@ typedef struct CcpHttpResult
 
 typedef struct CcpHttpCall CcpHttpCall;
 
+extern void ccp_http_check_userinfo(const char *url, bool proxy);
 extern void ccp_http_check_url(const char *url);
 extern void ccp_http_check_proxy(const char *proxy);
 extern void ccp_http_check_route(const char *url, const char *proxy);

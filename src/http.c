@@ -857,6 +857,45 @@ ccp_http_check_host(const char *host)
 }
 
 /*
+ * ccp_http_refuse_userinfo raises the error for a URL (a proxy's when
+ * proxy) that holds a user name or password.  Neither the URL nor the
+ * statement, which holds it, is shown.
+ */
+static void
+ccp_http_refuse_userinfo(bool proxy)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 proxy ?
+			 errmsg("proxy URL must not contain a user name or password") :
+			 errmsg("URL must not contain a user name or password"),
+			 errhidestmt(true),
+			 proxy ?
+			 errhint("Give the proxy's credentials in the user mapping, as options proxy_user and proxy_password.") :
+			 errhint("Credentials belong in the user mapping.")));
+}
+
+/*
+ * ccp_http_check_userinfo raises an error if url (a proxy's when proxy)
+ * may hold a user name or password, judged from its text alone, before
+ * any other check: an "@" in what would be the authority, from after
+ * "://" (or from the start without one) to the first "/", "?" or "#".
+ * A URL libcurl cannot parse, or one with another problem, is refused as
+ * holding credentials when it has one, so its error says so.
+ */
+void
+ccp_http_check_userinfo(const char *url, bool proxy)
+{
+	const char *start = strstr(url, "://");
+	size_t		len;
+
+	start = (start != NULL) ? start + 3 : url;
+	len = strcspn(start, "/?#");
+	if (memchr(start, '@', len) != NULL)
+		ccp_http_refuse_userinfo(proxy);
+}
+
+/*
  * ccp_http_check_url raises an error unless url is an absolute http or
  * https URL with a host, without credentials, query or fragment, and, when
  * plain http, to a loopback address or with ccpurge.allow_insecure_http
@@ -867,7 +906,10 @@ ccp_http_check_url(const char *url)
 {
 	CcpUrlParts parts;
 
+	ccp_http_check_userinfo(url, false);
 	ccp_http_parse_url(url, &parts, false);
+	if (parts.user != NULL || parts.password != NULL || parts.options != NULL)
+		ccp_http_refuse_userinfo(false);
 
 	if (parts.scheme == NULL ||
 		(pg_strcasecmp(parts.scheme, "http") != 0 &&
@@ -877,13 +919,6 @@ ccp_http_check_url(const char *url)
 				 errmsg("URL scheme \"%s\" is not supported",
 						parts.scheme ? parts.scheme : ""),
 				 errdetail("Only http and https URLs are accepted.")));
-
-	if (parts.user != NULL || parts.password != NULL || parts.options != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("URL must not contain a user name or password"),
-				 errhidestmt(true),
-				 errhint("Credentials belong in the user mapping.")));
 
 	if (parts.host == NULL || parts.host[0] == '\0')
 		ereport(ERROR,
@@ -923,7 +958,10 @@ ccp_http_check_proxy(const char *proxy)
 	CcpUrlParts parts;
 	bool		known = false;
 
+	ccp_http_check_userinfo(proxy, true);
 	ccp_http_parse_url(proxy, &parts, true);
+	if (parts.user != NULL || parts.password != NULL || parts.options != NULL)
+		ccp_http_refuse_userinfo(true);
 
 	for (int i = 0; i < lengthof(schemes); i++)
 	{
@@ -937,13 +975,6 @@ ccp_http_check_proxy(const char *proxy)
 						parts.scheme ? parts.scheme : ""),
 				 errdetail("Only http, https and socks5h proxies are accepted; with socks5h the proxy resolves host names."),
 				 errhint("Write the proxy as http://host:port, https://host:port or socks5h://host:port.")));
-
-	if (parts.user != NULL || parts.password != NULL || parts.options != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("proxy URL must not contain a user name or password"),
-				 errhidestmt(true),
-				 errhint("Give the proxy's credentials in the user mapping, as options proxy_user and proxy_password.")));
 
 	if (parts.host == NULL || parts.host[0] == '\0')
 		ereport(ERROR,

@@ -3,8 +3,9 @@
  * input.c
  *	  Items and params as they come in: text[] arguments made into C
  *	  strings, the one de-duplication every path uses, the check that a
- *	  value selecting data is neither blank nor holds control characters,
- *	  and an operation's params read from jsonb through its vendor.
+ *	  value selecting data is neither blank nor holds control characters
+ *	  (in all of Unicode, not just ASCII), and an operation's params read
+ *	  from jsonb through its vendor.
  *
  * The synchronous functions, ccpurge_enqueue, the trigger's flush at
  * commit and the worker's batches all take their items through here, and
@@ -20,6 +21,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -216,26 +218,123 @@ ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 }
 
 /*
- * ccp_text_problem says what makes len bytes at s unfit to be sent as a
- * value that selects data: CCP_TEXT_CONTROL when they contain a control
- * character, CCP_TEXT_BLANK when they are empty or only blanks (a vendor
- * could read that as "everything"), else CCP_TEXT_OK.
+ * Code points that show nothing, as sorted, disjoint ranges: Unicode 15's
+ * White_Space but for the controls among them (U+0009 to U+000D and
+ * U+0085, which ccp_text_problem refuses as controls), General_Category Cf
+ * (format characters such as the zero-width space and the byte order
+ * mark) and Default_Ignorable_Code_Point (variation selectors, Hangul
+ * fillers, tags).
+ */
+static const struct
+{
+	pg_wchar	first;
+	pg_wchar	last;
+}			ccp_invisible[] =
+{
+	{0x0020, 0x0020}, {0x00A0, 0x00A0}, {0x00AD, 0x00AD}, {0x034F, 0x034F},
+	{0x0600, 0x0605}, {0x061C, 0x061C}, {0x06DD, 0x06DD}, {0x070F, 0x070F},
+	{0x0890, 0x0891}, {0x08E2, 0x08E2}, {0x115F, 0x1160}, {0x1680, 0x1680},
+	{0x17B4, 0x17B5}, {0x180B, 0x180F}, {0x2000, 0x200F}, {0x2028, 0x202F},
+	{0x205F, 0x206F}, {0x3000, 0x3000}, {0x3164, 0x3164}, {0xFE00, 0xFE0F},
+	{0xFEFF, 0xFEFF}, {0xFFA0, 0xFFA0}, {0xFFF0, 0xFFFB}, {0x110BD, 0x110BD},
+	{0x110CD, 0x110CD}, {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3},
+	{0x1D173, 0x1D17A}, {0xE0000, 0xE0FFF},
+};
+
+/* ccp_is_invisible tells whether code point c is in ccp_invisible[]. */
+static bool
+ccp_is_invisible(pg_wchar c)
+{
+	int			lo = 0;
+	int			hi = lengthof(ccp_invisible) - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (c < ccp_invisible[mid].first)
+			hi = mid - 1;
+		else if (c > ccp_invisible[mid].last)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/*
+ * ccp_utf8_problem is ccp_text_problem for len bytes at p in UTF-8, where
+ * a byte that does not start a valid sequence counts as some visible
+ * character (SQL_ASCII text need not be UTF-8).
+ */
+static CcpTextProblem
+ccp_utf8_problem(const unsigned char *p, int len)
+{
+	const unsigned char *end = p + len;
+	bool		blank = true;
+
+	while (p < end)
+	{
+		pg_wchar	c;
+		int			l = 1;
+
+		if (*p < 0x80)
+			c = *p;
+		else if ((l = pg_utf_mblen(p)) <= end - p && pg_utf8_islegal(p, l))
+			c = utf8_to_unicode(p);
+		else
+		{
+			blank = false;
+			p++;
+			continue;
+		}
+		if (c < 0x20 || (c >= 0x7F && c <= 0x9F))
+			return CCP_TEXT_CONTROL;
+		if (!ccp_is_invisible(c))
+			blank = false;
+		p += l;
+	}
+	return blank ? CCP_TEXT_BLANK : CCP_TEXT_OK;
+}
+
+/*
+ * ccp_text_problem says what makes len bytes at s, text in the database
+ * encoding, unfit to be sent as a value that selects data:
+ * CCP_TEXT_CONTROL when they contain a control character (C0, DEL or C1,
+ * U+0080 to U+009F), CCP_TEXT_BLANK when they are empty or show nothing,
+ * only white space and invisible format characters (a vendor could read
+ * that as "everything"), else CCP_TEXT_OK.
+ *
+ * Characters are judged as the vendor gets them, in UTF-8: text in another
+ * database encoding is converted first.  Under SQL_ASCII, whose bytes
+ * above 0x7F mean nothing in particular, what decodes as UTF-8 is judged
+ * as such.
  */
 CcpTextProblem
 ccp_text_problem(const char *s, int len)
 {
-	bool		blank = true;
+	int			dbenc = GetDatabaseEncoding();
+	char	   *utf8;
+	CcpTextProblem problem;
 
-	for (int i = 0; i < len; i++)
+	if (dbenc != PG_UTF8 && dbenc != PG_SQL_ASCII)
 	{
-		unsigned char c = (unsigned char) s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return CCP_TEXT_CONTROL;
-		if (c != ' ')
-			blank = false;
+		for (int i = 0; i < len; i++)
+		{
+			if (IS_HIGHBIT_SET(s[i]))
+			{
+				/* outside a transaction s comes back as it is: judge that */
+				utf8 = pg_server_to_any(s, len, PG_UTF8);
+				if (utf8 == s)
+					break;
+				problem = ccp_utf8_problem((const unsigned char *) utf8,
+										   strlen(utf8));
+				pfree(utf8);
+				return problem;
+			}
+		}
 	}
-	return blank ? CCP_TEXT_BLANK : CCP_TEXT_OK;
+	return ccp_utf8_problem((const unsigned char *) s, len);
 }
 
 /*

@@ -13,7 +13,9 @@
  * stored value can never mean something different from what the validator
  * accepted.
  *
- * Credentials are never shown in any message.
+ * Credentials are never shown in any message, and no message raised while
+ * the validator runs puts the statement, which holds them, into the server
+ * log.
  *
  *-------------------------------------------------------------------------
  */
@@ -137,6 +139,7 @@ static const CcpOption ccp_mapping_options[] = {
  */
 static CcpOption *ccp_options = NULL;
 
+static void ccp_hide_statement(void *arg);
 static void ccp_init_options(void);
 static const CcpOption *ccp_find_option(const char *name, Oid context);
 static void ccp_unknown_option(const char *name, Oid context) pg_attribute_noreturn();
@@ -168,35 +171,61 @@ static bool ccp_find_user_mapping(Oid userid, Oid serverid, Oid *umuser);
  * for CREATE, so required options can be checked here.  The catalog of a
  * user mapping does not say which server (and so which vendor) it is for,
  * hence which credentials are required is checked by ccp_server_resolve().
+ *
+ * Any option may hold a password (a user mapping's credentials, or a url or
+ * proxy with user info, which is refused), so no message raised here puts
+ * the statement into the server log (see ccp_hide_statement).
  */
 Datum
 ccpurge_fdw_validator(PG_FUNCTION_ARGS)
 {
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
+	ErrorContextCallback hide;
 	ListCell   *lc;
+
+	/* the statement holds every option, passwords included */
+	hide.callback = ccp_hide_statement;
+	hide.arg = NULL;
+	hide.previous = error_context_stack;
+	error_context_stack = &hide;
 
 	ccp_init_options();
 
 	if (catalog == ForeignServerRelationId)
-	{
 		(void) ccp_apply_server_options(options, true, NULL);
-		PG_RETURN_VOID();
-	}
-
-	foreach(lc, options)
+	else
 	{
-		DefElem    *def = (DefElem *) lfirst(lc);
-		const CcpOption *opt = ccp_find_option(def->defname, catalog);
+		foreach(lc, options)
+		{
+			DefElem    *def = (DefElem *) lfirst(lc);
+			const CcpOption *opt = ccp_find_option(def->defname, catalog);
 
-		if (opt == NULL)
-			ccp_unknown_option(def->defname, catalog);
-		if (opt->kind == CCP_OPT_CREDENTIAL || opt->kind == CCP_OPT_PROXY_USER)
-			ccp_check_credential(opt, defGetString(def));
+			if (opt == NULL)
+				ccp_unknown_option(def->defname, catalog);
+			if (opt->kind == CCP_OPT_CREDENTIAL ||
+				opt->kind == CCP_OPT_PROXY_USER)
+				ccp_check_credential(opt, defGetString(def));
+		}
+		ccp_check_requires(options, catalog);
 	}
-	ccp_check_requires(options, catalog);
 
+	error_context_stack = hide.previous;
 	PG_RETURN_VOID();
+}
+
+/*
+ * ccp_hide_statement is the error context callback of the validator: it
+ * keeps the statement (STATEMENT:) and the context lines (CONTEXT:, which
+ * quote the statement when it runs in a function or DO block) of any
+ * message raised while options are checked out of the server log.  The
+ * client still gets the context: it sent the statement itself.
+ */
+static void
+ccp_hide_statement(void *arg)
+{
+	errhidestmt(true);
+	errhidecontext(true);
 }
 
 /*
@@ -367,14 +396,16 @@ ccp_parse_rate_limit(const char *value, int *count, int *period_ms)
  * ccp_check_url raises an error unless url is acceptable as a server's base
  * URL.  The transport rules (scheme, no credentials, plain http only to
  * loopback unless allowed) belong to http.c and are checked every time,
- * since the setting may have changed since the DDL.  At DDL time a query or
- * fragment is refused first, with an error that names the option, because
- * the API paths are appended to the URL.  The URL is not echoed: it might
- * hold something secret.
+ * since the setting may have changed since the DDL.  User info is refused
+ * before anything else, so that the error names it whatever else is wrong;
+ * then, at DDL time, a query or fragment, with an error that names the
+ * option, because the API paths are appended to the URL.  The URL is not
+ * echoed: it might hold something secret.
  */
 void
 ccp_check_url(const char *url, bool at_ddl)
 {
+	ccp_http_check_userinfo(url, false);
 	if (at_ddl && strpbrk(url, "?#") != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -467,11 +498,9 @@ ccp_unknown_option(const char *name, Oid context)
 			appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", opt->name);
 	}
 
-	/* a user mapping statement carries secrets: keep it out of the log */
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 			 errmsg("invalid option \"%s\"", name),
-			 errhidestmt(context == UserMappingRelationId),
 			 buf.len > 0 ?
 			 errhint("Valid options in this context are: %s.", buf.data) :
 			 errhint("There are no valid options in this context.")));
@@ -759,8 +788,8 @@ ccp_check_host_list(const CcpOption *opt, const char *value)
  * ccp_check_credential raises an error unless value is acceptable for the
  * user mapping option opt: not empty and without control characters, as it
  * goes into JSON bodies and HTTP headers; a proxy user name also without a
- * colon.  The value is never shown, and the statement, which holds the
- * other credentials, is kept out of the server log.
+ * colon.  The value is never shown (nor is the statement, see
+ * ccp_hide_statement).
  */
 static void
 ccp_check_credential(const CcpOption *opt, const char *value)
@@ -769,8 +798,7 @@ ccp_check_credential(const CcpOption *opt, const char *value)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for option \"%s\"", opt->name),
-				 errdetail("The value must not be empty."),
-				 errhidestmt(true)));
+				 errdetail("The value must not be empty.")));
 
 	for (const char *p = value; *p; p++)
 	{
@@ -778,23 +806,20 @@ ccp_check_credential(const CcpOption *opt, const char *value)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for option \"%s\"", opt->name),
-					 errdetail("The value must not contain control characters."),
-					 errhidestmt(true)));
+					 errdetail("The value must not contain control characters.")));
 	}
 
 	if (opt->kind == CCP_OPT_PROXY_USER && strchr(value, ':') != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for option \"%s\"", opt->name),
-				 errdetail("The value must not contain a colon, which separates the user name from the password in proxy authentication."),
-				 errhidestmt(true)));
+				 errdetail("The value must not contain a colon, which separates the user name from the password in proxy authentication.")));
 }
 
 /*
  * ccp_check_requires raises an error for the first option of options given
  * without the option it requires.  Every option in options must be known in
- * context.  For a user mapping the statement, which holds secrets, is kept
- * out of the server log.
+ * context.
  */
 static void
 ccp_check_requires(List *options, Oid context)
@@ -812,7 +837,6 @@ ccp_check_requires(List *options, Oid context)
 					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 					 errmsg("option \"%s\" requires option \"%s\"",
 							opt->name, opt->requires),
-					 errhidestmt(context == UserMappingRelationId),
 					 errhint("Add option \"%s\" too, or remove option \"%s\".",
 							 opt->requires, opt->name)));
 	}

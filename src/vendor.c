@@ -14,8 +14,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/base64.h"
 #include "mb/pg_wchar.h"
 #include "parser/scansup.h"
+#include "utils/json.h"
 
 static const CcpVendor *const ccp_vendors[] = {
 	&ccp_vendor_cec,
@@ -88,8 +90,9 @@ ccp_params_init(CcpParams *params)
 
 /*
  * ccp_validate_nonempty_item is the validator for items the vendor
- * constrains only loosely: not empty, not all blank, no control characters,
- * and within the operation's max_item_len characters.
+ * constrains only loosely: not empty, not blank, no control characters
+ * (both as ccp_text_problem judges them, in all of Unicode), and within
+ * the operation's max_item_len characters.
  */
 void
 ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
@@ -274,70 +277,131 @@ ccp_join_url(const CcpServer *srv, const char *path)
 }
 
 /*
- * ccp_redact_needle replaces every occurrence of needle in text, compared
- * without regard to ASCII case, by CCP_REDACTED.  Returns text itself when
- * there is none, else a palloc'd copy.
+ * ccp_redact_mark sets mark[i] for every byte of the len bytes of text
+ * that is part of an occurrence of needle, compared without regard to
+ * ASCII case; overlapping occurrences are all found.
+ */
+static void
+ccp_redact_mark(const char *text, int len, bool *mark, const char *needle)
+{
+	int			nlen = strlen(needle);
+	unsigned char first = pg_tolower((unsigned char) needle[0]);
+
+	for (int i = 0; nlen > 0 && i <= len - nlen; i++)
+	{
+		if (pg_tolower((unsigned char) text[i]) == first &&
+			pg_strncasecmp(text + i, needle, nlen) == 0)
+			memset(mark + i, true, nlen);
+	}
+}
+
+/*
+ * ccp_redact_mark_forms marks, as ccp_redact_mark does, every occurrence
+ * of secret in the forms a vendor or proxy may echo it in: as sent,
+ * percent-encoded (as curl_easy_escape does it; lower-case hex matches
+ * too), and JSON-escaped (\" and \\, as cJSON and PostgreSQL write it, and
+ * also with "\/" for "/", as some other encoders do).
+ */
+static void
+ccp_redact_mark_forms(const char *text, int len, bool *mark,
+					  const char *secret)
+{
+	char	   *escaped = ccp_http_escape(secret, -1);
+	StringInfoData json;
+
+	ccp_redact_mark(text, len, mark, secret);
+	if (strcmp(escaped, secret) != 0)
+		ccp_redact_mark(text, len, mark, escaped);
+	pfree(escaped);
+
+	/* escape_json adds quotes around the string, which are not echoed */
+	initStringInfo(&json);
+	escape_json(&json, secret);
+	json.data[json.len - 1] = '\0';
+	if (strcmp(json.data + 1, secret) != 0)
+		ccp_redact_mark(text, len, mark, json.data + 1);
+	if (strchr(secret, '/') != NULL)
+	{
+		StringInfoData slash;
+
+		initStringInfo(&slash);
+		for (const char *p = json.data + 1; *p != '\0'; p++)
+		{
+			if (*p == '/')
+				appendStringInfoChar(&slash, '\\');
+			appendStringInfoChar(&slash, *p);
+		}
+		ccp_redact_mark(text, len, mark, slash.data);
+		pfree(slash.data);
+	}
+	pfree(json.data);
+}
+
+/*
+ * ccp_redact_basic_auth returns, palloc'd, the base64 of "user:password",
+ * what HTTP Basic authentication (a proxy's included) sends.
  */
 static char *
-ccp_redact_needle(char *text, const char *needle)
+ccp_redact_basic_auth(const char *user, const char *password)
 {
-	StringInfoData buf;
-	size_t		nlen = strlen(needle);
-	const char *p = text;
-	const char *copied = text;
+	char	   *plain = psprintf("%s:%s", user, password);
+	int			plen = strlen(plain);
+	char	   *b64 = palloc(pg_b64_enc_len(plen) + 1);
+	int			blen = pg_b64_encode(plain, plen, b64, pg_b64_enc_len(plen));
 
-	initStringInfo(&buf);
-	while (*p != '\0')
-	{
-		if (pg_strncasecmp(p, needle, nlen) == 0)
-		{
-			appendBinaryStringInfo(&buf, copied, p - copied);
-			appendStringInfoString(&buf, CCP_REDACTED);
-			p += nlen;
-			copied = p;
-		}
-		else
-			p++;
-	}
-	if (copied == text)
-	{
-		pfree(buf.data);
-		return text;
-	}
-	appendStringInfoString(&buf, copied);
-	return buf.data;
+	if (blen < 0)
+		elog(ERROR, "could not encode proxy credentials in base64");
+	b64[blen] = '\0';
+	pfree(plain);
+	return b64;
 }
 
 /*
  * ccp_redact returns a palloc'd copy of text (vendor or transport text about
  * to be shown or stored) with every secret of srv's user mapping, and token
- * when not NULL, replaced by CCP_REDACTED: as sent, in any ASCII case, and
- * percent-encoded.  Values shorter than CCP_REDACT_MIN_LEN are left alone:
- * they would match ordinary words.  This is the one place every vendor's
- * text passes through before it reaches a row, a log or a message.
+ * when not NULL, replaced by CCP_REDACTED: in every form
+ * ccp_redact_mark_forms lists, and the proxy credentials also as Basic
+ * authentication sends them.  Values shorter than CCP_REDACT_MIN_LEN are
+ * left alone: they would match ordinary words.
+ *
+ * Every form of every secret is looked for in the text as given, and each
+ * stretch of text covered by one or more matches, overlapping or side by
+ * side, becomes one CCP_REDACTED: so a secret that contains another (an
+ * sk that starts with the ak) is masked whole, whatever the order of the
+ * secrets.  This is the one place every vendor's text passes through
+ * before it reaches a row, a log or a message.
  */
 char *
 ccp_redact(const CcpServer *srv, const char *text, const char *token)
 {
 	const char *secrets[CCP_MAX_SECRETS + 1];
 	int			nsecrets = ccp_server_secrets(srv, secrets);
-	char	   *result = pstrdup(text);
+	int			len = strlen(text);
+	bool	   *mark = palloc0(len + 1);
+	StringInfoData buf;
 
 	if (token != NULL)
 		secrets[nsecrets++] = token;
 	for (int i = 0; i < nsecrets; i++)
 	{
-		char	   *escaped;
-
-		if (secrets[i] == NULL || strlen(secrets[i]) < CCP_REDACT_MIN_LEN)
-			continue;
-		result = ccp_redact_needle(result, secrets[i]);
-		escaped = ccp_http_escape(secrets[i], -1);
-		if (strcmp(escaped, secrets[i]) != 0)
-			result = ccp_redact_needle(result, escaped);
-		pfree(escaped);
+		if (secrets[i] != NULL && strlen(secrets[i]) >= CCP_REDACT_MIN_LEN)
+			ccp_redact_mark_forms(text, len, mark, secrets[i]);
 	}
-	return result;
+	if (srv->http.proxy_user != NULL && srv->http.proxy_password != NULL)
+		ccp_redact_mark_forms(text, len, mark,
+							  ccp_redact_basic_auth(srv->http.proxy_user,
+													srv->http.proxy_password));
+
+	initStringInfo(&buf);
+	for (int i = 0; i < len; i++)
+	{
+		if (!mark[i])
+			appendStringInfoChar(&buf, text[i]);
+		else if (i == 0 || !mark[i - 1])
+			appendStringInfoString(&buf, CCP_REDACTED);
+	}
+	pfree(mark);
+	return buf.data;
 }
 
 /*

@@ -164,16 +164,16 @@ ozo_validate_phone(const CcpOpDef *def, const char *item)
 
 /*
  * ozo_validate_campaign raises an error unless name is a campaign
- * name DeleteBulkData can match: not empty, not only white space (Ozonetel
- * answers "Passed campaign are invalid"), free of control characters, and
- * at most OZO_MAX_CAMPAIGN_CHARS characters.  Leading and trailing spaces
- * are kept: they may be part of a real campaign's name.  name must be
- * valid in the database encoding.
+ * name DeleteBulkData can match: not empty, not blank (only white space or
+ * invisible characters; Ozonetel answers "Passed campaign are invalid"),
+ * free of control characters (see ccp_text_problem), and at most
+ * OZO_MAX_CAMPAIGN_CHARS characters.  Leading and trailing spaces are
+ * kept: they may be part of a real campaign's name.  name must be valid in
+ * the database encoding.
  */
 static void
 ozo_validate_campaign(const char *name)
 {
-	bool		blank = true;
 	int			nchars;
 
 	if (name == NULL)
@@ -181,28 +181,29 @@ ozo_validate_campaign(const char *name)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("campaign name must not be null")));
 
-	for (const char *p = name; *p; p++)
+	switch (ccp_text_problem(name, strlen(name)))
 	{
-		unsigned char c = (unsigned char) *p;
-
-		if (c < 0x20 || c == 0x7f)
+		case CCP_TEXT_CONTROL:
+			/* not quoted: a control character could garble the message */
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid campaign name"),
+					 errdetail("A campaign name must not contain control characters.")));
+			break;
+		case CCP_TEXT_BLANK:
+			if (name[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid campaign name \"\""),
+						 errdetail("A campaign name must not be empty.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid campaign name \"%s\"", ozo_quote(name)),
-					 errdetail("A campaign name must not contain control characters.")));
-		if (!scanner_isspace(*p))
-			blank = false;
+					 errdetail("A campaign name must contain something other than white space.")));
+			break;
+		case CCP_TEXT_OK:
+			break;
 	}
-	if (name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid campaign name \"\""),
-				 errdetail("A campaign name must not be empty.")));
-	if (blank)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid campaign name \"%s\"", ozo_quote(name)),
-				 errdetail("A campaign name must contain something other than white space.")));
 
 	nchars = pg_mbstrlen(name);
 	if (nchars > OZO_MAX_CAMPAIGN_CHARS)
