@@ -18,8 +18,8 @@ SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args
 
 -- nobody but the owner may call the erasure functions by default
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_can_execute
-  FROM pg_proc p
- WHERE p.proname LIKE 'ccpurge\_delete\_%'
+  FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ccpurge')
  ORDER BY 1;
 
 CREATE SERVER cec FOREIGN DATA WRAPPER ccpurge

@@ -89,3 +89,16 @@ ALTER USER MAPPING FOR PUBLIC SERVER isales OPTIONS (SET sk 'wrong');
 SELECT item, ok, http_status FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['999']);
 ALTER USER MAPPING FOR PUBLIC SERVER isales OPTIONS (SET sk 'isales-sk');
 SELECT item, ok, http_status FROM ccpurge_delete_caller_numbers(1, 42, ARRAY['999']);
+
+-- ccpurge_call runs any operation by name: params as jsonb, every result
+-- column; a calldata filter selects by itself and takes no items
+SELECT * FROM ccpurge_call('delete_calldata', NULL,
+	'{"vdn_id": 1, "campaign_id": 42, "filter": {"called": "88002"}}');
+SELECT * FROM ccpurge_call('delete_calldata', ARRAY['88003'],
+	'{"vdn_id": 1, "campaign_id": 42, "archiveHistory": 1}');
+SELECT * FROM ccpurge_call('delete_calldata', ARRAY['88003'],
+	'{"vdn_id": 1, "campaign_id": 42, "filter": {"called": "88002"}}');
+SELECT * FROM ccpurge_call('delete_caller_numbers', ARRAY['5245241', '5245242'],
+	'{"vdn_id": 1, "campaign_id": 42}', 'isales');
+SELECT * FROM ccpurge_call('delete_caller_numbers', ARRAY['5245241'], '{"vdn_id": 1}');
+SELECT * FROM ccpurge_call('no_such_operation', ARRAY['1']);

@@ -42,7 +42,7 @@ ccp_token_cred_hash(const CcpServer *srv)
 {
 	uint32		h = hash_bytes((const unsigned char *) srv->url, strlen(srv->url));
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < srv->vendor->ncreds; i++)
 	{
 		if (srv->cred[i])
 			h = hash_combine(h, hash_bytes((const unsigned char *) srv->cred[i],

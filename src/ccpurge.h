@@ -48,8 +48,11 @@
 /* Secrets shorter than this are not searched for in vendor text. */
 #define CCP_REDACT_MIN_LEN		4
 
-/* Most secrets one server and mapping can hold. */
-#define CCP_MAX_SECRETS			4
+/* Most credentials a vendor's user mapping holds. */
+#define CCP_MAX_CREDS			4
+
+/* Most secrets one server and mapping can hold: credentials and proxy. */
+#define CCP_MAX_SECRETS			(CCP_MAX_CREDS + 2)
 
 /* Upper bound for rate_limit's N that the limiter tracks exactly. */
 #define CCP_RATE_RING			256
@@ -99,21 +102,8 @@ typedef struct CcpServer
 	int			max_inflight;	/* 0 = unlimited */
 	int			token_ttl;		/* seconds, CEC X-Token-Expire */
 	/* credentials from the user mapping, by position in vendor->cred_names */
-	char	   *cred[2];
+	char	   *cred[CCP_MAX_CREDS];
 } CcpServer;
-
-/*
- * Operation parameters besides the item list.  Unused members stay at the
- * values set by ccp_params_init().
- */
-typedef struct CcpParams
-{
-	int			vdn_id;			/* iSales, 0 = unset */
-	int			campaign_id;	/* iSales, -1 = unset */
-	int			archive_history;	/* iSales calldata, -1 = unset */
-	Jsonb	   *filter;			/* iSales calldata filter, validated */
-	List	   *campaign_names; /* Ozonetel, list of char * */
-} CcpParams;
 
 /* ----------
  * option.c: the FDW validator and server/mapping resolution
@@ -355,7 +345,7 @@ typedef struct CcpOutcome
  */
 typedef struct CcpChunk
 {
-	const CcpParams *params;
+	const void *params;			/* the operation's own, see read_params */
 	char	  **items;			/* validated, distinct, within the limit */
 	int			nitems;
 	const char *token;			/* NULL for vendors without tokens */
@@ -365,6 +355,7 @@ typedef struct CcpChunk
 typedef struct CcpOpDef
 {
 	const char *name;			/* "delete_customers", as in ccpurge_enqueue */
+	const char *items_arg;		/* its SQL function's items argument */
 	int			max_batch;		/* vendor limit of items per request */
 	int			max_item_len;	/* 0: no limit */
 
@@ -391,31 +382,40 @@ typedef struct CcpOpDef
 						  const CcpHttpResult *res, CcpOutcome *out);
 
 	/*
-	 * The operation's params, as ccpurge_enqueue and the trigger take them:
-	 * param_keys lists the accepted keys ("" for none), read_params reads
-	 * and validates them from a JSON object (a cJSON *; NULL: none), and
-	 * params_text gives validated params as canonical JSON text, so that
-	 * equal params give equal text (NULL: "{}").
+	 * The operation's params: an opaque struct of its own, read from the
+	 * jsonb object that ccpurge_enqueue, the trigger, ccpurge_call and the
+	 * operation's SQL function (from its other arguments) give.  param_keys
+	 * lists the accepted keys ("" or NULL for none; others are refused
+	 * before read_params runs); read_params validates the object (never
+	 * NULL, maybe empty) and returns the struct (NULL: the operation takes
+	 * no params); params_text prints validated params as canonical JSON, so
+	 * that equal params give equal text (NULL callback: "{}").
 	 */
 	const char *param_keys;
-	void		(*read_params) (const struct CcpOpDef *def, void *cjson_root,
-								CcpParams *out);
-	char	   *(*params_text) (const struct CcpOpDef *def,
-								const CcpParams *params);
+	void	   *(*read_params) (const struct CcpOpDef *def, Jsonb *params);
+	char	   *(*params_text) (const struct CcpOpDef *def, const void *params);
+
+	/*
+	 * Optional: tells whether params alone say what to erase, so that a
+	 * request carries no items (a calldata filter); NULL: never.
+	 */
+	bool		(*itemless) (const struct CcpOpDef *def, const void *params);
 
 	/*
 	 * Optional: when params need more than one request per chunk of items
 	 * (Ozonetel's campaign list), the params of each request, as a List of
-	 * CcpParams *; NULL means one request with params as they are.
+	 * the operation's structs; NULL means one request with params as they
+	 * are.
 	 */
 	List	   *(*split_params) (const struct CcpOpDef *def,
-								 const CcpParams *params);
+								 const void *params);
 } CcpOpDef;
 
 typedef struct CcpVendor
 {
 	const char *name;			/* "cec", "isales", "ozonetel", "webhook" */
-	const char *cred_names[2];	/* user mapping options, both required */
+	int			ncreds;			/* credentials its user mapping holds */
+	const char *cred_names[CCP_MAX_CREDS];	/* their options, all required */
 	int			max_batch;		/* largest limit of its operations */
 	int			default_batch;	/* batch_size when not set; 0: max_batch */
 	const char *default_rate_limit; /* NULL: unlimited */
@@ -446,7 +446,6 @@ extern const CcpVendor *ccp_vendor_by_name(const char *name);
 extern int	ccp_vendor_count(void);
 extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
-extern void ccp_params_init(CcpParams *params);
 extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern char *ccp_json_get_string(void *cjson_object, const char *key);
 extern void *ccp_json_parse_body(const CcpHttpResult *res);
@@ -479,14 +478,6 @@ extern char *ccp_c2_authorization(const char *ak, const char *sk,
 								  List *headers, const char *body,
 								  size_t body_len);
 extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
-
-/* vendor_isales.c */
-extern void ccp_isales_validate_filter(Jsonb *filter);
-extern void ccp_isales_check_campaign_args(bool vdn_null, int vdn_id,
-										   bool campaign_null, int campaign_id);
-
-/* vendor_ozonetel.c */
-extern void ccp_ozonetel_set_campaigns(char **names, int n, CcpParams *params);
 
 /* ----------
  * exchange.c: the one exchange, a step machine both paths drive
@@ -526,7 +517,7 @@ typedef struct CcpExchange
 } CcpExchange;
 
 extern void ccp_exchange_init(CcpExchange *x, const CcpServer *srv,
-							  const CcpOpDef *def, const CcpParams *params,
+							  const CcpOpDef *def, const void *params,
 							  char **items, int nitems, const char *batch_key,
 							  CcpOrigin origin, int64 request_id,
 							  bool blocking);
@@ -534,7 +525,7 @@ extern CcpStep ccp_exchange_prepare(CcpExchange *x);
 extern CcpStep ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res);
 extern void ccp_exchange_abandon(CcpExchange *x);
 extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
-						 const CcpParams *params, char **items, int nitems,
+						 const void *params, char **items, int nitems,
 						 CcpOrigin origin, int64 request_id,
 						 CcpOutcome *out);
 extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
@@ -584,11 +575,14 @@ extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 extern int	ccp_items_distinct(char **items, int n);
 extern int64 ccp_datums_distinct(Datum *items, int64 n);
 extern CcpTextProblem ccp_text_problem(const char *s, int len);
-extern void ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params,
-								  CcpParams *out);
-extern char *ccp_params_text(const CcpOpDef *def, const CcpParams *params);
-extern List *ccp_params_split(const CcpOpDef *def, CcpParams *params);
-extern bool ccp_json_int_member(void *cjson_root, const char *key, int *value);
+extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
+extern char *ccp_params_text(const CcpOpDef *def, const void *params);
+extern List *ccp_params_split(const CcpOpDef *def, const void *params);
+extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
+extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
+extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
+extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
+										  int *n);
 
 /* ----------
  * queue.c: durable queue, enqueue API and trigger

@@ -113,7 +113,7 @@ ccp_outcome_no_token(CcpOutcome *out, const char *error, int http_status)
  */
 void
 ccp_exchange_init(CcpExchange *x, const CcpServer *srv, const CcpOpDef *def,
-				  const CcpParams *params, char **items, int nitems,
+				  const void *params, char **items, int nitems,
 				  const char *batch_key, CcpOrigin origin, int64 request_id,
 				  bool blocking)
 {
@@ -252,7 +252,7 @@ ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res)
  */
 void
 ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
-			 const CcpParams *params, char **items, int nitems,
+			 const void *params, char **items, int nitems,
 			 CcpOrigin origin, int64 request_id, CcpOutcome *out)
 {
 	CcpExchange x;

@@ -17,15 +17,15 @@
 
 #include <limits.h>
 
-#include <cjson/cJSON.h>
-
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/memutils.h"
 
 /* Returns item i's bytes and sets *len; see ccp_input_mark_duplicates. */
@@ -338,79 +338,175 @@ ccp_text_problem(const char *s, int len)
 }
 
 /*
- * ccp_json_int_member reads the integer member key of a JSON object (a
- * cJSON *); returns false when it is absent.  Anything but an integral
- * number in int's range is an error.
+ * ccp_jsonb_member finds member key of a jsonb object and copies it to *v;
+ * returns false when it is absent.  A JSON null is present (jbvNull).
  */
 bool
-ccp_json_int_member(void *cjson_root, const char *key, int *value)
+ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v)
 {
-	cJSON	   *item = cJSON_GetObjectItemCaseSensitive((cJSON *) cjson_root, key);
+	JsonbValue *found;
 
-	if (item == NULL)
+	if (obj == NULL || !JB_ROOT_IS_OBJECT(obj))
 		return false;
-	if (!cJSON_IsNumber(item) || !(item->valuedouble >= INT_MIN && item->valuedouble <= INT_MAX) ||
-		item->valuedouble != (double) (int) item->valuedouble)
+	found = getKeyJsonValueFromContainer(&obj->root, key, strlen(key), v);
+	return found != NULL;
+}
+
+/*
+ * ccp_jsonb_int_member reads the integer member key of a params object;
+ * returns false when it is absent.  A JSON null is refused as NULL, and
+ * anything but an integral number in int's range as not an integer.
+ */
+bool
+ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value)
+{
+	JsonbValue	v;
+	char	   *text;
+	char	   *end;
+	long		n;
+
+	if (!ccp_jsonb_member(obj, key, &v))
+		return false;
+	if (v.type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", key)));
+	if (v.type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parameter \"%s\" must be an integer", key)));
-	*value = (int) item->valuedouble;
+	text = DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(v.val.numeric)));
+	errno = 0;
+	n = strtol(text, &end, 10);
+	if (*end != '\0' || errno != 0 || n < INT_MIN || n > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parameter \"%s\" must be an integer", key)));
+	*value = (int) n;
 	return true;
 }
 
 /*
- * ccp_params_from_jsonb validates the params of ccpurge_enqueue (or of a
- * trigger, or of a queued row) for the operation def and fills out: keys
- * outside def->param_keys are an error whose hint lists the valid ones,
- * and the operation's read_params checks the rest.  Raises an ERROR for
- * missing, unknown or malformed keys.
+ * ccp_jsonb_text_array_member reads member key of a params object as a
+ * non-empty array of strings and returns them palloc'd, with *n set;
+ * returns NULL when the member is absent.  The errors are those of a text[]
+ * argument of the same name (see ccp_text_array).
  */
-void
-ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params, CcpParams *out)
+char	  **
+ccp_jsonb_text_array_member(Jsonb *obj, const char *key, int *n)
 {
-	char	   *text = JsonbToCString(NULL, &params->root, VARSIZE(params));
-	cJSON	   *root = cJSON_Parse(text);
-	const char *allowed = def->param_keys ? def->param_keys : "";
+	JsonbValue	v;
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	char	  **out;
+	int			count = 0;
 
-	ccp_params_init(out);
-	if (root == NULL || !cJSON_IsObject(root))
-	{
-		cJSON_Delete(root);
+	*n = 0;
+	if (!ccp_jsonb_member(obj, key, &v))
+		return NULL;
+	if (v.type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", key)));
+	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data) ||
+		JsonContainerIsScalar(v.val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("params must be a JSON object")));
-	}
+				 errmsg("%s must be an array of strings", key)));
+	if (JsonContainerSize(v.val.binary.data) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", key),
+				 errdetail("There is nothing to erase.")));
 
-	PG_TRY();
+	out = palloc(sizeof(char *) * JsonContainerSize(v.val.binary.data));
+	it = JsonbIteratorInit(v.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
 	{
-		cJSON	   *member;
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type == jbvNull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL elements", key),
+					 errdetail("Element %d is NULL.", count + 1)));
+		if (elem.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must contain only strings", key)));
+		out[count++] = pnstrdup(elem.val.string.val, elem.val.string.len);
+	}
+	*n = count;
+	return out;
+}
 
-		cJSON_ArrayForEach(member, root)
+/*
+ * ccp_params_key_known tells whether key is one of the comma- or
+ * space-separated names in allowed.
+ */
+static bool
+ccp_params_key_known(const char *allowed, const char *key, int keylen)
+{
+	const char *p = allowed;
+
+	while (*p)
+	{
+		int			len;
+
+		p += strspn(p, ", ");
+		len = strcspn(p, ", ");
+		if (len > 0 && len == keylen && strncmp(p, key, len) == 0)
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/*
+ * ccp_params_read validates the params of operation def (from
+ * ccpurge_enqueue, the trigger, ccpurge_call, a queued row, or the
+ * arguments of the operation's SQL function) and returns the operation's
+ * own struct of them (NULL for operations without params).  params NULL
+ * means none.  Keys outside def->param_keys are an error whose hint lists
+ * the valid ones; the operation's read_params checks the rest.
+ */
+void *
+ccp_params_read(const CcpOpDef *def, Jsonb *params)
+{
+	const char *allowed = def->param_keys ? def->param_keys : "";
+
+	if (params != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		if (!JB_ROOT_IS_OBJECT(params))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("params must be a JSON object")));
+		it = JsonbIteratorInit(&params->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		{
-			bool		known = false;
-			char	   *copy = pstrdup(allowed);
-			char	   *tok;
-			char	   *save;
-
-			for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
-				if (strcmp(tok, member->string) == 0)
-					known = true;
-			if (!known)
+			if (tok == WJB_KEY &&
+				!ccp_params_key_known(allowed, v.val.string.val,
+									  v.val.string.len))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown parameter \"%s\" for operation \"%s\"",
-								member->string, def->name),
+						 errmsg("unknown parameter \"%.*s\" for operation \"%s\"",
+								v.val.string.len, v.val.string.val, def->name),
 						 allowed[0] ? errhint("Valid parameters are: %s.", allowed)
 						 : errhint("This operation takes no parameters.")));
 		}
-		if (def->read_params != NULL)
-			def->read_params(def, root, out);
 	}
-	PG_FINALLY();
-	{
-		cJSON_Delete(root);
-	}
-	PG_END_TRY();
+	if (def->read_params == NULL)
+		return NULL;
+	if (params == NULL)
+		params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													CStringGetDatum("{}")));
+	return def->read_params(def, params);
 }
 
 /*
@@ -419,17 +515,29 @@ ccp_params_from_jsonb(const CcpOpDef *def, Jsonb *params, CcpParams *out)
  * of the same params coalesce.
  */
 char *
-ccp_params_text(const CcpOpDef *def, const CcpParams *params)
+ccp_params_text(const CcpOpDef *def, const void *params)
 {
 	return def->params_text ? def->params_text(def, params) : pstrdup("{}");
 }
 
 /*
  * ccp_params_split returns the params of every request one chunk of items
- * needs, as a List of CcpParams *: the operation's split, or params alone.
+ * needs, as a List of the operation's structs: the operation's split, or
+ * params alone.
  */
 List *
-ccp_params_split(const CcpOpDef *def, CcpParams *params)
+ccp_params_split(const CcpOpDef *def, const void *params)
 {
-	return def->split_params ? def->split_params(def, params) : list_make1(params);
+	return def->split_params ? def->split_params(def, params) :
+		list_make1((void *) params);
+}
+
+/*
+ * ccp_params_itemless tells whether params alone say what to erase, so
+ * that a request of def carries no items.
+ */
+bool
+ccp_params_itemless(const CcpOpDef *def, const void *params)
+{
+	return def->itemless != NULL && def->itemless(def, params);
 }

@@ -229,6 +229,22 @@ ccp_hide_statement(void *arg)
 }
 
 /*
+ * ccp_cred_list lists a vendor's credential options as a user mapping's
+ * OPTIONS clause takes them, for hints: "app_key '...', app_secret '...'".
+ */
+static char *
+ccp_cred_list(const CcpVendor *vendor)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < vendor->ncreds; i++)
+		appendStringInfo(&buf, "%s%s '...'", i > 0 ? ", " : "",
+						 vendor->cred_names[i]);
+	return buf.data;
+}
+
+/*
  * ccp_server_resolve finds the server to use for vendor and the user
  * mapping of userid for it, checks them, and returns everything a request
  * needs, allocated in the current memory context.
@@ -286,10 +302,10 @@ ccp_server_resolve(const char *servername, const CcpVendor *vendor,
 						server->servername),
 				 errdetail("Role \"%s\" has no user mapping for the server, and there is no mapping for PUBLIC.",
 						   GetUserNameFromId(userid, false)),
-				 errhint("Create one with CREATE USER MAPPING FOR %s SERVER %s OPTIONS (%s '...', %s '...').",
+				 errhint("Create one with CREATE USER MAPPING FOR %s SERVER %s OPTIONS (%s).",
 						 quote_identifier(GetUserNameFromId(userid, false)),
 						 quote_identifier(server->servername),
-						 vendor->cred_names[0], vendor->cred_names[1])));
+						 ccp_cred_list(vendor))));
 	um = GetUserMapping(userid, server->serverid);
 
 	srv = (CcpServer *) palloc0(sizeof(CcpServer));
@@ -300,13 +316,11 @@ ccp_server_resolve(const char *servername, const CcpVendor *vendor,
 	srv->vendor = vendor;
 	(void) ccp_apply_server_options(server->options, false, srv);
 
-	for (int i = 0; i < lengthof(vendor->cred_names); i++)
+	for (int i = 0; i < vendor->ncreds; i++)
 	{
 		const char *name = vendor->cred_names[i];
 		const char *value;
 
-		if (name == NULL)
-			continue;
 		value = ccp_option_value(um->options, name);
 		if (value == NULL || value[0] == '\0')
 			ereport(ERROR,
@@ -432,7 +446,7 @@ ccp_init_options(void)
 	if (ccp_options != NULL)
 		return;
 
-	maxopts = nserver + ccp_vendor_count() * 2 +
+	maxopts = nserver + ccp_vendor_count() * CCP_MAX_CREDS +
 		lengthof(ccp_mapping_options) + 1;
 	opts = (CcpOption *) MemoryContextAllocZero(TopMemoryContext,
 												maxopts * sizeof(CcpOption));
@@ -443,13 +457,11 @@ ccp_init_options(void)
 	{
 		const CcpVendor *vendor = ccp_vendor_at(v);
 
-		for (int c = 0; c < lengthof(vendor->cred_names); c++)
+		for (int c = 0; c < vendor->ncreds; c++)
 		{
 			const char *name = vendor->cred_names[c];
 			bool		seen = false;
 
-			if (name == NULL)
-				continue;
 			for (int i = nserver; i < n; i++)
 			{
 				if (strcmp(opts[i].name, name) == 0)
@@ -1098,7 +1110,7 @@ ccp_server_secrets(const CcpServer *srv, const char **secrets)
 {
 	int			n = 0;
 
-	for (int i = 0; i < lengthof(srv->cred); i++)
+	for (int i = 0; i < srv->vendor->ncreds; i++)
 		secrets[n++] = srv->cred[i];
 	secrets[n++] = srv->http.proxy_user;
 	secrets[n++] = srv->http.proxy_password;

@@ -260,7 +260,7 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 	Datum		values[7];
 	CcpOwnerState owner;
 
-	Assert(nitems > 0 && request_id > 0);
+	Assert(nitems >= 0 && request_id > 0);
 	batch = Max(batch, 1);
 	values[0] = Int64GetDatum(request_id);
 	values[1] = CStringGetTextDatum(server);
@@ -286,7 +286,9 @@ ccp_queue_insert(const CcpQueueRel *rel, const char *server,
 				elog(ERROR, "could not save the ccpurge queue insert plan");
 			ccp_insert_plan = plan;
 		}
-		for (int64 start = 0; start < nitems; start += batch)
+		/* a request its params alone select is one row without items */
+		for (int64 start = 0; start < nitems || (start == 0 && nitems == 0);
+			 start += batch)
 		{
 			int			n = (int) Min((int64) batch, nitems - start);
 			ArrayType  *arr;
@@ -325,7 +327,6 @@ ccp_queue_store(const CcpQueueRel *rel, const char *server,
 				const CcpOpDef *def, const char *params_text, Oid role,
 				Datum *items, int64 nitems, int batch)
 {
-	CcpParams	params;
 	List	   *parts;
 	ListCell   *lc;
 	int64		request_id = nextval_internal(rel->seqid, false);
@@ -337,9 +338,9 @@ ccp_queue_store(const CcpQueueRel *rel, const char *server,
 		return request_id;
 	}
 
-	ccp_params_from_jsonb(def, DatumGetJsonbP(ccp_queue_jsonb(params_text)),
-						  &params);
-	parts = ccp_params_split(def, &params);
+	parts = ccp_params_split(def,
+							 ccp_params_read(def,
+											 DatumGetJsonbP(ccp_queue_jsonb(params_text))));
 	foreach(lc, parts)
 		ccp_queue_insert(rel, server, def->name,
 						 ccp_queue_jsonb(ccp_params_text(def, lfirst(lc))),
@@ -446,12 +447,12 @@ ccpurge_enqueue(PG_FUNCTION_ARGS)
 {
 	const CcpVendor *vendor;
 	const CcpOpDef *def;
-	CcpParams	params;
+	void	   *params;
 	CcpServer  *srv;
 	CcpQueueRel rel;
-	char	  **items;
+	char	  **items = NULL;
 	Datum	   *texts;
-	int			n;
+	int			n = 0;
 	int64		request_id;
 
 	ccp_require_preload();
@@ -461,14 +462,27 @@ ccpurge_enqueue(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("operation must not be NULL")));
 	def = ccp_queue_op(text_to_cstring(PG_GETARG_TEXT_PP(0)), &vendor);
-	items = ccp_items_from_array(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
-								 def, "items", &n);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("params must not be NULL"),
 				 errhint("Pass '{}' for an operation without parameters.")));
-	ccp_params_from_jsonb(def, PG_GETARG_JSONB_P(2), &params);
+	params = ccp_params_read(def, PG_GETARG_JSONB_P(2));
+	if (ccp_params_itemless(def, params))
+	{
+		/* a calldata filter: one request, no items */
+		if (!PG_ARGISNULL(1) &&
+			ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(1)),
+						   ARR_DIMS(PG_GETARG_ARRAYTYPE_P(1))) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("operation \"%s\" takes no items with these params",
+							def->name),
+					 errdetail("The params alone select what is erased.")));
+	}
+	else
+		items = ccp_items_from_array(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+									 def, "items", &n);
 	srv = ccp_server_resolve(PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
 							 vendor, GetUserId());
 
@@ -484,7 +498,7 @@ ccpurge_enqueue(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	request_id = ccp_queue_store(&rel, srv->servername, def,
-								 ccp_params_text(def, &params),
+								 ccp_params_text(def, params),
 								 GetUserId(), texts, n,
 								 Min(srv->batch_size, def->max_batch));
 	SPI_finish();
@@ -865,7 +879,7 @@ ccp_trigger_setup(FunctionCallInfo fcinfo, Oid userid)
 	TupleDesc	desc = RelationGetDescr(rel);
 	const CcpVendor *vendor;
 	const CcpOpDef *def;
-	CcpParams	params;
+	void	   *params;
 	CcpServer  *srv;
 	CcpTrigCache *cache;
 	AttrNumber	attnum = InvalidAttrNumber;
@@ -903,13 +917,18 @@ ccp_trigger_setup(FunctionCallInfo fcinfo, Oid userid)
 						trig->tgargs[1], RelationGetRelationName(rel)),
 				 errhint("The column name is matched exactly, including case.")));
 
-	ccp_params_from_jsonb(def,
-						  DatumGetJsonbP(ccp_queue_jsonb(trig->tgnargs >= 3 ?
-														 trig->tgargs[2] : "{}")),
-						  &params);
+	params = ccp_params_read(def,
+							 DatumGetJsonbP(ccp_queue_jsonb(trig->tgnargs >= 3 ?
+															trig->tgargs[2] : "{}")));
+	if (ccp_params_itemless(def, params))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" passes params that select what to erase by themselves",
+						trig->tgname),
+				 errdetail("A trigger erases the deleted rows' values of its column.")));
 	srv = ccp_server_resolve(trig->tgnargs >= 4 ? trig->tgargs[3] : NULL,
 							 vendor, userid);
-	params_text = ccp_params_text(def, &params);
+	params_text = ccp_params_text(def, params);
 
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	cache = palloc0(sizeof(CcpTrigCache));

@@ -77,17 +77,6 @@ ccp_op_by_name(const char *name, const CcpVendor **vendor)
 	return NULL;
 }
 
-/* ccp_params_init sets every parameter to "unset". */
-void
-ccp_params_init(CcpParams *params)
-{
-	params->vdn_id = 0;
-	params->campaign_id = -1;
-	params->archive_history = -1;
-	params->filter = NULL;
-	params->campaign_names = NIL;
-}
-
 /*
  * ccp_validate_nonempty_item is the validator for items the vendor
  * constrains only loosely: not empty, not blank, no control characters

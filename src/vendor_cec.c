@@ -267,6 +267,7 @@ cec_validate_dnid(const CcpOpDef *def, const char *item)
 static const CcpOpDef cec_ops[] = {
 	{
 		.name = "delete_customers",
+		.items_arg = "customer_numbers",
 		.max_batch = 1000,
 		/* not documented; 256 covers phone numbers, ids and e-mail addresses */
 		.max_item_len = 256,
@@ -276,6 +277,7 @@ static const CcpOpDef cec_ops[] = {
 	},
 	{
 		.name = "delete_called_routes",
+		.items_arg = "dnids",
 		.max_batch = 1000,
 		.max_item_len = 32,
 		.validate_item = cec_validate_dnid,
@@ -286,6 +288,7 @@ static const CcpOpDef cec_ops[] = {
 
 const CcpVendor ccp_vendor_cec = {
 	.name = "cec",
+	.ncreds = 2,
 	.cred_names = {"app_key", "app_secret"},
 	.max_batch = 1000,
 	.default_rate_limit = NULL,

@@ -68,6 +68,19 @@ typedef struct IsalesFilter
 	int			archive_history;
 } IsalesFilter;
 
+/*
+ * The params of both operations: the campaign, and for delete_calldata the
+ * optional archiveHistory and filter (a request selected by the filter
+ * carries no items).
+ */
+typedef struct IsalesParams
+{
+	int			vdn_id;			/* 1..9999 */
+	int			campaign_id;	/* >= 0 */
+	int			archive_history;	/* 0 or 1; -1: not given */
+	Jsonb	   *filter;			/* validated calldata filter, or NULL */
+} IsalesParams;
+
 /* The vendor's result codes and what they mean, for answers without text. */
 typedef struct IsalesCodeText
 {
@@ -407,20 +420,6 @@ isales_parse_filter(Jsonb *filter, IsalesFilter *f)
 				 errhint("Give at least one of sessionId, called, customField or recycleTime.")));
 }
 
-/*
- * ccp_isales_validate_filter checks a ccpurge_delete_calldata filter and
- * raises an ERROR describing the first problem found.  Called before
- * anything is sent.
- */
-void
-ccp_isales_validate_filter(Jsonb *filter)
-{
-	IsalesFilter f;
-
-	isales_parse_filter(filter, &f);
-}
-
-
 /* ----------
  * Requests
  * ----------
@@ -489,9 +488,9 @@ isales_finish_request(const CcpServer *srv, CcpHttpRequest *req,
 	ccp_add_header(req, "Authorization", auth);
 }
 
-/* isales_check_campaign insists on the campaign parameters api.c resolves. */
+/* isales_check_campaign insists on the campaign params read_params checked. */
 static void
-isales_check_campaign(const CcpParams *params)
+isales_check_campaign(const IsalesParams *params)
 {
 	if (params->vdn_id < 1 || params->vdn_id > 9999 || params->campaign_id < 0)
 		elog(ERROR, "iSales request without a valid vdn_id and campaign_id");
@@ -506,7 +505,7 @@ static void
 isales_build_caller_numbers(const CcpServer *srv, const CcpChunk *chunk,
 							CcpHttpRequest *req)
 {
-	const CcpParams *params = chunk->params;
+	const IsalesParams *params = chunk->params;
 	char	  **items = chunk->items;
 	int			nitems = chunk->nitems;
 	cJSON	   *root;
@@ -595,7 +594,7 @@ static void
 isales_build_calldata(const CcpServer *srv, const CcpChunk *chunk,
 					  CcpHttpRequest *req)
 {
-	const CcpParams *params = chunk->params;
+	const IsalesParams *params = chunk->params;
 	char	  **items = chunk->items;
 	int			nitems = chunk->nitems;
 	IsalesFilter f;
@@ -771,13 +770,13 @@ isales_parse(const CcpServer *srv, const CcpChunk *chunk,
  */
 
 /*
- * ccp_isales_check_campaign_args checks the vdnId and campaignId of an
- * iSales operation, given as SQL arguments or params: vdn_id 1..9999,
- * campaign_id not negative, neither NULL (absent).
+ * isales_check_campaign_args checks the vdnId and campaignId of an iSales
+ * operation's params: vdn_id 1..9999, campaign_id not negative, neither
+ * absent.
  */
-void
-ccp_isales_check_campaign_args(bool vdn_null, int vdn_id,
-							   bool campaign_null, int campaign_id)
+static void
+isales_check_campaign_args(bool vdn_null, int vdn_id,
+						   bool campaign_null, int campaign_id)
 {
 	if (vdn_null)
 		ereport(ERROR,
@@ -800,26 +799,43 @@ ccp_isales_check_campaign_args(bool vdn_null, int vdn_id,
 }
 
 /*
- * isales_read_params reads vdn_id and campaign_id (both operations) and the
- * optional archiveHistory (delete_calldata; the caller has refused it for
- * delete_caller_numbers) from a params object.
+ * isales_read_params reads vdn_id and campaign_id (both operations), and
+ * for delete_calldata the optional archiveHistory and filter (param_keys
+ * has refused them for delete_caller_numbers), from a params object.  A
+ * filter is validated in full here, before anything is sent.
  */
-static void
-isales_read_params(const CcpOpDef *def, void *cjson_root, CcpParams *out)
+static void *
+isales_read_params(const CcpOpDef *def, Jsonb *params)
 {
+	IsalesParams *out = palloc0(sizeof(IsalesParams));
+	JsonbValue	v;
 	int			vdn = 0;
 	int			campaign = 0;
-	bool		has_vdn = ccp_json_int_member(cjson_root, "vdn_id", &vdn);
-	bool		has_campaign = ccp_json_int_member(cjson_root, "campaign_id", &campaign);
+	bool		has_vdn = ccp_jsonb_int_member(params, "vdn_id", &vdn);
+	bool		has_campaign = ccp_jsonb_int_member(params, "campaign_id", &campaign);
 
-	ccp_isales_check_campaign_args(!has_vdn, vdn, !has_campaign, campaign);
+	isales_check_campaign_args(!has_vdn, vdn, !has_campaign, campaign);
 	out->vdn_id = vdn;
 	out->campaign_id = campaign;
-	if (ccp_json_int_member(cjson_root, "archiveHistory", &out->archive_history) &&
+	out->archive_history = -1;
+	if (ccp_jsonb_int_member(params, "archiveHistory", &out->archive_history) &&
 		out->archive_history != 0 && out->archive_history != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("archiveHistory must be 0 or 1")));
+	if (ccp_jsonb_member(params, "filter", &v))
+	{
+		IsalesFilter f;
+
+		if (v.type == jbvNull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("filter must not be NULL"),
+					 errhint("Give at least one of sessionId, called, customField or recycleTime.")));
+		out->filter = JsonbValueToJsonb(&v);
+		isales_parse_filter(out->filter, &f);
+	}
+	return out;
 }
 
 /*
@@ -827,18 +843,33 @@ isales_read_params(const CcpOpDef *def, void *cjson_root, CcpParams *out)
  * keys in the order jsonb stores them.
  */
 static char *
-isales_params_text(const CcpOpDef *def, const CcpParams *params)
+isales_params_text(const CcpOpDef *def, const void *params)
 {
+	const IsalesParams *p = params;
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "{\"vdn_id\": %d, \"campaign_id\": %d",
-					 params->vdn_id, params->campaign_id);
-	if (params->archive_history >= 0)
-		appendStringInfo(&s, ", \"archiveHistory\": %d",
-						 params->archive_history);
+	appendStringInfoChar(&s, '{');
+	if (p->filter != NULL)
+		appendStringInfo(&s, "\"filter\": %s, ",
+						 JsonbToCString(NULL, &p->filter->root,
+										VARSIZE(p->filter)));
+	appendStringInfo(&s, "\"vdn_id\": %d, \"campaign_id\": %d",
+					 p->vdn_id, p->campaign_id);
+	if (p->archive_history >= 0)
+		appendStringInfo(&s, ", \"archiveHistory\": %d", p->archive_history);
 	appendStringInfoChar(&s, '}');
 	return s.data;
+}
+
+/*
+ * isales_itemless tells whether delete_calldata's params hold a filter,
+ * which alone selects the call data to delete.
+ */
+static bool
+isales_itemless(const CcpOpDef *def, const void *params)
+{
+	return ((const IsalesParams *) params)->filter != NULL;
 }
 
 
@@ -850,6 +881,7 @@ isales_params_text(const CcpOpDef *def, const CcpParams *params)
 static const CcpOpDef isales_ops[] = {
 	{
 		.name = "delete_caller_numbers",
+		.items_arg = "access_codes",
 		.max_batch = ISALES_CALLER_NUMBERS_MAX,
 		.max_item_len = ISALES_ACCESS_CODE_MAX,
 		.validate_item = isales_validate_access_code,
@@ -866,14 +898,16 @@ static const CcpOpDef isales_ops[] = {
 		.validate_item = isales_validate_called,
 		.build = isales_build_calldata,
 		.parse = isales_parse,
-		.param_keys = "vdn_id, campaign_id, archiveHistory",
+		.param_keys = "vdn_id, campaign_id, archiveHistory, filter",
 		.read_params = isales_read_params,
 		.params_text = isales_params_text,
+		.itemless = isales_itemless,
 	},
 };
 
 const CcpVendor ccp_vendor_isales = {
 	.name = "isales",
+	.ncreds = 2,
 	.cred_names = {"ak", "sk"},
 	.max_batch = ISALES_CALLER_NUMBERS_MAX,
 	.default_rate_limit = NULL,

@@ -38,6 +38,12 @@
 #define OZO_MAX_PHONES			100
 #define OZO_MAX_CAMPAIGNS		100
 
+/* The params of delete_bulk_data. */
+typedef struct OzoParams
+{
+	List	   *campaign_names; /* of char *, distinct, validated */
+} OzoParams;
+
 /*
  * Longest phone number accepted, in digits.  Ozonetel takes phone numbers
  * as JSON numbers, and many JSON parsers (JavaScript's, and Jackson or
@@ -510,7 +516,7 @@ static void
 ozo_build_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 						   CcpHttpRequest *req)
 {
-	const CcpParams *params = chunk->params;
+	const OzoParams *params = chunk->params;
 	char	  **items = chunk->items;
 	int			nitems = chunk->nitems;
 	const char *token = chunk->token;
@@ -669,57 +675,42 @@ ozo_parse_delete_bulk_data(const CcpServer *srv, const CcpChunk *chunk,
 }
 
 /*
- * ccp_ozonetel_set_campaigns validates n campaign names (the SQL argument
- * or the campaign_names param) and stores the distinct ones, in their
- * order, in params.  names is reordered.
+ * ozo_read_params reads the campaign_names array of a params object (the
+ * SQL argument of the same name, or ccpurge_enqueue's params): every name
+ * valid, duplicates dropped, the order kept.
  */
-void
-ccp_ozonetel_set_campaigns(char **names, int n, CcpParams *params)
+static void *
+ozo_read_params(const CcpOpDef *def, Jsonb *params)
 {
+	OzoParams  *out = palloc0(sizeof(OzoParams));
+	int			n;
+	char	  **names = ccp_jsonb_text_array_member(params, "campaign_names", &n);
+
+	if (names == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("operation \"%s\" needs the parameter \"campaign_names\"",
+						def->name),
+				 errdetail("DeleteBulkData erases phone numbers from the campaigns it names.")));
 	for (int i = 0; i < n; i++)
 		ozo_validate_campaign(names[i]);
 	n = ccp_items_distinct(names, n);
-	params->campaign_names = NIL;
 	for (int i = 0; i < n; i++)
-		params->campaign_names = lappend(params->campaign_names, names[i]);
-}
-
-/* ozo_read_params reads the campaign_names array of a params object. */
-static void
-ozo_read_params(const CcpOpDef *def, void *cjson_root, CcpParams *out)
-{
-	cJSON	   *arr = cJSON_GetObjectItemCaseSensitive((cJSON *) cjson_root,
-													   "campaign_names");
-	cJSON	   *member;
-	char	  **names;
-	int			n = 0;
-
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("delete_bulk_data needs a non-empty \"campaign_names\" array")));
-	names = palloc(sizeof(char *) * cJSON_GetArraySize(arr));
-	cJSON_ArrayForEach(member, arr)
-	{
-		if (!cJSON_IsString(member))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("campaign_names must contain only strings")));
-		names[n++] = pstrdup(member->valuestring);
-	}
-	ccp_ozonetel_set_campaigns(names, n, out);
+		out->campaign_names = lappend(out->campaign_names, names[i]);
+	return out;
 }
 
 /* ozo_params_text gives validated params as canonical JSON text. */
 static char *
-ozo_params_text(const CcpOpDef *def, const CcpParams *params)
+ozo_params_text(const CcpOpDef *def, const void *params)
 {
+	const OzoParams *p = params;
 	StringInfoData s;
 	ListCell   *lc;
 
 	initStringInfo(&s);
 	appendStringInfoString(&s, "{\"campaign_names\": [");
-	foreach(lc, params->campaign_names)
+	foreach(lc, p->campaign_names)
 	{
 		if (foreach_current_index(lc) > 0)
 			appendStringInfoString(&s, ", ");
@@ -731,22 +722,22 @@ ozo_params_text(const CcpOpDef *def, const CcpParams *params)
 
 /*
  * ozo_split_params cuts the campaign list into the vendor's limit per
- * request: one CcpParams per slice of at most OZO_MAX_CAMPAIGNS names, so
+ * request: one OzoParams per slice of at most OZO_MAX_CAMPAIGNS names, so
  * that every chunk of phone numbers goes out once per slice.
  */
 static List *
-ozo_split_params(const CcpOpDef *def, const CcpParams *params)
+ozo_split_params(const CcpOpDef *def, const void *params)
 {
+	const OzoParams *p = params;
 	List	   *parts = NIL;
-	int			n = list_length(params->campaign_names);
+	int			n = list_length(p->campaign_names);
 
 	for (int start = 0; start < n; start += OZO_MAX_CAMPAIGNS)
 	{
-		CcpParams  *part = palloc(sizeof(CcpParams));
+		OzoParams  *part = palloc(sizeof(OzoParams));
 
-		*part = *params;
 		part->campaign_names =
-			list_copy_head(list_delete_first_n(list_copy(params->campaign_names), start),
+			list_copy_head(list_delete_first_n(list_copy(p->campaign_names), start),
 						   OZO_MAX_CAMPAIGNS);
 		parts = lappend(parts, part);
 	}
@@ -756,6 +747,7 @@ ozo_split_params(const CcpOpDef *def, const CcpParams *params)
 static const CcpOpDef ozo_ops[] = {
 	{
 		.name = "delete_bulk_data",
+		.items_arg = "phone_numbers",
 		.max_batch = OZO_MAX_PHONES,
 		.max_item_len = OZO_MAX_PHONE_DIGITS,
 		.validate_item = ozo_validate_phone,
@@ -770,6 +762,7 @@ static const CcpOpDef ozo_ops[] = {
 
 const CcpVendor ccp_vendor_ozonetel = {
 	.name = "ozonetel",
+	.ncreds = 2,
 	.cred_names = {"username", "api_key"},
 	.max_batch = OZO_MAX_PHONES,
 	.default_rate_limit = "2/minute",

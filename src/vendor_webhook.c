@@ -255,6 +255,7 @@ webhook_parse_erase(const CcpServer *srv, const CcpChunk *chunk,
 static const CcpOpDef webhook_ops[] = {
 	{
 		.name = "erase",
+		.items_arg = "items",
 		.max_batch = WEBHOOK_MAX_BATCH,
 		.max_item_len = 0,
 		.validate_item = webhook_validate_item,
@@ -265,7 +266,8 @@ static const CcpOpDef webhook_ops[] = {
 
 const CcpVendor ccp_vendor_webhook = {
 	.name = "webhook",
-	.cred_names = {"signing_secret", NULL},
+	.ncreds = 1,
+	.cred_names = {"signing_secret"},
 	.max_batch = WEBHOOK_MAX_BATCH,
 	.default_batch = WEBHOOK_DEFAULT_BATCH,
 	.default_rate_limit = NULL,

@@ -80,7 +80,7 @@ typedef struct CcpBatch
 	int64		request_id;		/* of the first row, for the log */
 	CcpServer  *srv;
 	const CcpOpDef *def;
-	CcpParams	params;
+	void	   *params;			/* the operation's own */
 	char	  **items;
 	int			nitems;
 	int			attempts;		/* highest attempts of its rows so far */
@@ -284,7 +284,7 @@ ccp_worker_resolve(CcpBatch *batch, const char *server, Oid role,
 
 		batch->def = ccp_op_by_name(batch->def->name, &vendor);
 		batch->srv = ccp_server_resolve(server, vendor, role);
-		ccp_params_from_jsonb(batch->def, params, &batch->params);
+		batch->params = ccp_params_read(batch->def, params);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -676,7 +676,7 @@ ccp_worker_claim(void)
 				break;
 			}
 			ccp_worker_load_batch(batch);
-			ccp_exchange_init(&batch->x, batch->srv, def, &batch->params,
+			ccp_exchange_init(&batch->x, batch->srv, def, batch->params,
 							  batch->items, batch->nitems, batch->batch_key,
 							  CCP_ORIGIN_WORKER, batch->request_id, false);
 			batch->x.ticket = ticket;

@@ -1,11 +1,21 @@
-/* src/sql/20_sync.sql: synchronous erasure functions (design section 3) */
+/*
+ * src/sql/20_sync.sql: synchronous erasure functions (design section 3)
+ *
+ * ccpurge_call takes any operation by name.  Each operation's own function
+ * is bound to the same generic C entry point, ccpurge_call_named: the
+ * operation is the function's name without "ccpurge_", the argument named
+ * like the operation's items (in its vendor's table entry) holds the
+ * items, "server" the server, and every other argument is a param of the
+ * same name; the result columns are chosen by name.  Each is a C function
+ * rather than a SQL one so that EXECUTE on it is all a role needs.
+ */
 
 CREATE FUNCTION ccpurge_delete_customers(
 	customer_numbers text[], server text DEFAULT NULL,
 	OUT item text, OUT request_no int, OUT ok boolean,
 	OUT http_status int, OUT code text, OUT message text)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION ccpurge_delete_called_routes(
@@ -13,7 +23,7 @@ CREATE FUNCTION ccpurge_delete_called_routes(
 	OUT item text, OUT request_no int, OUT ok boolean,
 	OUT http_status int, OUT code text, OUT message text)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION ccpurge_delete_caller_numbers(
@@ -21,7 +31,7 @@ CREATE FUNCTION ccpurge_delete_caller_numbers(
 	OUT item text, OUT request_no int, OUT ok boolean,
 	OUT http_status int, OUT code text, OUT message text)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION ccpurge_delete_calldata(
@@ -29,7 +39,7 @@ CREATE FUNCTION ccpurge_delete_calldata(
 	OUT request_no int, OUT ok boolean, OUT http_status int,
 	OUT code text, OUT message text, OUT success_count int)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION ccpurge_delete_bulk_data(
@@ -37,7 +47,7 @@ CREATE FUNCTION ccpurge_delete_bulk_data(
 	OUT item text, OUT request_no int, OUT ok boolean,
 	OUT http_status int, OUT code text, OUT message text)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION ccpurge_erase(
@@ -45,7 +55,17 @@ CREATE FUNCTION ccpurge_erase(
 	OUT item text, OUT request_no int, OUT ok boolean,
 	OUT http_status int, OUT code text, OUT message text)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_call(
+	operation text, items text[], params jsonb DEFAULT '{}',
+	server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text,
+	OUT success_count int)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 /*
@@ -66,5 +86,6 @@ REVOKE EXECUTE ON FUNCTION
 	ccpurge_delete_calldata(int, int, jsonb, text),
 	ccpurge_delete_bulk_data(text[], text[], text),
 	ccpurge_erase(text[], text),
+	ccpurge_call(text, text[], jsonb, text),
 	ccpurge_c2_sign(text, text, text, text, text, text, text[], text)
 FROM PUBLIC;

@@ -37,6 +37,8 @@ COMMENT ON FUNCTION ccpurge_delete_bulk_data(text[], text[], text) IS
   'erases phone numbers from Ozonetel campaigns; one row per number per request';
 COMMENT ON FUNCTION ccpurge_erase(text[], text) IS
   'erases items at a webhook endpoint; one row per item per request';
+COMMENT ON FUNCTION ccpurge_call(text, text[], jsonb, text) IS
+  'runs any operation synchronously by name, as ccpurge_enqueue names it; one row per item per request';
 COMMENT ON FUNCTION ccpurge_c2_sign(text, text, text, text, text, text, text[], text) IS
   'computes the Authorization value of a CC-iSales request under the C2 signing scheme';
 

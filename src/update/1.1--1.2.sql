@@ -9,3 +9,68 @@
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue',
 	'WHERE state IN (''queued'', ''sending'', ''failed'')');
 
+/*
+ * Every synchronous function is bound to one generic C entry point, which
+ * reads the operation from the function's name and the params from its
+ * other arguments (see src/sql/20_sync.sql); ccpurge_call takes any
+ * operation by name.
+ */
+CREATE OR REPLACE FUNCTION ccpurge_delete_customers(
+	customer_numbers text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE OR REPLACE FUNCTION ccpurge_delete_called_routes(
+	dnids text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE OR REPLACE FUNCTION ccpurge_delete_caller_numbers(
+	vdn_id int, campaign_id int, access_codes text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE OR REPLACE FUNCTION ccpurge_delete_calldata(
+	vdn_id int, campaign_id int, filter jsonb, server text DEFAULT NULL,
+	OUT request_no int, OUT ok boolean, OUT http_status int,
+	OUT code text, OUT message text, OUT success_count int)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE OR REPLACE FUNCTION ccpurge_delete_bulk_data(
+	phone_numbers text[], campaign_names text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE OR REPLACE FUNCTION ccpurge_erase(
+	items text[], server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call_named'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_call(
+	operation text, items text[], params jsonb DEFAULT '{}',
+	server text DEFAULT NULL,
+	OUT item text, OUT request_no int, OUT ok boolean,
+	OUT http_status int, OUT code text, OUT message text,
+	OUT success_count int)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ccpurge_call'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+REVOKE EXECUTE ON FUNCTION ccpurge_call(text, text[], jsonb, text) FROM PUBLIC;
+
