@@ -116,10 +116,9 @@ extern CcpServer *ccp_server_resolve(const char *servername,
 extern bool ccp_parse_rate_limit(const char *value, int *count,
 								 int *period_ms);
 extern void ccp_check_url(const char *url, bool at_ddl);
-extern int	ccp_server_secrets(const CcpServer *srv, const char **secrets);
 
 /* ----------
- * ccpurge.c: module load and GUCs
+ * settings.c: the GUCs
  * ----------
  */
 extern bool ccp_allow_insecure_http;
@@ -131,8 +130,19 @@ extern int	ccp_batch_linger_ms;
 extern int	ccp_retention_s;
 extern int	ccp_max_servers;
 extern int	ccp_rate_notice_ms;
+extern void ccp_define_settings(void);
+
+/* ----------
+ * guard.c: what every SQL entry point checks first
+ * ----------
+ */
 extern void ccp_require_preload(void);
 extern void ccp_require_writable(void);
+
+/* ----------
+ * owner.c: SQL with the rights of the owner of ccpurge's tables
+ * ----------
+ */
 
 /* Saved identity while running SQL as the owner of ccpurge's tables. */
 typedef struct CcpOwnerState
@@ -446,21 +456,40 @@ extern const CcpVendor *ccp_vendor_by_name(const char *name);
 extern int	ccp_vendor_count(void);
 extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
-extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
-extern char *ccp_json_get_string(void *cjson_object, const char *key);
+
+/* ----------
+ * wire.c: JSON bodies, headers and URLs of vendor requests and answers
+ * ----------
+ */
 extern void *ccp_json_parse_body(const CcpHttpResult *res);
-extern char *ccp_vendor_text(const char *s);
-extern char *ccp_redact(const CcpServer *srv, const char *text,
-						const char *token);
-extern char *ccp_clip(char *s, int maxbytes);
-extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
-							  const char *token);
-extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
+extern char *ccp_json_get_string(void *cjson_object, const char *key);
 extern char *ccp_json_text(void *cjson_root);
 extern void ccp_set_json_body(CcpHttpRequest *req, void *cjson_root);
 extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 						   const char *value);
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
+
+/* ----------
+ * vtext.c: text from outside, cleaned, redacted and clipped
+ * ----------
+ */
+extern char *ccp_vendor_text(const char *s);
+extern int	ccp_server_secrets(const CcpServer *srv, const char **secrets);
+extern char *ccp_redact(const CcpServer *srv, const char *text,
+						const char *token);
+extern char *ccp_clip(char *s, int maxbytes);
+
+/* ----------
+ * outcome.c: outcomes of vendor requests
+ * ----------
+ */
+extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
+								  char *message);
+extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
+								 int http_status);
+extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
+							  const char *token);
+extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
 
 /* hmac.c */
 struct pg_cryptohash_ctx;
@@ -531,13 +560,9 @@ extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
 									 const CcpOutcome *out, int attempts,
 									 int64 *delay_ms);
-extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
-								  char *message);
 extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 								const CcpChunk *chunk,
 								const CcpHttpResult *res, CcpOutcome *out);
-extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
-								 int http_status);
 extern char *ccp_random_key(void);
 
 /* ----------
@@ -572,6 +597,7 @@ typedef enum CcpTextProblem
 extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
 extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 								   const char *argname, int *nitems);
+extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern int	ccp_items_distinct(char **items, int n);
 extern int64 ccp_datums_distinct(Datum *items, int64 n);
 extern CcpTextProblem ccp_text_problem(const char *s, int len);

@@ -28,23 +28,6 @@
 #include "utils/builtins.h"
 
 /*
- * ccp_outcome_transient fills out for a chunk that failed without an
- * answer the vendor's reader could judge: not ok, no code, transient (the
- * queue tries again), with http_status (0: none) and message, which the
- * caller has made safe to show.
- */
-void
-ccp_outcome_transient(CcpOutcome *out, int http_status, char *message)
-{
-	memset(out, 0, sizeof(*out));
-	out->ok = false;
-	out->http_status = http_status;
-	out->success_count = -1;
-	out->message = message;
-	out->retry = CCP_RETRY_TRANSIENT;
-}
-
-/*
  * ccp_classify_answer fills out from an HTTP result for chunk, whether it
  * is a transport failure or an answer for the vendor to read.  The token
  * the request carried, like the mapping's secrets, is redacted from
@@ -89,18 +72,6 @@ ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 							 CCP_MAX_MESSAGE_BYTES);
 		}
 	}
-}
-
-/*
- * ccp_outcome_no_token fills out for a chunk that was not sent because no
- * token could be had: not ok, transient, with the token request's HTTP
- * status (0 if it got none) and error, which is already redacted.
- */
-void
-ccp_outcome_no_token(CcpOutcome *out, const char *error, int http_status)
-{
-	ccp_outcome_transient(out, http_status,
-						  psprintf("could not get a token: %s", error));
 }
 
 /*

@@ -541,3 +541,35 @@ ccp_params_itemless(const CcpOpDef *def, const void *params)
 {
 	return def->itemless != NULL && def->itemless(def, params);
 }
+/*
+ * ccp_validate_nonempty_item is the validator for items the vendor
+ * constrains only loosely: not empty, not blank, no control characters
+ * (both as ccp_text_problem judges them, in all of Unicode), and within
+ * the operation's max_item_len characters.
+ */
+void
+ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
+{
+	int			len = strlen(item);
+	CcpTextProblem problem = ccp_text_problem(item, len);
+
+	if (problem == CCP_TEXT_CONTROL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid item for operation \"%s\": contains a control character",
+						def->name),
+				 errdetail("Items are sent to the vendor as JSON strings and must be printable text.")));
+	if (problem == CCP_TEXT_BLANK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("items for operation \"%s\" must not be empty", def->name),
+				 errdetail("An empty or blank item names nobody at the vendor.")));
+	/* bytes bound characters, so most items need no character count */
+	if (def->max_item_len > 0 && len > def->max_item_len &&
+		pg_mbstrlen(item) > def->max_item_len)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("item \"%s\" is too long for operation \"%s\"", item, def->name),
+				 errdetail("The vendor accepts at most %d characters.",
+						   def->max_item_len)));
+}

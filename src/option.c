@@ -161,7 +161,6 @@ static ForeignServer *ccp_find_vendor_server(const CcpVendor *vendor);
 static int	ccp_cmp_names(const ListCell *a, const ListCell *b);
 static bool ccp_find_user_mapping(Oid userid, Oid serverid, Oid *umuser);
 
-
 /*
  * ccpurge_fdw_validator checks the options of the ccpurge wrapper itself,
  * of its servers and of its user mappings; it raises an error for the first
@@ -429,7 +428,6 @@ ccp_check_url(const char *url, bool at_ddl)
 
 	ccp_http_check_url(url);
 }
-
 
 /*
  * ccp_init_options builds ccp_options[] the first time it is needed: the
@@ -1100,19 +1098,3 @@ ccp_find_user_mapping(Oid userid, Oid serverid, Oid *umuser)
 	return false;
 }
 
-/*
- * ccp_server_secrets fills secrets (room for CCP_MAX_SECRETS) with every
- * credential of srv's user mapping, for redaction, and returns how many.
- * Entries may be NULL.
- */
-int
-ccp_server_secrets(const CcpServer *srv, const char **secrets)
-{
-	int			n = 0;
-
-	for (int i = 0; i < srv->vendor->ncreds; i++)
-		secrets[n++] = srv->cred[i];
-	secrets[n++] = srv->http.proxy_user;
-	secrets[n++] = srv->http.proxy_password;
-	return n;
-}

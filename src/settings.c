@@ -1,0 +1,124 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.c
+ *	  ccpurge's settings (GUCs, prefix "ccpurge."): the variables every
+ *	  file reads, and their definitions.
+ *
+ * Settings that can change at run time are defined whenever the library
+ * is loaded, so that SET and SHOW work even without preloading; those
+ * fixed at server start only while shared_preload_libraries is processed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include <limits.h>
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+/* GUC variables */
+bool		ccp_allow_insecure_http = false;
+char	   *ccp_database_name = NULL;
+int			ccp_max_attempts = 10;
+int			ccp_retry_base_ms = 1000;
+int			ccp_retry_max_ms = 300000;
+int			ccp_batch_linger_ms = 200;
+int			ccp_retention_s = 7 * 24 * 3600;
+int			ccp_max_servers = 64;
+int			ccp_rate_notice_ms = 3000;
+
+/*
+ * ccp_define_settings defines every setting and reserves the prefix.
+ * Called once, from _PG_init.
+ */
+void
+ccp_define_settings(void)
+{
+	DefineCustomBoolVariable("ccpurge.allow_insecure_http",
+							 "Allows plain http to hosts that are not loopback addresses.",
+							 "Secrets and personal data would cross the network unencrypted.",
+							 &ccp_allow_insecure_http,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.max_attempts",
+							"Attempts a queued item gets before it is marked failed.",
+							NULL,
+							&ccp_max_attempts,
+							10, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retry_backoff",
+							"First retry delay of a transiently failed batch; it doubles per attempt.",
+							NULL,
+							&ccp_retry_base_ms,
+							1000, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retry_backoff_max",
+							"Longest retry delay of a transiently failed batch.",
+							NULL,
+							&ccp_retry_max_ms,
+							300000, 10, 86400000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.batch_linger",
+							"How long the worker waits for more items to fill a vendor batch.",
+							NULL,
+							&ccp_batch_linger_ms,
+							200, 0, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retention",
+							"How long finished queue items are kept before they are removed.",
+							NULL,
+							&ccp_retention_s,
+							7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.rate_limit_notice",
+							"Rate-limit wait after which a synchronous call raises a notice.",
+							NULL,
+							&ccp_rate_notice_ms,
+							3000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* settings fixed at server start can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("ccpurge.database_name",
+								   "Database the ccpurge background worker connects to.",
+								   NULL,
+								   &ccp_database_name,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+
+		DefineCustomIntVariable("ccpurge.max_servers",
+								"Number of servers the shared token cache and rate limiter can track.",
+								NULL,
+								&ccp_max_servers,
+								64, 4, 10000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
+
+	MarkGUCPrefixReserved("ccpurge");
+}
