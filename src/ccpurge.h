@@ -208,7 +208,9 @@ typedef struct CcpRateSlot
 
 /*
  * A request-log row handed to the worker because the transaction that
- * wrote it rolled back (see reqlog.c).  Protected by log_lock.
+ * wrote it rolled back (see reqlog.c).  code and message hold as much as a
+ * committed row: the clipped text, ccp_clip's "..." and the terminator.
+ * Protected by log_lock.
  */
 typedef struct CcpLogRecord
 {
@@ -226,8 +228,8 @@ typedef struct CcpLogRecord
 	bool		ok;
 	int			http_status;
 	bool		has_code;
-	char		code[64];
-	char		message[512];
+	char		code[CCP_MAX_CODE_BYTES + 4];
+	char		message[CCP_MAX_MESSAGE_BYTES + 4];
 	double		duration_ms;
 } CcpLogRecord;
 

@@ -718,8 +718,9 @@ ccp_queue_flush(void)
 		/* DROP EXTENSION ... CASCADE ran after the triggers fired */
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("%lld items queued by triggers are not erased",
-						(long long) total),
+				 errmsg_plural("%lld item queued by triggers is not erased",
+							   "%lld items queued by triggers are not erased",
+							   (unsigned long) total, (long long) total),
 				 errdetail("The ccpurge queue no longer exists: the extension was dropped after the triggers fired.")));
 		ccp_pending = NIL;
 		return;

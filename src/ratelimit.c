@@ -247,14 +247,20 @@ ccp_rate_acquire(const CcpServer *srv, bool wait)
 					(errmsg("waiting for the rate limit of server \"%s\"",
 							srv->servername),
 					 srv->max_inflight == 0 ?
-					 errdetail("The server allows %d requests per %d ms.",
-							   srv->rate_count, srv->rate_period_ms) :
+					 errdetail_plural("The server allows %d request per %d ms.",
+									  "The server allows %d requests per %d ms.",
+									  srv->rate_count,
+									  srv->rate_count, srv->rate_period_ms) :
 					 srv->rate_count == 0 ?
-					 errdetail("The server allows at most %d requests in flight.",
-							   srv->max_inflight) :
-					 errdetail("The server allows %d requests per %d ms and at most %d in flight.",
-							   srv->rate_count, srv->rate_period_ms,
-							   srv->max_inflight)));
+					 errdetail_plural("The server allows at most %d request in flight.",
+									  "The server allows at most %d requests in flight.",
+									  srv->max_inflight,
+									  srv->max_inflight) :
+					 errdetail_plural("The server allows %d request per %d ms and at most %d in flight.",
+									  "The server allows %d requests per %d ms and at most %d in flight.",
+									  srv->rate_count,
+									  srv->rate_count, srv->rate_period_ms,
+									  srv->max_inflight)));
 			noticed = true;
 		}
 		sleep_ms = (wait_us > 0) ? (long) ((wait_us + 999) / 1000) : 100;

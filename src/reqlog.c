@@ -316,8 +316,9 @@ ccp_reqlog_orphan(List *entries)
 	if (lost > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_WARNING),
-				 errmsg("%d request log rows of a rolled-back transaction were not kept",
-						lost),
+				 errmsg_plural("%d request log row of a rolled-back transaction was not kept",
+							   "%d request log rows of a rolled-back transaction were not kept",
+							   lost, lost),
 				 errdetail("The ccpurge worker serves another database, or its buffer for such rows is full.")));
 }
 

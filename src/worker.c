@@ -21,6 +21,9 @@
  *   record:  when answers arrive, in one short transaction mark rows done,
  *            failed, or queued again with exponential backoff and jitter,
  *            and write the request log.
+ * Every row that fails for good, here or when its batch cannot be resolved
+ * at claim, is reported once: a server log line and a NOTIFY
+ * ccpurge_failed, in ccpurge's own words only, as any role can LISTEN.
  * Rows found "sending" when the worker starts belonged to a worker that
  * died; they are queued again and re-sent, as deletion is idempotent.
  *
@@ -63,9 +66,9 @@
 #define CCP_WORKER_PURGE_INTERVAL_MS	30000
 
 /*
- * Most request ids a ccpurge_failed notification names: with the message
- * (at most CCP_MAX_MESSAGE_BYTES, escaped) it stays far below NOTIFY's
- * limit of about 8000 bytes.
+ * Most request ids a ccpurge_failed notification names: with the other
+ * members (a server name and an operation of at most NAMEDATALEN bytes,
+ * escaped) it stays far below NOTIFY's limit of about 8000 bytes.
  */
 #define CCP_NOTIFY_MAX_IDS			100
 
@@ -89,6 +92,34 @@ typedef struct CcpBatch
 	char	   *batch_key;		/* same for every attempt of these rows */
 	CcpExchange x;				/* the request, from claim to outcome */
 } CcpBatch;
+
+/*
+ * Why queued rows failed for good, as the server log and ccpurge_failed
+ * notifications say it: ccpurge's own words only, since any role can
+ * LISTEN.  The vendor's code and message stay in the rows.
+ */
+typedef enum CcpFailure
+{
+	CCP_FAILED_REFUSED,			/* the vendor refused the request for good */
+	CCP_FAILED_RETRIES_EXHAUSTED,	/* transient failures, no attempt left */
+	CCP_FAILED_ITEMS_REFUSED,	/* the receiver refused some items */
+	CCP_FAILED_SERVER_UNUSABLE, /* server or user mapping cannot be used */
+	CCP_FAILED_UNKNOWN_OPERATION	/* the operation is not known */
+} CcpFailure;
+
+/* The code of each CcpFailure, in the notification and the log. */
+static const char *const ccp_failure_codes[] = {
+	[CCP_FAILED_REFUSED] = "refused",
+	[CCP_FAILED_RETRIES_EXHAUSTED] = "retries_exhausted",
+	[CCP_FAILED_ITEMS_REFUSED] = "items_refused",
+	[CCP_FAILED_SERVER_UNUSABLE] = "server_unusable",
+	[CCP_FAILED_UNKNOWN_OPERATION] = "unknown_operation",
+};
+
+static void ccp_worker_report_failure(int64 batch_id, const char *server,
+									  const char *operation, CcpFailure why,
+									  int http_status, SPITupleTable *rows,
+									  uint64 nrows);
 
 static List *ccp_inflight = NIL;	/* CcpBatch *, request running */
 static List *ccp_started = NIL; /* CcpBatch *, claimed, not yet started */
@@ -308,26 +339,39 @@ ccp_worker_resolve(CcpBatch *batch, const char *server, Oid role,
 
 /*
  * ccp_worker_fail_key marks every due queued row of a key failed with
- * message: its server or mapping cannot be used any more.
+ * message, under a batch id of their own, and reports them: its server or
+ * mapping cannot be used any more, or its operation is unknown.  Runs in
+ * the claim transaction.
  */
 static void
 ccp_worker_fail_key(const char *server, const char *operation,
 					const char *params, Oid role, const char *message)
 {
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID};
-	Datum		values[5];
+	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, INT8OID};
+	Datum		values[6];
+	int64		batch_id = ++ccp_next_batch_id;
 
 	values[0] = CStringGetTextDatum(server);
 	values[1] = CStringGetTextDatum(operation);
 	values[2] = CStringGetTextDatum(params);
 	values[3] = ObjectIdGetDatum(role);
 	values[4] = CStringGetTextDatum(message);
-	ccp_worker_exec("UPDATE ccpurge.queue SET state = 'failed', finished_at = now(),"
-					" message = $5, attempts = attempts + 1"
+	values[5] = Int64GetDatum(batch_id);
+	ccp_worker_exec("WITH failed AS ("
+					" UPDATE ccpurge.queue SET state = 'failed', finished_at = now(),"
+					" message = $5, attempts = attempts + 1, batch_id = $6"
 					" WHERE state = 'queued' AND server = $1 AND operation = $2"
 					" AND params = $3::jsonb AND role::oid = $4"
-					" AND next_attempt_at <= now()",
-					5, types, values, NULL, SPI_OK_UPDATE);
+					" AND next_attempt_at <= now()"
+					" RETURNING request_id, nitems)"
+					" SELECT request_id, sum(nitems)::int8 FROM failed"
+					" GROUP BY request_id ORDER BY request_id",
+					6, types, values, NULL, SPI_OK_SELECT);
+	ccp_worker_report_failure(batch_id, server, operation,
+							  ccp_op_by_name(operation, NULL) == NULL ?
+							  CCP_FAILED_UNKNOWN_OPERATION :
+							  CCP_FAILED_SERVER_UNUSABLE,
+							  0, SPI_tuptable, SPI_processed);
 }
 
 /*
@@ -527,14 +571,27 @@ ccp_worker_housekeeping(void)
 
 	if (!ccp_recovered)
 	{
-		ccp_worker_exec("UPDATE ccpurge.queue SET state = 'queued', batch_id = NULL,"
+		int64		rows;
+		int64		items;
+
+		ccp_worker_exec("WITH requeued AS ("
+						" UPDATE ccpurge.queue SET state = 'queued', batch_id = NULL,"
 						" message = 'queued again after a worker restart'"
-						" WHERE state = 'sending'",
-						0, NULL, NULL, NULL, SPI_OK_UPDATE);
-		if (SPI_processed > 0)
+						" WHERE state = 'sending' RETURNING nitems)"
+						" SELECT count(*), coalesce(sum(nitems), 0)::int8 FROM requeued",
+						0, NULL, NULL, NULL, SPI_OK_SELECT);
+		rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+		items = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2, &isnull));
+		if (rows > 0)
 			ereport(LOG,
-					(errmsg("ccpurge worker queued %llu interrupted batch rows again",
-							(unsigned long long) SPI_processed)));
+					(errmsg_plural("ccpurge worker queued %lld interrupted item again",
+								   "ccpurge worker queued %lld interrupted items again",
+								   (unsigned long) items, (long long) items),
+					 errdetail_plural("%lld queue row was left in state \"sending\" when a worker stopped or failed.",
+									  "%lld queue rows were left in state \"sending\" when a worker stopped or failed.",
+									  (unsigned long) rows, (long long) rows)));
 		ccp_recovered = true;
 	}
 	/* request-log rows of rolled-back synchronous calls */
@@ -811,52 +868,134 @@ ccp_worker_free_finished(void)
 }
 
 /*
- * ccp_worker_report_failure tells that nitems items of a batch failed for
- * good: one server log line and a NOTIFY ccpurge_failed whose payload is a
- * JSON object with the same facts.  Neither names an item.  The payload
- * names at most CCP_NOTIFY_MAX_IDS request ids, so that it stays within
- * NOTIFY's limit, and gives their count.  Runs in the record transaction,
- * so the notification goes out when it commits.
+ * ccp_worker_failure_reason says in a sentence why rows failed, for the
+ * log line of ccp_worker_report_failure.
+ */
+static const char *
+ccp_worker_failure_reason(CcpFailure why)
+{
+	switch (why)
+	{
+		case CCP_FAILED_REFUSED:
+			return "the vendor refused the request for good.";
+		case CCP_FAILED_RETRIES_EXHAUSTED:
+			return psprintf("the request failed transiently as often as ccpurge.max_attempts (%d) allows.",
+							ccp_max_attempts);
+		case CCP_FAILED_ITEMS_REFUSED:
+			return "the receiver answered per item and refused these items.";
+		case CCP_FAILED_SERVER_UNUSABLE:
+			return "the server or the requesting role's user mapping for it cannot be used.";
+		case CCP_FAILED_UNKNOWN_OPERATION:
+			return "this version of ccpurge does not know the operation.";
+	}
+	return "unknown reason.";		/* keep compiler quiet */
+}
+
+/*
+ * ccp_worker_report_failure reports rows that have just failed for good:
+ * one server log line and one NOTIFY ccpurge_failed, whose payload is a
+ * JSON object with the same facts.  rows holds (request_id int8, items
+ * int8) per request whose rows failed, ordered by request id; nothing is
+ * reported when there is none.  Any role can LISTEN, so both say only
+ * ccpurge's own words: request ids, counts, server, operation, the code of
+ * why and the HTTP status (0: none), never an item or the vendor's text.
+ * batch_id, unique per failure, keeps the payload unique, as NOTIFY folds
+ * equal payloads of one transaction into one.  The payload names at most
+ * CCP_NOTIFY_MAX_IDS request ids and counts them all.  Runs in the
+ * transaction that failed the rows, so the notification goes out when it
+ * commits.
  */
 static void
-ccp_worker_report_failure(const CcpBatch *batch, int nitems,
-						  const char *code, const char *message)
+ccp_worker_report_failure(int64 batch_id, const char *server,
+						  const char *operation, CcpFailure why,
+						  int http_status, SPITupleTable *rows, uint64 nrows)
 {
+	const char *code = ccp_failure_codes[why];
+	const char *reason = ccp_worker_failure_reason(why);
 	StringInfoData ids;
 	StringInfoData payload;
+	int64		items = 0;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 
-	initStringInfo(&ids);
-	for (int i = 0; i < batch->nrequest_ids; i++)
-		appendStringInfo(&ids, "%s" INT64_FORMAT, i > 0 ? "," : "",
-						 batch->request_ids[i]);
-	ereport(LOG,
-			(errmsg("ccpurge request %s failed: %d items on server \"%s\", operation \"%s\"",
-					ids.data, nitems, batch->srv->servername, batch->def->name),
-			 errdetail("Code %s: %s", code ? code : "(none)", message)));
+	if (nrows == 0)
+		return;
+	/* an unknown operation may be any text: keep the payload in bounds */
+	operation = ccp_clip(pstrdup(operation), NAMEDATALEN - 1);
 
+	initStringInfo(&ids);
 	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"request_ids\": [");
-	for (int i = 0; i < Min(batch->nrequest_ids, CCP_NOTIFY_MAX_IDS); i++)
-		appendStringInfo(&payload, "%s" INT64_FORMAT, i > 0 ? "," : "",
-						 batch->request_ids[i]);
-	appendStringInfo(&payload, "], \"request_count\": %d, \"server\": ",
-					 batch->nrequest_ids);
-	escape_json(&payload, batch->srv->servername);
+	appendStringInfo(&payload, "{\"batch_id\": " INT64_FORMAT ", \"request_ids\": [",
+					 batch_id);
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc,
+													 1, &isnull));
+
+		items += DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc,
+											 2, &isnull));
+		appendStringInfo(&ids, "%s" INT64_FORMAT, i > 0 ? "," : "", id);
+		if (i < CCP_NOTIFY_MAX_IDS)
+			appendStringInfo(&payload, "%s" INT64_FORMAT, i > 0 ? "," : "", id);
+	}
+	appendStringInfo(&payload, "], \"request_count\": " UINT64_FORMAT ", \"server\": ",
+					 nrows);
+	escape_json(&payload, server);
 	appendStringInfoString(&payload, ", \"operation\": ");
-	escape_json(&payload, batch->def->name);
-	appendStringInfo(&payload, ", \"items\": %d, \"code\": ", nitems);
-	if (code)
-		escape_json(&payload, code);
+	escape_json(&payload, operation);
+	appendStringInfo(&payload, ", \"items\": " INT64_FORMAT ", \"code\": ", items);
+	escape_json(&payload, code);
+	if (http_status > 0)
+		appendStringInfo(&payload, ", \"http_status\": %d}", http_status);
 	else
-		appendStringInfoString(&payload, "null");
-	appendStringInfoString(&payload, ", \"message\": ");
-	escape_json(&payload, message);
-	appendStringInfoChar(&payload, '}');
+		appendStringInfoString(&payload, ", \"http_status\": null}");
+
+	ereport(LOG,
+			(nrows == 1 ?
+			 errmsg_plural("ccpurge request %s failed: %lld item on server \"%s\", operation \"%s\"",
+						   "ccpurge request %s failed: %lld items on server \"%s\", operation \"%s\"",
+						   (unsigned long) items,
+						   ids.data, (long long) items, server, operation) :
+			 errmsg_plural("ccpurge requests %s failed: %lld item on server \"%s\", operation \"%s\"",
+						   "ccpurge requests %s failed: %lld items on server \"%s\", operation \"%s\"",
+						   (unsigned long) items,
+						   ids.data, (long long) items, server, operation),
+			 http_status > 0 ?
+			 errdetail("Code %s (HTTP status %d): %s", code, http_status, reason) :
+			 errdetail("Code %s: %s", code, reason),
+			 errhint("The message of these rows in ccpurge_status gives the full reason.")));
+
 	values[0] = CStringGetTextDatum(payload.data);
 	ccp_worker_exec("SELECT pg_catalog.pg_notify('ccpurge_failed', $1)",
 					1, types, values, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * ccp_worker_report_batch reports the rows of a recorded batch that have
+ * just failed for good, for the reason why.  Runs in the record
+ * transaction, after the rows were marked.
+ */
+static void
+ccp_worker_report_batch(const CcpBatch *batch, CcpFailure why)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8OID};
+	Datum		values[2];
+	Datum	   *ids = palloc(sizeof(Datum) * Max(batch->nrequest_ids, 1));
+
+	for (int i = 0; i < batch->nrequest_ids; i++)
+		ids[i] = Int64GetDatum(batch->request_ids[i]);
+	values[0] = PointerGetDatum(construct_array(ids, batch->nrequest_ids, INT8OID,
+												8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = Int64GetDatum(batch->batch_id);
+	/* the batch's request ids lead to its rows through an index */
+	ccp_worker_exec("SELECT request_id, sum(nitems)::int8 FROM ccpurge.queue"
+					" WHERE request_id = ANY($1) AND batch_id = $2 AND state = 'failed'"
+					" GROUP BY request_id ORDER BY request_id",
+					2, types, values, NULL, SPI_OK_SELECT);
+	ccp_worker_report_failure(batch->batch_id, batch->srv->servername,
+							  batch->def->name, why, batch->x.out.http_status,
+							  SPI_tuptable, SPI_processed);
 }
 
 /* An item the receiver refused, and its message. */
@@ -978,7 +1117,7 @@ ccp_worker_fail_items(const CcpBatch *batch)
 							3, utypes, uvalues, NULL, SPI_OK_UPDATE);
 		}
 	}
-	ccp_worker_report_failure(batch, nfailed, NULL, "refused by the receiver");
+	ccp_worker_report_batch(batch, CCP_FAILED_ITEMS_REFUSED);
 }
 
 /*
@@ -1041,8 +1180,9 @@ ccp_worker_record(void)
 		if (out->ok && out->item_ok != NULL)
 			ccp_worker_fail_items(batch);
 		else if (strcmp(state, "failed") == 0)
-			ccp_worker_report_failure(batch, batch->nitems, out->code,
-									  out->message);
+			ccp_worker_report_batch(batch, out->retry == CCP_FINAL ?
+									CCP_FAILED_REFUSED :
+									CCP_FAILED_RETRIES_EXHAUSTED);
 	}
 	ccp_reqlog_flush();
 	ccp_worker_end();

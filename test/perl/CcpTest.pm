@@ -3,7 +3,9 @@
 # It owns three things: starting and driving the vendor simulator
 # (CcpTest::Sim), starting a PostgreSQL node with ccpurge preloaded
 # (new_node), and creating the extension with one server per vendor
-# pointing at the simulator (setup_servers).
+# pointing at the simulator (setup_servers).  Smaller helpers run sessions
+# together (run_together), read reports from the server log (log_reports)
+# and listen for notifications (CcpTest::Listener).
 #
 #   use CcpTest;
 #   my $sim  = CcpTest::Sim->start;
@@ -331,6 +333,130 @@ sub worker_pid
 	return $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker'$where"
 	);
+}
+
+# log_reports returns the LOG messages of $node's server log after byte
+# $offset (default 0) whose text starts with a match of $re, each with its
+# DETAIL and HINT lines, without the line prefixes: "message\nDETAIL:
+# ...\nHINT:  ...".  A message and its lines are written at once, so no
+# other process's lines come between them.
+sub log_reports
+{
+	my ($node, $re, $offset) = @_;
+	my @reports;
+	my $current;
+
+	for my $line (split /\n/,
+		PostgreSQL::Test::Utils::slurp_file($node->logfile, $offset // 0))
+	{
+		if (defined $current && $line =~ /^.*?\] .*?((?:DETAIL|HINT):  .*)$/)
+		{
+			$current .= "\n$1";
+			next;
+		}
+		push @reports, $current if defined $current;
+		undef $current;
+		$current = $1 if $line =~ /^.*?\] .*?LOG:  ((?=$re).*)$/;
+	}
+	push @reports, $current if defined $current;
+	return @reports;
+}
+
+package CcpTest::Listener;
+
+# CcpTest::Listener: a psql session that LISTENs on a channel, so that a
+# test sees the notifications a role receives, payload by payload.
+#
+#   my $l = CcpTest::Listener->new($node, 'ccpurge_failed', user => 'nobody');
+#   ... work that notifies ...
+#   my @payloads = $l->collect;    # what arrived since the last collect
+#   $l->quit;
+#
+# collect is exact, with no timing guess: it sends a sentinel notification
+# on the channel from another session and reads until the sentinel
+# arrives.  Notifications reach a listener in commit order, so every one
+# committed before collect was called comes before the sentinel.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Time::HiRes qw(usleep time);
+
+# new starts the session on $node and LISTENs on $channel.
+#
+# Options:
+#   user   => role to connect as (default: the test's superuser)
+#   dbname => database (default 'postgres')
+sub new
+{
+	my ($class, $node, $channel, %opts) = @_;
+	my $dbname = $opts{dbname} // 'postgres';
+	my @extra = defined $opts{user} ? ('-U', $opts{user}) : ();
+	my $self = bless {
+		node => $node,
+		dbname => $dbname,
+		channel => $channel,
+		session => $node->background_psql($dbname, extra_params => \@extra),
+		sentinels => 0,
+		pending => [],
+	}, $class;
+	$self->{session}->query_safe('LISTEN ' . CcpTest::quote_ident($channel));
+	return $self;
+}
+
+# _read runs an empty statement in the session, so that psql prints the
+# notifications that arrived, and queues their payloads.
+sub _read
+{
+	my ($self) = @_;
+	my $out = $self->{session}->query_safe('SELECT 1');
+	my $channel = quotemeta $self->{channel};
+	while ($out =~
+		/^Asynchronous notification "$channel" with payload "(.*)" received from server process with PID \d+\.$/mg
+	  )
+	{
+		push @{ $self->{pending} }, $1;
+	}
+	return;
+}
+
+# collect returns the payloads that arrived on the channel since the last
+# collect, in the order they were sent; dies when the sentinel does not
+# arrive within $timeout seconds (default 180).
+sub collect
+{
+	my ($self, $timeout) = @_;
+	my $sentinel = 'CcpTest::Listener sentinel ' . ++$self->{sentinels};
+	my $deadline = time + ($timeout // 180);
+
+	$self->{node}->safe_psql($self->{dbname},
+		'SELECT pg_catalog.pg_notify('
+		  . CcpTest::quote_literal($self->{channel}) . ', '
+		  . CcpTest::quote_literal($sentinel) . ')');
+	for (;;)
+	{
+		$self->_read;
+		my $pending = $self->{pending};
+		for my $i (0 .. $#$pending)
+		{
+			next unless $pending->[$i] eq $sentinel;
+			my @got = splice(@$pending, 0, $i + 1);
+			pop @got;
+			return @got;
+		}
+		croak "the sentinel notification on \"$self->{channel}\" did not arrive"
+		  if time >= $deadline;
+		usleep(50_000);
+	}
+}
+
+# quit ends the session.
+sub quit
+{
+	my ($self) = @_;
+	$self->{session}->quit;
+	return;
 }
 
 package CcpTest::Sim;

@@ -9,7 +9,8 @@
 #     takes the next request (Ozonetel, whose simulator also refuses a second
 #     request in flight);
 #   - a call waiting for the rate limiter itself is interrupted by
-#     statement_timeout, after the NOTICE about the wait;
+#     statement_timeout, after the NOTICE about the wait, whose detail
+#     counts a limit of one request in the singular;
 #   - a cancel stops the validation and de-duplication of a huge array
 #     (10,000,000 items) promptly, not when it is done seconds later.
 
@@ -201,6 +202,10 @@ $elapsed = time - $t0;
 isnt($rc, 0, 'a call waiting for the rate limiter fails on statement_timeout');
 like($err, qr/NOTICE:  waiting for the rate limit of server "ozonetel"/,
 	'the wait raised a NOTICE');
+like(
+	$err,
+	qr/DETAIL:  The server allows 1 request per 3600000 ms and at most 1 in flight\./,
+	'its detail counts the one request an hour in the singular');
 like($err, qr/canceling statement due to statement timeout/,
 	'the wait ended with the statement timeout error');
 cmp_ok($elapsed, '<', 3, 'within 3 seconds');

@@ -10,7 +10,9 @@
 #   - ROLLBACK TO SAVEPOINT drops the items queued since the savepoint,
 #     and RELEASE keeps them, for both trigger forms;
 #   - the DELETE does not wait for the network: with the vendor answering
-#     after 5 seconds, DELETE + COMMIT still takes well under a second.
+#     after 5 seconds, DELETE + COMMIT still takes well under a second;
+#   - DROP EXTENSION ccpurge CASCADE after the trigger fired, in the same
+#     transaction: the commit warns, counting the item in the singular.
 
 use strict;
 use warnings;
@@ -255,6 +257,23 @@ is( $node->safe_psql(
 		'postgres', "SELECT count(*) FROM ccpurge_status WHERE state <> 'done'"),
 	'0',
 	'no item ended in another state than done');
+
+# 6. The extension is dropped after the trigger fired: the item is counted
+#    in the warning, as one item.
+{
+	fill('139gone-', 1, 1);
+	my ($ret, $out, $err) = $node->psql(
+		'postgres', q{
+		BEGIN;
+		DELETE FROM crm.customer;
+		DROP EXTENSION ccpurge CASCADE;
+		COMMIT;});
+	is($ret, 0, 'DROP EXTENSION after the trigger fired: the commit succeeds');
+	like(
+		$err,
+		qr/: WARNING:  1 item queued by triggers is not erased\nDETAIL:  The ccpurge queue no longer exists: the extension was dropped after the triggers fired\.$/m,
+		'DROP EXTENSION after the trigger fired: the warning counts 1 item');
+}
 
 $node->stop;
 done_testing();

@@ -9,7 +9,8 @@
 #     ends done; the simulator's deleted set holds all 20,000;
 #   - an immediate shutdown and a start: the same.
 # Both runs also check that no item was lost or duplicated in the queue
-# itself (exactly 20,000 status rows, all done).
+# itself (exactly 20,000 status rows, all done), and that the restarted
+# worker's log line counts the items and rows it queued again.
 
 use strict;
 use warnings;
@@ -140,9 +141,21 @@ is( $node->safe_psql(
 		'postgres', "SELECT count(*) FROM ccpurge_status WHERE state <> 'done'"),
 	'0',
 	'no item ended in another state than done');
-note('sent again after restarts: '
-	  . join('; ', grep { /interrupted batch rows again/ }
-		  split /\n/, slurp_file($node->logfile)));
+
+# Each batch in flight was one queue row of 1,000 items, and a restarted
+# worker that found one says so.  (With the worker's asynchronous commits,
+# a crash may also lose the claim, and the restart then finds nothing.)
+my @requeued = CcpTest::log_reports($node, qr/ccpurge worker queued /);
+note('sent again after restarts: ' . join('; ', @requeued));
+is_deeply(
+	\@requeued,
+	[
+		(
+			"ccpurge worker queued 1000 interrupted items again\n"
+			  . 'DETAIL:  1 queue row was left in state "sending" when a worker stopped or failed.'
+		) x @requeued
+	],
+	'each restart that queued items again counted 1,000 items in 1 row');
 
 $node->stop;
 done_testing();

@@ -19,6 +19,8 @@
 #   - an error inside the worker (its queue table renamed away for a few
 #     seconds) is survived: new work drains afterwards and the worker
 #     still exits cleanly on SIGTERM;
+#   - a worker stopped while a batch is in flight: its successor queues
+#     the batch's rows again and its log line counts their items and rows;
 #   - a DROP DATABASE that is refused (the role does not own the database)
 #     leaves the worker alone.
 
@@ -419,7 +421,41 @@ SKIP:
 	}
 }
 
-# 7. DROP DATABASE by a role that may not drop the database must not
+# 7. A worker stopped while a batch is in flight: its successor queues the
+#    batch's rows again, sends them, and its log line counts the items and
+#    the rows.
+{
+	ok( $node->poll_query_until(
+			'postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
+		"stopped in flight: the worker is connected to $db");
+	my $log_offset = -s $node->logfile;
+	$sim->fault(
+		kind => 'delay',
+		delay_ms => 60000,
+		count => 1,
+		path => 'cleancustpersonaldata');
+	my $before = $sim->state->{requests}{cec_customers};
+	my @ids = split /\n/, $node->safe_psql($db,
+		'BEGIN;' . enqueue_sql('inflight-a-', 2) . ';' . enqueue_sql('inflight-b-', 1) . ';COMMIT;');
+	ok($sim->wait_for(sub { $_[0]->{requests}{cec_customers} > $before }, 30),
+		'stopped in flight: the batch of both requests went out');
+	my $pid = CcpTest::worker_pid($node, $db);
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	is(wait_done($ids[0]) . ' ' . wait_done($ids[1]), '2|2 1|1',
+		'stopped in flight: a new worker sends both requests again');
+	is_deeply(
+		[ CcpTest::log_reports($node, qr/ccpurge worker queued /, $log_offset) ],
+		[
+			"ccpurge worker queued 3 interrupted items again\n"
+			  . 'DETAIL:  2 queue rows were left in state "sending" when a worker stopped or failed.'
+		],
+		'stopped in flight: the new worker counts 3 items in 2 rows');
+	$sim->post('/_sim/fault/clear');
+}
+
+# 8. DROP DATABASE by a role that may not drop the database must not
 #    disturb the worker.  (Last, as the hook holds the worker away from
 #    its database for 30 s when it signals it.)
 {

@@ -10,6 +10,12 @@
 # and a business answer carries a retCode of 40 x "é" inside a rolled-back
 # call; pg_dump | psql into a new database must restore every row.
 #
+# The same buffer used to keep only 511 bytes of a message, where a
+# committed row keeps 1000 and "...": a rolled-back call and a committed
+# one, both answered with 1500 bytes, must store the same message.  In a
+# database the worker does not serve, the row of a rolled-back call is lost
+# with a warning that counts it.
+#
 use strict;
 use warnings;
 
@@ -58,6 +64,29 @@ ok( $node->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM ccpurge.request_log WHERE code LIKE U&'\00E9\00E9%'}),
 	'the rolled-back call\'s log row is written by the worker');
 
+# a message longer than ccpurge keeps: a rolled-back call's row keeps as
+# much of it as a committed call's, cut at a character boundary
+my $e750 = '\u00e9' x 750;
+$sim->fault(kind => 'body', status => 200, path => 'cleancustpersonaldata', count => 2,
+	body => qq({"retCode":"long","retMsg":"$e750"}));
+$node->safe_psql('postgres',
+	"SELECT count(*) FROM ccpurge_delete_customers(ARRAY['t-5'])");
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT count(*) FROM ccpurge_delete_customers(ARRAY['t-6']);
+	ROLLBACK;});
+ok( $node->poll_query_until('postgres', q{
+	SELECT count(*) = 2 FROM ccpurge.request_log WHERE code = 'long'}),
+	'the rolled-back call\'s log row with a long message is written by the worker');
+is( $node->safe_psql('postgres', q{
+	SELECT string_agg(CASE items_sha256 WHEN ccpurge_items_digest(ARRAY['t-5'])
+			THEN 'committed' ELSE 'rolled back' END
+		|| ' ' || octet_length(message) || ' ' || right(message, 4), ', '
+		ORDER BY items_sha256 = ccpurge_items_digest(ARRAY['t-5']) DESC)
+	FROM ccpurge.request_log WHERE code = 'long'}),
+	"committed 1003 \xc3\xa9..., rolled back 1003 \xc3\xa9...",
+	'both keep the first 1000 bytes and "..."');
+
 # pg_dump | psql into a new database restores every row
 my $log_rows = $node->safe_psql('postgres', 'SELECT count(*) FROM ccpurge.request_log');
 my $queue_rows = $node->safe_psql('postgres',
@@ -78,6 +107,20 @@ is($node->safe_psql('restored', 'SELECT count(*) FROM ccpurge.request_log'),
 is($node->safe_psql('restored',
 		"SELECT count(*) FROM ccpurge.queue WHERE state IN ('queued', 'sending')"),
 	$queue_rows, 'every pending queue row is restored');
+
+# a database the worker does not serve: a rolled-back call's row cannot
+# be handed over, and the warning counts it in the singular
+$node->safe_psql('restored', q{
+	SET ccpurge.rate_limit_notice = 0;
+	SELECT count(*) FROM ccpurge_delete_customers(ARRAY['t-7'])});
+my ($ret, $out, $err) = $node->psql('restored', q{
+	SET ccpurge.rate_limit_notice = 0;
+	BEGIN;
+	SELECT count(*) FROM ccpurge_delete_customers(ARRAY['t-8']);
+	ROLLBACK;});
+like($err,
+	qr/: WARNING:  1 request log row of a rolled-back transaction was not kept$/m,
+	'another database: the lost row is counted in the warning');
 
 $node->stop;
 $sim->stop;
