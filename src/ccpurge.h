@@ -354,7 +354,8 @@ typedef struct CcpChunk
 	char	  **items;			/* validated, distinct, within the limit */
 	int			nitems;
 	const char *token;			/* NULL for vendors without tokens */
-	const char *batch_key;		/* lower-hex, the same for every attempt */
+	const char *batch_key;		/* lower-hex, the same for every automatic
+								 * attempt of a batch */
 } CcpChunk;
 
 typedef struct CcpOpDef
@@ -507,8 +508,6 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 const CcpOutcome *out, double elapsed_ms,
 							 CcpOrigin origin, int64 request_id);
 extern char *ccp_items_digest(char **items, int nitems);
-extern char *ccp_batch_key(const char *operation, const int64 *request_ids,
-						   int nrequest_ids, char **items, int nitems);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
@@ -544,6 +543,7 @@ extern bool ccp_json_int_member(void *cjson_root, const char *key, int *value);
  * ----------
  */
 extern void ccp_queue_register_callbacks(void);
+extern bool ccp_queue_keeps_batch_keys(void);
 
 /* ----------
  * worker.c: the background worker
