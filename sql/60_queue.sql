@@ -380,6 +380,33 @@ SELECT ccpurge_cancel(:req_alice);
 SELECT item, state, message FROM ccpurge_status;
 RESET ROLE;
 
+-- A batch queued again after a transient failure keeps its key and size
+-- (the worker's part is played by hand: k-1 and k-2 were one batch, k-3
+-- another that failed).  A retry starts a new attempt generation: the
+-- items lose their key.  A cancel leaves the rest of a batch as it is (the
+-- worker sees it is no longer whole).
+BEGIN;
+SELECT ccpurge_enqueue('delete_customers', ARRAY['q60-k-1']) AS req_k1 \gset
+SELECT ccpurge_enqueue('delete_customers', ARRAY['q60-k-2']) AS req_k2 \gset
+SELECT ccpurge_enqueue('delete_customers', ARRAY['q60-k-3']) AS req_k3 \gset
+UPDATE ccpurge.queue
+   SET batch_key = 'key-of-1-and-2', batch_nitems = 2, attempts = 1,
+	   next_attempt_at = now() + interval '1 hour'
+ WHERE request_id IN (:req_k1, :req_k2);
+UPDATE ccpurge.queue
+   SET batch_key = 'key-of-3', batch_nitems = 1, attempts = 1,
+	   state = 'failed', finished_at = now()
+ WHERE request_id = :req_k3;
+SELECT ccpurge_cancel(:req_k1);
+SELECT ccpurge_retry(:req_k3);
+SELECT items[1] AS item, state, attempts, batch_key, batch_nitems
+  FROM ccpurge.queue
+ WHERE request_id IN (:req_k1, :req_k2, :req_k3) ORDER BY request_id;
+SELECT ccpurge_retry(:req_k1);
+SELECT items[1] AS item, state, batch_key, batch_nitems FROM ccpurge.queue
+ WHERE request_id = :req_k1;
+ROLLBACK;
+
 -- Clean up.
 DROP TABLE q60_customer;
 REVOKE ALL ON ccpurge_status FROM regress_q60_alice, regress_q60_bob;

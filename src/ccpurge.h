@@ -361,7 +361,8 @@ typedef struct CcpChunk
 	char	  **items;			/* validated, distinct, within the limit */
 	int			nitems;
 	const char *token;			/* NULL for vendors without tokens */
-	const char *batch_key;		/* lower-hex, the same for every attempt */
+	const char *batch_key;		/* lower-hex, the same for every automatic
+								 * attempt of a batch */
 } CcpChunk;
 
 typedef struct CcpOpDef
@@ -576,8 +577,6 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 const CcpOutcome *out, double elapsed_ms,
 							 CcpOrigin origin, int64 request_id);
 extern char *ccp_items_digest(char **items, int nitems);
-extern char *ccp_batch_key(const char *operation, const int64 *request_ids,
-						   int nrequest_ids, char **items, int nitems);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
@@ -617,6 +616,7 @@ extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
  * ----------
  */
 extern void ccp_queue_register_callbacks(void);
+extern bool ccp_queue_keeps_batch_keys(void);
 
 /* ----------
  * worker.c: the background worker

@@ -284,7 +284,8 @@ ccp_exchange_settle(const CcpServer *srv, const CcpOutcome *out,
 /*
  * ccp_random_key returns 32 lower-hex characters from a strong random
  * source, palloc'd: the batch key of a synchronous chunk, which is never
- * sent again by another call.
+ * sent again by another call, or of a queued batch's attempt generation
+ * (worker.c), which its automatic attempts share.
  */
 char *
 ccp_random_key(void)

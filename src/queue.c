@@ -69,6 +69,7 @@ typedef struct CcpQueueRel
 	Oid			relid;
 	Oid			seqid;
 	Oid			owner;
+	bool		batch_keys;		/* it has batch_key and batch_nitems */
 } CcpQueueRel;
 
 /*
@@ -174,7 +175,22 @@ ccp_queue_lookup(CcpQueueRel *rel, bool missing_ok)
 		elog(ERROR, "cache lookup failed for relation %u", rel->relid);
 	rel->owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
 	ReleaseSysCache(tp);
+	rel->batch_keys = get_attnum(rel->relid, "batch_key") != InvalidAttrNumber;
 	return true;
+}
+
+/*
+ * ccp_queue_keeps_batch_keys tells whether ccpurge.queue exists and has
+ * the columns batch_key and batch_nitems, which version 1.2 added: until
+ * ALTER EXTENSION ccpurge UPDATE, this library runs with the queue of 1.0
+ * or 1.1, where batches keep no key across attempts.  Needs a transaction.
+ */
+bool
+ccp_queue_keeps_batch_keys(void)
+{
+	CcpQueueRel rel;
+
+	return ccp_queue_lookup(&rel, true) && rel.batch_keys;
 }
 
 /*
@@ -1157,7 +1173,9 @@ ccpurge_wait(PG_FUNCTION_ARGS)
 
 /*
  * ccpurge_retry(request_id) queues the request's failed and canceled items
- * again, with their attempts reset, and returns how many it requeued.
+ * again, with their attempts reset and without a batch key, so that they
+ * are sent in a new attempt generation under a new key, and returns how
+ * many it requeued.
  */
 Datum
 ccpurge_retry(PG_FUNCTION_ARGS)
@@ -1174,14 +1192,17 @@ ccpurge_retry(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ccp_queue_check_access(&rel, request_id, false);
+	/* a new attempt generation: the next claim gives them a new batch key */
 	requeued = ccp_queue_sum(&rel,
-							 "WITH requeued AS ("
-							 " UPDATE ccpurge.queue SET state = 'queued', attempts = 0,"
-							 " next_attempt_at = now(), batch_id = NULL, http_status = NULL,"
-							 " code = NULL, message = NULL, finished_at = NULL"
-							 " WHERE request_id = $1 AND state IN ('failed', 'canceled')"
-							 " RETURNING nitems)"
-							 " SELECT sum(nitems)::int8 FROM requeued",
+							 psprintf("WITH requeued AS ("
+									  " UPDATE ccpurge.queue SET state = 'queued', attempts = 0,"
+									  " next_attempt_at = now(), batch_id = NULL, http_status = NULL,"
+									  " code = NULL, message = NULL, finished_at = NULL%s"
+									  " WHERE request_id = $1 AND state IN ('failed', 'canceled')"
+									  " RETURNING nitems)"
+									  " SELECT sum(nitems)::int8 FROM requeued",
+									  rel.batch_keys ?
+									  ", batch_key = NULL, batch_nitems = NULL" : ""),
 							 1, types, values);
 	SPI_finish();
 	if (requeued > 0)

@@ -105,32 +105,6 @@ ccp_items_digest(char **items, int nitems)
 }
 
 /*
- * ccp_batch_key returns the lower-hex SHA-256 that identifies one batch of
- * queued work across its attempts: the operation, the queue requests it
- * serves and the digest of its items.  Retries of the same rows give the
- * same key, so a receiver can ignore a repeat (the webhook's
- * Idempotency-Key); a later request for the same items gets another one.
- */
-char *
-ccp_batch_key(const char *operation, const int64 *request_ids,
-			  int nrequest_ids, char **items, int nitems)
-{
-	StringInfoData buf;
-	pg_cryptohash_ctx *ctx;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s\n", operation);
-	for (int i = 0; i < nrequest_ids; i++)
-		appendStringInfo(&buf, INT64_FORMAT ",", request_ids[i]);
-	appendStringInfo(&buf, "\n%s", ccp_items_digest(items, nitems));
-
-	ctx = ccp_sha256_begin();
-	ccp_sha256_add(ctx, buf.data, buf.len);
-	pfree(buf.data);
-	return ccp_sha256_end(ctx);
-}
-
-/*
  * ccpurge_items_digest(text[]) is the SQL face of ccp_items_digest, so that
  * a given list can be matched against the request log.  NULL elements are
  * not allowed, as they are never sent.

@@ -6,7 +6,8 @@
  *
  * One operation, "erase": POST {url} with {"operation": "erase", "items":
  * [...]}.  Every request carries
- *	 Idempotency-Key: the batch key, the same for every attempt of a batch;
+ *	 Idempotency-Key: the batch key, the same for every automatic attempt
+ *		of a batch, a new one for each new attempt generation (worker.c);
  *	 X-Ccpurge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." +
  *		body under the mapping's signing_secret>.
  * A 2xx with an empty body (no bytes at all) means every item is erased.

@@ -27,6 +27,33 @@
  * Rows found "sending" when the worker starts belonged to a worker that
  * died; they are queued again and re-sent, as deletion is idempotent.
  *
+ * Batch keys.  A batch's key (the webhook's Idempotency-Key) is a random
+ * one, written with the batch's number of items to its rows
+ * (ccpurge.queue.batch_key, batch_nitems) when they are first claimed
+ * together: one key per attempt generation.  Rows queued again after a
+ * transient failure, or found "sending" at start, keep their key, and a
+ * claim takes every row of a key together or none, and never adds other
+ * rows to them: every automatic attempt of a batch sends the same items
+ * under the same key, so a receiver can ignore a repeat.  A new
+ * generation, with a new key, starts for the rows that ccpurge_retry
+ * queues again (it clears their key), and for a batch that is no longer
+ * whole (ccpurge_cancel took some of its rows: a claim finds fewer items
+ * under the key than the batch had) or no longer fits its server's batch
+ * size: the claim clears the key of its rows and treats them as fresh
+ * rows.
+ *
+ * Fairness.  The CCP_WORKER_MAX_INFLIGHT in-flight slots are shared among
+ * units, for now servers (ccp_worker_unit).  A claim hands them out in
+ * rounds, one batch per unit per round, the unit with the oldest due row
+ * first.  A unit with nothing in flight may take any free slot.  A unit
+ * with batches in flight takes another only while more than
+ * CCP_WORKER_RESERVED slots are free and it holds fewer than its share:
+ * the other slots divided among the units with due work.  So however slow
+ * or failing a server, another server with nothing in flight gets a slot
+ * at the next claim (unless CCP_WORKER_RESERVED other servers just did),
+ * and as a busy server's requests end, its slots go to the others until
+ * each holds its share.
+ *
  *-------------------------------------------------------------------------
  */
 #include "ccpurge.h"
@@ -59,6 +86,12 @@
 /* Most batches the worker keeps in flight across all servers. */
 #define CCP_WORKER_MAX_INFLIGHT		16
 
+/*
+ * In-flight slots that only a unit with nothing in flight may take (see
+ * the header comment).
+ */
+#define CCP_WORKER_RESERVED			4
+
 /* Longest poll slice while requests are in flight. */
 #define CCP_WORKER_POLL_MS			20
 
@@ -89,9 +122,36 @@ typedef struct CcpBatch
 	int			attempts;		/* highest attempts of its rows so far */
 	int64	   *request_ids;	/* distinct, ascending */
 	int			nrequest_ids;
-	char	   *batch_key;		/* same for every attempt of these rows */
+	char	   *batch_key;		/* of its rows' attempt generation */
+	const char *unit;			/* ccp_worker_unit of its rows */
+	int			ticket;			/* from the claim until the exchange takes it */
 	CcpExchange x;				/* the request, from claim to outcome */
 } CcpBatch;
+
+/*
+ * Due queued rows a claim may make batches of: the fresh rows of one
+ * (server, operation, params, role), which are coalesced and split at
+ * will, or the rows of one kept batch, claimed all together or not at all.
+ */
+typedef struct CcpClaimGroup
+{
+	char	   *server;
+	char	   *operation;
+	char	   *params;
+	Oid			role;
+	char	   *batch_key;		/* a kept batch's; NULL for fresh rows */
+	int			queued;			/* items due and not yet claimed */
+	int64		age_ms;			/* age of its oldest row */
+	bool		exhausted;		/* nothing more to claim from it now */
+} CcpClaimGroup;
+
+/* A unit of fairness in one claim: its due groups, its batches in flight. */
+typedef struct CcpClaimUnit
+{
+	const char *name;
+	List	   *groups;			/* CcpClaimGroup *, oldest first */
+	int			inflight;
+} CcpClaimUnit;
 
 /*
  * Why queued rows failed for good, as the server log and ccpurge_failed
@@ -127,6 +187,12 @@ static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
 static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
 static TimestampTz ccp_next_purge = 0;	/* see ccp_worker_housekeeping */
+
+/*
+ * The queue has the column batch_key (see ccp_queue_keeps_batch_keys); set
+ * by each claim.  Without it every claim is of fresh rows.
+ */
+static bool ccp_worker_keys = true;
 
 /*
  * Resource owner for the work between transactions: digests and HMACs
@@ -375,13 +441,48 @@ ccp_worker_fail_key(const char *server, const char *operation,
 }
 
 /*
- * ccp_worker_claim_rows claims queued rows of one key, oldest first, up to
- * limit items into batch_id, splitting the row that does not fit.  Returns
- * the number of items claimed.  Rows locked by a user's cancel or retry
- * are skipped.
+ * ccp_worker_wake_in lowers *wake (ms, -1 for none) to ms.
+ */
+static void
+ccp_worker_wake_in(long *wake, long ms)
+{
+	*wake = (*wake < 0) ? ms : Min(*wake, ms);
+}
+
+/*
+ * ccp_worker_mark_sending marks the queue rows whose chunk ids the int8[]
+ * ids holds "sending" in batch batch_id, a batch of nitems items (before
+ * duplicates are removed) under batch_key.
+ */
+static void
+ccp_worker_mark_sending(int64 batch_id, const char *batch_key, int nitems,
+						Datum ids)
+{
+	Oid			types[4] = {INT8OID, INT8ARRAYOID, TEXTOID, INT4OID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(batch_id);
+	values[1] = ids;
+	values[2] = CStringGetTextDatum(batch_key);
+	values[3] = Int32GetDatum(nitems);
+	ccp_worker_exec(ccp_worker_keys ?
+					"UPDATE ccpurge.queue SET state = 'sending', batch_id = $1,"
+					" batch_key = $3, batch_nitems = $4 WHERE chunk_id = ANY($2)" :
+					"UPDATE ccpurge.queue SET state = 'sending', batch_id = $1"
+					" WHERE chunk_id = ANY($2)",
+					ccp_worker_keys ? 4 : 2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * ccp_worker_claim_rows claims fresh queued rows (no batch key) of one
+ * (server, operation, params, role), oldest first, up to limit items into
+ * batch_id under the new batch_key, splitting the row that does not fit.
+ * Returns the number of items claimed.  Rows locked by a user's cancel or
+ * retry are skipped.
  */
 static int
-ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
+ccp_worker_claim_rows(int64 batch_id, const char *batch_key,
+					  const char *server, const char *operation,
 					  const char *params, Oid role, int limit)
 {
 	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT4OID};
@@ -398,14 +499,16 @@ ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
 	values[2] = CStringGetTextDatum(params);
 	values[3] = ObjectIdGetDatum(role);
 	values[4] = Int32GetDatum(limit);
-	ccp_worker_exec("SELECT chunk_id, nitems FROM ccpurge.queue"
-					" WHERE state = 'queued' AND server = $1 AND operation = $2"
-					" AND params = $3::jsonb AND role::oid = $4"
-					" AND next_attempt_at <= now()"
-					" ORDER BY chunk_id LIMIT $5 FOR UPDATE SKIP LOCKED",
+	ccp_worker_exec(psprintf("SELECT chunk_id, nitems FROM ccpurge.queue"
+							 " WHERE state = 'queued' AND server = $1 AND operation = $2"
+							 " AND params = $3::jsonb AND role::oid = $4"
+							 " AND next_attempt_at <= now()%s"
+							 " ORDER BY chunk_id LIMIT $5 FOR UPDATE SKIP LOCKED",
+							 ccp_worker_keys ? " AND batch_key IS NULL" : ""),
 					5, types, values, NULL, SPI_OK_SELECT);
 	nrows = SPI_processed;
-	ids = palloc(sizeof(Datum) * Max(nrows, 1));
+	/* room for the part of a split row too */
+	ids = palloc(sizeof(Datum) * (nrows + 1));
 	for (uint64 i = 0; i < nrows && total < limit; i++)
 	{
 		bool		isnull;
@@ -431,34 +534,88 @@ ccp_worker_claim_rows(int64 batch_id, const char *server, const char *operation,
 	{
 		Oid			stypes[3] = {INT8OID, INT4OID, INT8OID};
 		Datum		svalues[3];
+		bool		isnull;
 
 		svalues[0] = Int64GetDatum(split_id);
 		svalues[1] = Int32GetDatum(split_take);
 		svalues[2] = Int64GetDatum(batch_id);
+		/* the part that fits becomes a row of its own, marked below */
 		ccp_worker_exec("INSERT INTO ccpurge.queue (request_id, server, operation,"
 						" params, role, items, nitems, state, attempts, next_attempt_at,"
 						" batch_id, enqueued_at)"
 						" SELECT request_id, server, operation, params, role,"
 						" items[1:$2], $2, 'sending', attempts, next_attempt_at, $3,"
-						" enqueued_at FROM ccpurge.queue WHERE chunk_id = $1",
-						3, stypes, svalues, NULL, SPI_OK_INSERT);
+						" enqueued_at FROM ccpurge.queue WHERE chunk_id = $1"
+						" RETURNING chunk_id",
+						3, stypes, svalues, NULL, SPI_OK_INSERT_RETURNING);
+		ids[nids++] = Int64GetDatum(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc,
+																1, &isnull)));
 		ccp_worker_exec("UPDATE ccpurge.queue SET items = items[$2 + 1:],"
 						" nitems = nitems - $2 WHERE chunk_id = $1 AND $3 <> 0",
 						3, stypes, svalues, NULL, SPI_OK_UPDATE);
 	}
 	if (nids > 0)
-	{
-		Oid			utypes[2] = {INT8OID, INT8ARRAYOID};
-		Datum		uvalues[2];
-
-		uvalues[0] = Int64GetDatum(batch_id);
-		uvalues[1] = PointerGetDatum(construct_array(ids, nids, INT8OID, 8,
-													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ccp_worker_exec("UPDATE ccpurge.queue SET state = 'sending', batch_id = $1"
-						" WHERE chunk_id = ANY($2)",
-						2, utypes, uvalues, NULL, SPI_OK_UPDATE);
-	}
+		ccp_worker_mark_sending(batch_id, batch_key, total,
+								PointerGetDatum(construct_array(ids, nids, INT8OID, 8,
+																FLOAT8PASSBYVAL,
+																TYPALIGN_DOUBLE)));
 	return total;
+}
+
+/*
+ * ccp_worker_lock_kept locks every queued row of the kept batch batch_key,
+ * and sets *ids to their chunk ids (an int8[]), *nitems to their number of
+ * items and *whole to whether that is every item the batch had when it was
+ * claimed (a cancel of some of its requests takes rows away).  Returns
+ * false when another session holds some of the rows (such a cancel in
+ * progress): part of a batch must never go out under its key, nor leave
+ * its generation, on its own.
+ */
+static bool
+ccp_worker_lock_kept(const char *batch_key, Datum *ids, int *nitems,
+					 bool *whole)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	Datum	   *chunk_ids;
+	uint64		nrows;
+	bool		isnull;
+	int			had = -1;
+
+	values[0] = CStringGetTextDatum(batch_key);
+	ccp_worker_exec("SELECT chunk_id, nitems, batch_nitems FROM ccpurge.queue"
+					" WHERE batch_key = $1 AND state = 'queued'"
+					" FOR UPDATE SKIP LOCKED",
+					1, types, values, NULL, SPI_OK_SELECT);
+	nrows = SPI_processed;
+	chunk_ids = palloc(sizeof(Datum) * Max(nrows, 1));
+	*nitems = 0;
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
+
+		/* every row of the batch holds the same count */
+		if (i == 0 && !isnull)
+			had = DatumGetInt32(d);
+		chunk_ids[i] = Int64GetDatum(DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
+																 1, &isnull)));
+		*nitems += DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	*whole = (*nitems == had);
+
+	/* the rows others hold were skipped, but a new query still sees them */
+	ccp_worker_exec("SELECT count(*) FROM ccpurge.queue"
+					" WHERE batch_key = $1 AND state = 'queued'",
+					1, types, values, NULL, SPI_OK_SELECT);
+	if (nrows == 0 ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									1, &isnull)) != (int64) nrows)
+		return false;
+	*ids = PointerGetDatum(construct_array(chunk_ids, (int) nrows, INT8OID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return true;
 }
 
 /* ccp_worker_id_cmp orders request ids ascending, for qsort. */
@@ -490,9 +647,10 @@ ccp_worker_distinct_ids(int64 *ids, int n)
 }
 
 /*
- * ccp_worker_load_batch reads the items, attempts and first request id of
- * the rows claimed into batch, copying the distinct items into the batch's
- * context.
+ * ccp_worker_load_batch reads the items, attempts and request ids of the
+ * rows claimed into batch, copying the distinct items into the batch's
+ * context in the order of their rows, so that every attempt of a kept
+ * batch sends the same body.
  */
 static void
 ccp_worker_load_batch(CcpBatch *batch)
@@ -545,20 +703,16 @@ ccp_worker_load_batch(CcpBatch *batch)
 	batch->nitems = ccp_items_distinct(batch->items, batch->nitems);
 	batch->nrequest_ids = ccp_worker_distinct_ids(batch->request_ids,
 												  batch->nrequest_ids);
-	old = MemoryContextSwitchTo(batch->cxt);
-	batch->batch_key = ccp_batch_key(batch->def->name, batch->request_ids,
-									 batch->nrequest_ids, batch->items,
-									 batch->nitems);
-	MemoryContextSwitchTo(old);
 }
 
 /*
  * ccp_worker_housekeeping queues again every row a previous worker left in
- * "sending", writes the request-log rows that rolled-back transactions
- * handed over, and removes done and canceled rows past ccpurge.retention
- * (failed rows stay until they are retried or canceled).  Runs in a claim
- * transaction.  Returns how many ms until the next removal is due, or -1
- * when no finished row is waiting for one.
+ * "sending" (with its batch key: sending it again is an automatic attempt
+ * of the same batch), writes the request-log rows that rolled-back
+ * transactions handed over, and removes done and canceled rows past
+ * ccpurge.retention (failed rows stay until they are retried or canceled).
+ * Runs in a claim transaction.  Returns how many ms until the next removal
+ * is due, or -1 when no finished row is waiting for one.
  */
 static long
 ccp_worker_housekeeping(void)
@@ -628,18 +782,301 @@ ccp_worker_housekeeping(void)
 }
 
 /*
- * ccp_worker_claim claims as many batches as the in-flight budget and the
- * servers' limits allow, in one transaction.  Returns how many ms until
- * something queued becomes due (lingering batch, backoff, rate limit), or
- * -1 when nothing is waiting.
+ * ccp_worker_unit names the unit among which the worker shares its
+ * in-flight slots (see the header comment) for rows of server queued by
+ * role: for now the server.  To share among vendor accounts instead, this
+ * names the account; the claim query already gives every server's oldest
+ * groups, so an account's are among them.  The result lives as long as
+ * server.
+ */
+static const char *
+ccp_worker_unit(const char *server, Oid role)
+{
+	return server;
+}
+
+/*
+ * ccp_worker_unit_inflight counts the batches of unit that are claimed or
+ * in flight.
+ */
+static int
+ccp_worker_unit_inflight(const char *unit)
+{
+	List	   *lists[2] = {ccp_inflight, ccp_started};
+	int			n = 0;
+
+	for (int i = 0; i < lengthof(lists); i++)
+	{
+		ListCell   *lc;
+
+		foreach(lc, lists[i])
+		{
+			if (strcmp(((CcpBatch *) lfirst(lc))->unit, unit) == 0)
+				n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * ccp_worker_claim_units reads the due queued rows as claim groups, at most
+ * CCP_WORKER_MAX_INFLIGHT per server (a claim makes no more batches of
+ * one), and sorts them into units.  Returns a list of CcpClaimUnit *, the
+ * unit with the oldest due row first, each with its groups oldest first,
+ * allocated in the current memory context.  Needs the claim transaction.
+ */
+static List *
+ccp_worker_claim_units(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(CCP_WORKER_MAX_INFLIGHT)};
+	SPITupleTable *rows;
+	uint64		nrows;
+	List	   *units = NIL;
+
+	ccp_worker_exec(psprintf("SELECT server, operation, params, role, batch_key, nitems,"
+							 " (extract(epoch FROM (now() - enqueued_at)) * 1000)::int8"
+							 " FROM (SELECT server, operation, params::text, role::oid,"
+							 " %s AS batch_key, sum(nitems)::int4 AS nitems,"
+							 " min(enqueued_at) AS enqueued_at, min(chunk_id) AS first,"
+							 " row_number() OVER (PARTITION BY server ORDER BY min(chunk_id)) AS rank"
+							 " FROM ccpurge.queue"
+							 " WHERE state = 'queued' AND next_attempt_at <= now()"
+							 " GROUP BY 1, 2, 3, 4, 5) AS g"
+							 " WHERE rank <= $1 ORDER BY first",
+							 ccp_worker_keys ? "batch_key" : "NULL::text"),
+					1, types, values, NULL, SPI_OK_SELECT);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		HeapTuple	tup = rows->vals[r];
+		CcpClaimGroup *group = palloc0(sizeof(CcpClaimGroup));
+		CcpClaimUnit *unit = NULL;
+		const char *name;
+		bool		isnull;
+		ListCell   *lc;
+
+		group->server = SPI_getvalue(tup, rows->tupdesc, 1);
+		group->operation = SPI_getvalue(tup, rows->tupdesc, 2);
+		group->params = SPI_getvalue(tup, rows->tupdesc, 3);
+		group->role = DatumGetObjectId(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
+		group->batch_key = SPI_getvalue(tup, rows->tupdesc, 5);
+		group->queued = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 6, &isnull));
+		group->age_ms = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 7, &isnull));
+
+		name = ccp_worker_unit(group->server, group->role);
+		foreach(lc, units)
+		{
+			if (strcmp(((CcpClaimUnit *) lfirst(lc))->name, name) == 0)
+			{
+				unit = lfirst(lc);
+				break;
+			}
+		}
+		if (unit == NULL)
+		{
+			unit = palloc0(sizeof(CcpClaimUnit));
+			unit->name = name;
+			unit->inflight = ccp_worker_unit_inflight(name);
+			units = lappend(units, unit);
+		}
+		unit->groups = lappend(unit->groups, group);
+	}
+	return units;
+}
+
+/*
+ * ccp_worker_may_claim tells whether unit may take another in-flight slot
+ * now: any free one when it has nothing in flight, otherwise only while
+ * more than CCP_WORKER_RESERVED are free and it holds fewer than share.
+ */
+static bool
+ccp_worker_may_claim(const CcpClaimUnit *unit, int share)
+{
+	int			free = CCP_WORKER_MAX_INFLIGHT - list_length(ccp_inflight) -
+		list_length(ccp_started);
+
+	if (free <= 0)
+		return false;
+	if (unit->inflight == 0)
+		return true;
+	return free > CCP_WORKER_RESERVED && unit->inflight < share;
+}
+
+/*
+ * ccp_worker_fill_batch claims one batch of group's rows into batch, whose
+ * context and operation are set: it resolves the server and parameters,
+ * takes a rate-limit ticket, marks the rows "sending" and loads them.
+ * Returns false when the group gives no batch now (its rows failed for
+ * good, are held by another session, linger for a fuller batch, or wait
+ * for the rate limit), lowering *wake to when it is worth looking again;
+ * the caller then frees batch and gives back its ticket, if any.
+ */
+static bool
+ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
+{
+	char	   *error = NULL;
+	Datum		kept_ids = (Datum) 0;
+	int			limit;
+	int			claimed = 0;
+	MemoryContext old;
+
+	if (!ccp_worker_resolve(batch, group->server, group->role,
+							DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															   CStringGetDatum(group->params))),
+							&error))
+	{
+		ccp_worker_fail_key(group->server, group->operation, group->params,
+							group->role, error);
+		return false;
+	}
+	limit = Min(batch->srv->batch_size, batch->def->max_batch);
+
+	if (group->batch_key != NULL)
+	{
+		bool		whole;
+
+		/* a kept batch: all its rows, or none */
+		if (!ccp_worker_lock_kept(group->batch_key, &kept_ids, &claimed, &whole))
+		{
+			/* nobody wakes the worker when the other session ends */
+			ccp_worker_wake_in(wake, CCP_WORKER_RELOCK_MS);
+			return false;
+		}
+		if (!whole || claimed > limit)
+		{
+			Oid			types[1] = {INT8ARRAYOID};
+
+			/*
+			 * Items were taken away, or it no longer fits the server's
+			 * batch size: the rest is not the batch sent under the key, so
+			 * it starts a new generation.
+			 */
+			ccp_worker_exec("UPDATE ccpurge.queue SET batch_key = NULL,"
+							" batch_nitems = NULL WHERE chunk_id = ANY($1)",
+							1, types, &kept_ids, NULL, SPI_OK_UPDATE);
+			group->batch_key = NULL;
+		}
+	}
+	else if (group->queued < limit && group->age_ms < ccp_batch_linger_ms)
+	{
+		/* linger for a fuller batch */
+		ccp_worker_wake_in(wake, ccp_batch_linger_ms - group->age_ms);
+		return false;
+	}
+
+	batch->ticket = ccp_rate_acquire(batch->srv, false);
+	if (batch->ticket == -1)
+	{
+		ccp_worker_wake_in(wake, Max(ccp_rate_next_ms(batch->srv), CCP_WORKER_POLL_MS));
+		return false;
+	}
+
+	batch->batch_id = ++ccp_next_batch_id;
+	old = MemoryContextSwitchTo(batch->cxt);
+	batch->batch_key = group->batch_key ? pstrdup(group->batch_key) : ccp_random_key();
+	MemoryContextSwitchTo(old);
+	if (group->batch_key != NULL)
+		ccp_worker_mark_sending(batch->batch_id, batch->batch_key, claimed,
+								kept_ids);
+	else
+	{
+		claimed = ccp_worker_claim_rows(batch->batch_id, batch->batch_key,
+										group->server, group->operation,
+										group->params, group->role, limit);
+		if (claimed == 0)
+		{
+			/*
+			 * Due rows exist, but another session holds them (a cancel or
+			 * retry in progress, or a user's FOR UPDATE): come back soon,
+			 * as nobody will wake the worker when the lock goes.
+			 */
+			ccp_worker_wake_in(wake, CCP_WORKER_RELOCK_MS);
+			return false;
+		}
+	}
+	ccp_worker_load_batch(batch);
+	/* the exchange holds the ticket from here on */
+	ccp_exchange_init(&batch->x, batch->srv, batch->def, batch->params,
+					  batch->items, batch->nitems, batch->batch_key,
+					  CCP_ORIGIN_WORKER, batch->request_id, false);
+	batch->x.ticket = batch->ticket;
+	batch->ticket = -1;
+
+	group->queued -= claimed;
+	if (group->batch_key != NULL || group->queued <= 0)
+		group->exhausted = true;
+	return true;
+}
+
+/*
+ * ccp_worker_claim_unit claims one batch for unit, from its oldest group
+ * that gives one, and adds it to ccp_started.  Returns false when no group
+ * of the unit gives a batch now.  Needs the claim transaction.
+ */
+static bool
+ccp_worker_claim_unit(CcpClaimUnit *unit, long *wake)
+{
+	ListCell   *lc;
+
+	foreach(lc, unit->groups)
+	{
+		CcpClaimGroup *group = lfirst(lc);
+		const CcpOpDef *def;
+		MemoryContext bcxt;
+		MemoryContext old;
+		CcpBatch   *batch;
+
+		if (group->exhausted)
+			continue;
+		def = ccp_op_by_name(group->operation, NULL);
+		if (def == NULL)
+		{
+			ccp_worker_fail_key(group->server, group->operation, group->params,
+								group->role, "unknown operation");
+			group->exhausted = true;
+			continue;
+		}
+
+		bcxt = AllocSetContextCreate(TopMemoryContext, "ccpurge batch",
+									 ALLOCSET_SMALL_SIZES);
+		batch = MemoryContextAllocZero(bcxt, sizeof(CcpBatch));
+		batch->cxt = bcxt;
+		batch->def = def;
+		batch->ticket = -1;
+		if (!ccp_worker_fill_batch(batch, group, wake))
+		{
+			if (batch->ticket != -1)
+				ccp_rate_release(batch->srv, batch->ticket);
+			MemoryContextDelete(bcxt);
+			group->exhausted = true;
+			continue;
+		}
+		batch->unit = MemoryContextStrdup(bcxt, unit->name);
+		unit->inflight++;
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		ccp_started = lappend(ccp_started, batch);
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * ccp_worker_claim claims as many batches as the in-flight slots, their
+ * fair sharing among units and the servers' limits allow, in one
+ * transaction: in rounds of one batch per unit (see the header comment).
+ * Returns how many ms until something queued becomes due (lingering batch,
+ * backoff, rate limit), or -1 when nothing is waiting.
  */
 static long
 ccp_worker_claim(void)
 {
 	long		wake = -1;
-	uint64		nkeys;
-	SPITupleTable *keys;
-	MemoryContext oldcxt;
+	List	   *units;
+	int			share;
+	bool		progress;
 
 	ccp_worker_begin("ccpurge worker: claiming batches");
 	if (!ccp_worker_queue_exists())
@@ -649,102 +1086,24 @@ ccp_worker_claim(void)
 	}
 	wake = ccp_worker_housekeeping();
 
-	ccp_worker_exec("SELECT server, operation, params::text, role::oid, sum(nitems)::int4,"
-					" (extract(epoch FROM (now() - min(enqueued_at))) * 1000)::int8"
-					" FROM ccpurge.queue"
-					" WHERE state = 'queued' AND next_attempt_at <= now()"
-					" GROUP BY 1, 2, 3, 4 ORDER BY min(chunk_id) LIMIT 256",
-					0, NULL, NULL, NULL, SPI_OK_SELECT);
-	nkeys = SPI_processed;
-	keys = SPI_tuptable;
-
-	for (uint64 k = 0; k < nkeys &&
-		 list_length(ccp_inflight) + list_length(ccp_started) < CCP_WORKER_MAX_INFLIGHT; k++)
+	ccp_worker_keys = ccp_queue_keeps_batch_keys();
+	units = ccp_worker_claim_units();
+	share = Max(1, (CCP_WORKER_MAX_INFLIGHT - CCP_WORKER_RESERVED) /
+				Max(list_length(units), 1));
+	do
 	{
-		HeapTuple	tup = keys->vals[k];
-		bool		isnull;
-		char	   *server = SPI_getvalue(tup, keys->tupdesc, 1);
-		char	   *operation = SPI_getvalue(tup, keys->tupdesc, 2);
-		char	   *params = SPI_getvalue(tup, keys->tupdesc, 3);
-		Oid			role = DatumGetObjectId(SPI_getbinval(tup, keys->tupdesc, 4, &isnull));
-		int			queued = DatumGetInt32(SPI_getbinval(tup, keys->tupdesc, 5, &isnull));
-		int64		age_ms = DatumGetInt64(SPI_getbinval(tup, keys->tupdesc, 6, &isnull));
-		const CcpOpDef *def = ccp_op_by_name(operation, NULL);
+		ListCell   *lc;
 
-		if (def == NULL)
+		progress = false;
+		foreach(lc, units)
 		{
-			ccp_worker_fail_key(server, operation, params, role,
-								"unknown operation");
-			continue;
+			CcpClaimUnit *unit = lfirst(lc);
+
+			if (ccp_worker_may_claim(unit, share) &&
+				ccp_worker_claim_unit(unit, &wake))
+				progress = true;
 		}
-
-		while (list_length(ccp_inflight) + list_length(ccp_started) < CCP_WORKER_MAX_INFLIGHT)
-		{
-			MemoryContext bcxt = AllocSetContextCreate(TopMemoryContext,
-													   "ccpurge batch",
-													   ALLOCSET_SMALL_SIZES);
-			CcpBatch   *batch = MemoryContextAllocZero(bcxt, sizeof(CcpBatch));
-			char	   *error = NULL;
-			int			limit;
-			int			ticket;
-
-			batch->cxt = bcxt;
-			batch->def = def;
-			if (!ccp_worker_resolve(batch, server, role,
-									DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																	   CStringGetDatum(params))),
-									&error))
-			{
-				ccp_worker_fail_key(server, operation, params, role, error);
-				MemoryContextDelete(bcxt);
-				break;
-			}
-			limit = Min(batch->srv->batch_size, def->max_batch);
-			/* linger for a fuller batch, unless it is already full */
-			if (queued < limit && age_ms < ccp_batch_linger_ms)
-			{
-				long		left = ccp_batch_linger_ms - age_ms;
-
-				wake = (wake < 0) ? left : Min(wake, left);
-				MemoryContextDelete(bcxt);
-				break;
-			}
-			ticket = ccp_rate_acquire(batch->srv, false);
-			if (ticket == -1)
-			{
-				long		left = Max(ccp_rate_next_ms(batch->srv), CCP_WORKER_POLL_MS);
-
-				wake = (wake < 0) ? left : Min(wake, left);
-				MemoryContextDelete(bcxt);
-				break;
-			}
-			batch->batch_id = ++ccp_next_batch_id;
-			if (ccp_worker_claim_rows(batch->batch_id, server, operation,
-									  params, role, limit) == 0)
-			{
-				/*
-				 * Due rows exist, but another session holds them (a cancel
-				 * or retry in progress, or a user's FOR UPDATE): come back
-				 * soon, as nobody will wake the worker when the lock goes.
-				 */
-				wake = (wake < 0) ? CCP_WORKER_RELOCK_MS : Min(wake, CCP_WORKER_RELOCK_MS);
-				ccp_rate_release(batch->srv, ticket);
-				MemoryContextDelete(bcxt);
-				break;
-			}
-			ccp_worker_load_batch(batch);
-			ccp_exchange_init(&batch->x, batch->srv, def, batch->params,
-							  batch->items, batch->nitems, batch->batch_key,
-							  CCP_ORIGIN_WORKER, batch->request_id, false);
-			batch->x.ticket = ticket;
-			queued -= batch->nitems;
-			oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-			ccp_started = lappend(ccp_started, batch);
-			MemoryContextSwitchTo(oldcxt);
-			if (queued <= 0)
-				break;
-		}
-	}
+	} while (progress);
 
 	/* the next backoff that expires */
 	ccp_worker_exec("SELECT (extract(epoch FROM (min(next_attempt_at) - now())) * 1000)::int8"
@@ -756,11 +1115,7 @@ ccp_worker_claim(void)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
-		{
-			long		left = (long) Max(DatumGetInt64(d), 1);
-
-			wake = (wake < 0) ? left : Min(wake, left);
-		}
+			ccp_worker_wake_in(&wake, (long) Max(DatumGetInt64(d), 1));
 	}
 	ccp_worker_end();
 	return wake;

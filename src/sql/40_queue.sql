@@ -3,7 +3,10 @@
 /*
  * One row per chunk of at most one vendor batch of items.  The worker claims
  * queued rows with FOR UPDATE SKIP LOCKED, coalescing rows of the same
- * (server, operation, params, role) into full batches.  Callers have no
+ * (server, operation, params, role) into full batches.  A claim writes the
+ * batch's key (the webhook's Idempotency-Key) and size to its rows; rows
+ * queued again after a transient failure keep them, and are claimed again
+ * together, as the same batch, until they are final.  Callers have no
  * privilege on the table: the functions below write it as its owner, and
  * ccpurge_status shows each role its own rows.
  */
@@ -27,7 +30,9 @@ CREATE TABLE ccpurge.queue (
 	code		text,
 	message		text,
 	enqueued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	finished_at timestamptz
+	finished_at timestamptz,
+	batch_key	text,				-- the key of the rows' attempt generation, set when claimed
+	batch_nitems integer			-- with batch_key: the items of the whole batch
 );
 CREATE INDEX queue_dequeue_idx ON ccpurge.queue (server, operation, params, next_attempt_at)
 	WHERE state OPERATOR(pg_catalog.=) 'queued';
@@ -35,6 +40,9 @@ CREATE INDEX queue_state_idx ON ccpurge.queue (state, finished_at);
 CREATE INDEX queue_request_idx ON ccpurge.queue (request_id);
 -- the worker finds the rows of a batch it sent
 CREATE INDEX queue_batch_idx ON ccpurge.queue (batch_id) WHERE state OPERATOR(pg_catalog.=) 'sending';
+-- the worker claims the rows of a batch queued again together
+CREATE INDEX queue_batch_key_idx ON ccpurge.queue (batch_key)
+	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NOT NULL;
 
 /*
  * A full row's items (about 16 kB for 1000 phone numbers) are always

@@ -74,3 +74,13 @@ AS 'MODULE_PATHNAME', 'ccpurge_call'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 REVOKE EXECUTE ON FUNCTION ccpurge_call(text, text[], jsonb, text) FROM PUBLIC;
 
+
+/*
+ * The key of a queued batch's attempt generation (the webhook's
+ * Idempotency-Key) and its number of items, kept while the batch is
+ * retried automatically.  Rows queued by 1.1 have none: their next claim
+ * gives them one.
+ */
+ALTER TABLE ccpurge.queue ADD COLUMN batch_key text, ADD COLUMN batch_nitems integer;
+CREATE INDEX queue_batch_key_idx ON ccpurge.queue (batch_key)
+	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NOT NULL;

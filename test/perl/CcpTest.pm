@@ -146,9 +146,13 @@ sub new_node
 #
 # Options:
 #   dbname         => database (default 'postgres')
-#   servers        => array ref: the subset of vendors to create
+#   servers        => array ref: the servers to create, by name; a server
+#                     is of the vendor of its name unless vendors says
+#                     otherwise
+#   vendors        => { slow => 'webhook', ... }: the vendor of servers
+#                     not named after theirs
 #   server_options => { cec => { rate_limit => '10/second' }, ... }:
-#                     extra server options
+#                     extra server options, by server name
 #   url            => base URL instead of $sim->url
 #   extension      => 0 skips CREATE EXTENSION
 sub setup_servers
@@ -162,26 +166,27 @@ sub setup_servers
 	$sql .= "CREATE EXTENSION IF NOT EXISTS ccpurge;\n"
 	  if $opts{extension} // 1;
 
-	for my $vendor (@servers)
+	for my $name (@servers)
 	{
+		my $vendor = $opts{vendors}{$name} // $name;
 		die "unknown vendor \"$vendor\"" unless $CREDENTIALS{$vendor};
 
 		my %srvopt = (
 			vendor => $vendor,
 			url => $url,
-			%{ $opts{server_options}{$vendor} // {} });
+			%{ $opts{server_options}{$name} // {} });
 		my @pairs = map { "$_ " . quote_literal($srvopt{$_}) }
 		  ('vendor', 'url', sort grep { !/^(vendor|url)$/ } keys %srvopt);
 		$sql .=
 		    "CREATE SERVER "
-		  . quote_ident($vendor)
+		  . quote_ident($name)
 		  . " FOREIGN DATA WRAPPER ccpurge OPTIONS ("
 		  . join(', ', @pairs) . ");\n";
 
 		my $cred = $CREDENTIALS{$vendor};
 		$sql .=
 		    "CREATE USER MAPPING FOR PUBLIC SERVER "
-		  . quote_ident($vendor)
+		  . quote_ident($name)
 		  . " OPTIONS ("
 		  . join(', ',
 			map { "$_ " . quote_literal($cred->{$_}) } sort keys %$cred)
@@ -249,6 +254,17 @@ sub run_together
 		push @res, [ $r->{out}, $r->{err}, $success ];
 	}
 	return @res;
+}
+
+# wait_request waits for ccpurge_wait($id) on $node (database postgres) to
+# say every item of queue request $id is finished, as one test named after
+# $what.
+sub wait_request
+{
+	my ($node, $id, $what) = @_;
+	is($node->safe_psql('postgres', "SELECT ccpurge_wait($id, '90 s')"),
+		't', "$what: request $id finished");
+	return;
 }
 
 # write_file writes $text to $path.

@@ -56,15 +56,6 @@ sub enqueue_customers
 			ARRAY(SELECT '$prefix' || g FROM generate_series(1, $n) g))});
 }
 
-# wait_request waits for ccpurge_wait($id) to say every item is finished.
-sub wait_request
-{
-	my ($id, $what) = @_;
-	is($node->safe_psql('postgres', "SELECT ccpurge_wait($id, '90 s')"),
-		't', "$what: request $id finished");
-	return;
-}
-
 # request_summary returns "items|state|min attempts|max attempts|
 # http_status|code|message" of request $id, with states and messages
 # joined when they differ.
@@ -120,7 +111,7 @@ sub set_guc
 		'vendor down: nothing failed, everything is waiting for a retry');
 
 	$sim->restart;
-	wait_request($id, 'vendor back');
+	CcpTest::wait_request($node, $id, 'vendor back');
 	my @s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]", '3000|done', 'vendor back: all 3000 items are done');
 	cmp_ok($s[2], '>', 1,
@@ -153,7 +144,7 @@ sub set_guc
 	cmp_ok($left, '>', 2000,
 		"token expiry: $left items were still to be sent when tokens expired");
 
-	wait_request($id, 'token expiry');
+	CcpTest::wait_request($node, $id, 'token expiry');
 	my $after = $sim->state;
 	is( $node->safe_psql(
 			'postgres', qq{
@@ -178,7 +169,7 @@ sub set_guc
 		'postgres', q{
 		SELECT ccpurge_enqueue('delete_caller_numbers',
 			ARRAY['5245241', '5245242'], '{"vdn_id": 1, "campaign_id": 77}')});
-	wait_request($id, 'missing campaign');
+	CcpTest::wait_request($node, $id, 'missing campaign');
 	my @s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]|$s[2]|$s[3]|$s[5]", '2|failed|1|1|0200007',
 		'missing campaign: both items failed at once with code 0200007');
@@ -190,7 +181,7 @@ sub set_guc
 	$sim->config(isales_missing_campaigns => []);
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'2', 'missing campaign: ccpurge_retry requeues both items');
-	wait_request($id, 'missing campaign retried');
+	CcpTest::wait_request($node, $id, 'missing campaign retried');
 	@s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]|$s[2]|$s[5]", '2|done|1|0200000',
 		'missing campaign: after the retry both items are done');
@@ -208,7 +199,7 @@ sub set_guc
 		count => 1,
 		path => 'cleancustpersonaldata');
 	my $id = enqueue_customers('bad-request-', 3);
-	wait_request($id, 'HTTP 400');
+	CcpTest::wait_request($node, $id, 'HTTP 400');
 	my @s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]|$s[2]|$s[3]|$s[4]", '3|failed|1|1|400',
 		'HTTP 400: the items failed at once');
@@ -217,7 +208,7 @@ sub set_guc
 
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'3', 'HTTP 400: ccpurge_retry requeues the items');
-	wait_request($id, 'HTTP 400 retried');
+	CcpTest::wait_request($node, $id, 'HTTP 400 retried');
 	@s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]", '3|done', 'HTTP 400: after the retry the items are done');
 	is($sim->deleted_with_prefix('bad-request-'), 3,
@@ -236,7 +227,7 @@ sub set_guc
 		path => 'cleancustpersonaldata');
 	my $before = $sim->state->{requests}{cec_customers};
 	my $id = enqueue_customers('always-503-', 5);
-	wait_request($id, 'persistent 503');
+	CcpTest::wait_request($node, $id, 'persistent 503');
 	my @s = split /\|/, request_summary($id);
 	is("$s[0]|$s[1]|$s[2]|$s[3]|$s[4]", '5|failed|3|3|503',
 		'persistent 503: the items failed after 3 attempts');
@@ -268,7 +259,7 @@ sub set_guc
 	set_guc('ccpurge.batch_linger', undef);
 	# work queued after the cancel goes out, so the worker has looked
 	my $later = enqueue_customers('after-cancel-', 5);
-	wait_request($later, 'cancel');
+	CcpTest::wait_request($node, $later, 'cancel');
 	is($node->safe_psql('postgres', "SELECT ccpurge_wait($id, '1 s')"),
 		't', 'cancel: the canceled request counts as finished');
 	is( $node->safe_psql(
@@ -286,7 +277,7 @@ sub set_guc
 
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'5', 'cancel: ccpurge_retry queues the canceled items again');
-	wait_request($id, 'cancel then retry');
+	CcpTest::wait_request($node, $id, 'cancel then retry');
 	is($sim->deleted_with_prefix('cancel-'), 5,
 		'cancel: after the retry the simulator erased them');
 }
