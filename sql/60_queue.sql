@@ -155,6 +155,21 @@ SELECT ccpurge_retry(-1);
 -- A request whose items are all finished: true at once.
 SELECT ccpurge_wait(:req);
 
+-- Every filter ccpurge_delete_calldata takes can be queued: the request
+-- has no items, its params select the call data (here by recycleTime),
+-- and ccpurge_status shows it with item NULL.
+SELECT ccpurge_enqueue('delete_calldata', NULL,
+	'{"vdn_id": 1, "campaign_id": 42,
+	  "filter": {"recycleTime": "2026-10-31 23:59:59", "recycleType": 1}}') AS req_filter \gset
+SELECT ccpurge_wait(:req_filter, '30 seconds');
+SELECT item, state, http_status, code, params->'filter' AS filter
+  FROM ccpurge_status WHERE request_id = :req_filter;
+-- a filter is validated as the synchronous function does, and takes no items
+SELECT ccpurge_enqueue('delete_calldata', NULL,
+	'{"vdn_id": 1, "campaign_id": 42, "filter": {"recycleType": 1}}');
+SELECT ccpurge_enqueue('delete_calldata', ARRAY['13800138000'],
+	'{"vdn_id": 1, "campaign_id": 42, "filter": {"called": "1"}}');
+
 -- A request not finished in time: false.  It is held back from the
 -- worker for a day, then canceled.
 BEGIN;

@@ -450,11 +450,6 @@ typedef struct CcpVendor
 	int			nops;
 } CcpVendor;
 
-extern const CcpVendor ccp_vendor_cec;
-extern const CcpVendor ccp_vendor_isales;
-extern const CcpVendor ccp_vendor_ozonetel;
-extern const CcpVendor ccp_vendor_webhook;
-
 extern const CcpVendor *ccp_vendor_by_name(const char *name);
 extern int	ccp_vendor_count(void);
 extern const CcpVendor *ccp_vendor_at(int i);

@@ -14,6 +14,12 @@
  */
 #include "ccpurge.h"
 
+/* each defined in its vendor_<name>.c */
+extern const CcpVendor ccp_vendor_cec;
+extern const CcpVendor ccp_vendor_isales;
+extern const CcpVendor ccp_vendor_ozonetel;
+extern const CcpVendor ccp_vendor_webhook;
+
 static const CcpVendor *const ccp_vendors[] = {
 	&ccp_vendor_cec,
 	&ccp_vendor_isales,

@@ -477,8 +477,10 @@ ccp_worker_mark_sending(int64 batch_id, const char *batch_key, int nitems,
  * ccp_worker_claim_rows claims fresh queued rows (no batch key) of one
  * (server, operation, params, role), oldest first, up to limit items into
  * batch_id under the new batch_key, splitting the row that does not fit.
- * Returns the number of items claimed.  Rows locked by a user's cancel or
- * retry are skipped.
+ * Returns the number of items claimed, or -1 when no row could be claimed
+ * (rows locked by a user's cancel or retry are skipped).  Rows without
+ * items (a request its params alone select, such as a calldata filter)
+ * have equal params and so are one request: they are claimed together.
  */
 static int
 ccp_worker_claim_rows(int64 batch_id, const char *batch_key,
@@ -555,11 +557,12 @@ ccp_worker_claim_rows(int64 batch_id, const char *batch_key,
 						" nitems = nitems - $2 WHERE chunk_id = $1 AND $3 <> 0",
 						3, stypes, svalues, NULL, SPI_OK_UPDATE);
 	}
-	if (nids > 0)
-		ccp_worker_mark_sending(batch_id, batch_key, total,
-								PointerGetDatum(construct_array(ids, nids, INT8OID, 8,
-																FLOAT8PASSBYVAL,
-																TYPALIGN_DOUBLE)));
+	if (nids == 0)
+		return -1;
+	ccp_worker_mark_sending(batch_id, batch_key, total,
+							PointerGetDatum(construct_array(ids, nids, INT8OID, 8,
+															FLOAT8PASSBYVAL,
+															TYPALIGN_DOUBLE)));
 	return total;
 }
 
@@ -985,7 +988,7 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 		claimed = ccp_worker_claim_rows(batch->batch_id, batch->batch_key,
 										group->server, group->operation,
 										group->params, group->role, limit);
-		if (claimed == 0)
+		if (claimed < 0)
 		{
 			/*
 			 * Due rows exist, but another session holds them (a cancel or

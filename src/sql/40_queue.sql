@@ -72,8 +72,9 @@ SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue_chunk_id_seq', '');
 
 /*
- * ccpurge_status shows one row per queued item, to members of the role that
- * queued it (superusers see every row).  security_barrier keeps a caller's
+ * ccpurge_status shows one row per queued item (one with item NULL for a
+ * request its params alone select, such as a calldata filter), to members
+ * of the role that queued it (superusers see every row).  security_barrier keeps a caller's
  * own conditions from seeing other roles' rows first.
  */
 CREATE VIEW ccpurge_status WITH (security_barrier) AS
@@ -81,7 +82,7 @@ SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
 	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
 	   q.params, q.next_attempt_at, q.role
   FROM ccpurge.queue AS q
-	   CROSS JOIN LATERAL pg_catalog.unnest(q.items) AS i(item)
+	   LEFT JOIN LATERAL pg_catalog.unnest(q.items) AS i(item) ON true
  WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
 
 REVOKE ALL ON ccpurge_status FROM PUBLIC;

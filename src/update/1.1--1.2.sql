@@ -84,3 +84,15 @@ REVOKE EXECUTE ON FUNCTION ccpurge_call(text, text[], jsonb, text) FROM PUBLIC;
 ALTER TABLE ccpurge.queue ADD COLUMN batch_key text, ADD COLUMN batch_nitems integer;
 CREATE INDEX queue_batch_key_idx ON ccpurge.queue (batch_key)
 	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NOT NULL;
+
+/*
+ * A request its params alone select (a calldata filter) is a queue row
+ * without items; ccpurge_status shows it with item NULL.
+ */
+CREATE OR REPLACE VIEW ccpurge_status WITH (security_barrier) AS
+SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
+	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
+	   q.params, q.next_attempt_at, q.role
+  FROM ccpurge.queue AS q
+	   LEFT JOIN LATERAL pg_catalog.unnest(q.items) AS i(item) ON true
+ WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');

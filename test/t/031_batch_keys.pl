@@ -141,7 +141,7 @@ sub describe
 	is($node->safe_psql('postgres', "SELECT ccpurge_retry($id)"),
 		'1', 'refused item: ccpurge_retry queues it again');
 	CcpTest::wait_request($node, $id, 'refused item retried');
-	is(summary($id), '1|done|1|1 of 1 items erased',
+	is(summary($id), '1|done|1|1 of 1 item erased',
 		'refused item: after the retry it is done');
 	is_deeply($sim->deleted('webhook'), ['locked-1'],
 		'refused item: the receiver erased it');
