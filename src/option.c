@@ -39,6 +39,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -244,18 +246,13 @@ ccp_cred_list(const CcpVendor *vendor)
 }
 
 /*
- * ccp_server_resolve finds the server to use for vendor and the user
- * mapping of userid for it, checks them, and returns everything a request
- * needs, allocated in the current memory context.
- *
- * servername NULL means the only ccpurge server whose vendor is vendor; it
- * is an error if there is none or more than one.  userid must have USAGE on
- * the server and a user mapping (its own or PUBLIC) holding every
- * credential the vendor needs.
+ * ccp_server_build finds the server to use for vendor and the user mapping
+ * of userid for it, checks them, and returns everything a request needs,
+ * allocated in the current memory context; see ccp_server_resolve.
  */
-CcpServer *
-ccp_server_resolve(const char *servername, const CcpVendor *vendor,
-				   Oid userid)
+static CcpServer *
+ccp_server_build(const char *servername, const CcpVendor *vendor,
+				 Oid userid)
 {
 	ForeignServer *server;
 	UserMapping *um;
@@ -337,6 +334,154 @@ ccp_server_resolve(const char *servername, const CcpVendor *vendor,
 	if (vendor->check_mapping != NULL)
 		vendor->check_mapping(srv);
 
+	return srv;
+}
+
+/*
+ * Resolved servers, per (server name or none, vendor, role), so that a
+ * function called once per row does not scan pg_foreign_server and check
+ * every option again each time.  Any change of a foreign server, user
+ * mapping or foreign-data wrapper empties the cache (see
+ * ccp_server_cache_inval); USAGE is checked on every use, as role
+ * membership changes fire no catalog invalidation here.
+ */
+typedef struct CcpServerKey
+{
+	Oid			userid;
+	const CcpVendor *vendor;
+	NameData	name;			/* empty: the vendor's only server */
+} CcpServerKey;
+
+typedef struct CcpServerEntry
+{
+	CcpServerKey key;
+	CcpServer  *srv;			/* in ccp_server_cxt */
+	bool		insecure_http;	/* ccpurge.allow_insecure_http it was checked under */
+} CcpServerEntry;
+
+static HTAB *ccp_server_cache = NULL;
+static MemoryContext ccp_server_cxt = NULL;
+static bool ccp_server_cache_stale = false;
+
+/* ccp_server_cache_inval marks the cache stale after a catalog change. */
+static void
+ccp_server_cache_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ccp_server_cache_stale = true;
+}
+
+/*
+ * ccp_server_copy returns a copy of srv, strings included, in the current
+ * memory context, so that a caller's server outlives any change of the
+ * cache.
+ */
+static CcpServer *
+ccp_server_copy(const CcpServer *srv)
+{
+	CcpServer  *copy = palloc(sizeof(CcpServer));
+
+	*copy = *srv;
+	copy->servername = pstrdup(srv->servername);
+	copy->url = pstrdup(srv->url);
+#define CCP_COPY_STR(f) (copy->f = srv->f ? pstrdup(srv->f) : NULL)
+	CCP_COPY_STR(http.ca_file);
+	CCP_COPY_STR(http.proxy);
+	CCP_COPY_STR(http.no_proxy);
+	CCP_COPY_STR(http.proxy_user);
+	CCP_COPY_STR(http.proxy_password);
+	for (int i = 0; i < CCP_MAX_CREDS; i++)
+		CCP_COPY_STR(cred[i]);
+#undef CCP_COPY_STR
+	return copy;
+}
+
+/*
+ * ccp_server_cache_entry returns the cache entry for key, creating the
+ * cache (and emptying it when a catalog change made it stale) first.
+ */
+static CcpServerEntry *
+ccp_server_cache_entry(const CcpServerKey *key, bool *found)
+{
+	if (ccp_server_cache == NULL || ccp_server_cache_stale)
+	{
+		HASHCTL		ctl;
+
+		if (ccp_server_cxt == NULL)
+		{
+			ccp_server_cxt = AllocSetContextCreate(CacheMemoryContext,
+												   "ccpurge servers",
+												   ALLOCSET_SMALL_SIZES);
+			CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
+										  ccp_server_cache_inval, (Datum) 0);
+			CacheRegisterSyscacheCallback(USERMAPPINGOID,
+										  ccp_server_cache_inval, (Datum) 0);
+			CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID,
+										  ccp_server_cache_inval, (Datum) 0);
+		}
+		else
+			MemoryContextReset(ccp_server_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(CcpServerKey);
+		ctl.entrysize = sizeof(CcpServerEntry);
+		ctl.hcxt = ccp_server_cxt;
+		ccp_server_cache = hash_create("ccpurge servers", 16, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ccp_server_cache_stale = false;
+	}
+	return hash_search(ccp_server_cache, key, HASH_ENTER, found);
+}
+
+/*
+ * ccp_server_resolve finds the server to use for vendor and the user
+ * mapping of userid for it, checks them, and returns everything a request
+ * needs, allocated in the current memory context.
+ *
+ * servername NULL means the only ccpurge server whose vendor is vendor; it
+ * is an error if there is none or more than one.  userid must have USAGE on
+ * the server and a user mapping (its own or PUBLIC) holding every
+ * credential the vendor needs.  A server resolved before, with no change
+ * of servers, mappings or ccpurge.allow_insecure_http since, comes from
+ * the cache after its USAGE check.
+ */
+CcpServer *
+ccp_server_resolve(const char *servername, const CcpVendor *vendor,
+				   Oid userid)
+{
+	CcpServerKey key;
+	CcpServerEntry *entry;
+	bool		found;
+	CcpServer  *srv;
+	MemoryContext old;
+
+	memset(&key, 0, sizeof(key));
+	key.userid = userid;
+	key.vendor = vendor;
+	if (servername != NULL)
+	{
+		if (strlen(servername) >= NAMEDATALEN)
+			return ccp_server_build(servername, vendor, userid);
+		namestrcpy(&key.name, servername);
+	}
+
+	/* invalidations of catalog changes others committed arrive here */
+	AcceptInvalidationMessages();
+	entry = ccp_server_cache_entry(&key, &found);
+	if (found && entry->srv != NULL &&
+		entry->insecure_http == ccp_allow_insecure_http)
+	{
+		AclResult	aclresult = pg_foreign_server_aclcheck(entry->srv->serverid,
+														   userid, ACL_USAGE);
+
+		if (aclresult == ACLCHECK_OK)
+			return ccp_server_copy(entry->srv);
+	}
+	entry->srv = NULL;
+
+	srv = ccp_server_build(servername, vendor, userid);
+	old = MemoryContextSwitchTo(ccp_server_cxt);
+	entry->srv = ccp_server_copy(srv);
+	entry->insecure_http = ccp_allow_insecure_http;
+	MemoryContextSwitchTo(old);
 	return srv;
 }
 
