@@ -104,10 +104,10 @@ SELECT item, ok, http_status FROM ccpurge_delete_customers(ARRAY['x302']);
 --
 SELECT server, vendor, operation, origin, item_count, ok, http_status, code
   FROM ccpurge.request_log
- WHERE items_sha256 = ccpurge_items_digest(ARRAY['wen11', 'kehu@example.com', '13500001111']);
+ WHERE items_hmac = ccpurge_items_digest(ARRAY['wen11', 'kehu@example.com', '13500001111']);
 SELECT count(*) AS rows_with_items_in_clear
   FROM ccpurge.request_log
- WHERE message LIKE '%13500001111%' OR items_sha256 LIKE '%13500001111%';
+ WHERE message LIKE '%13500001111%' OR pg_catalog.encode(items_hmac, 'escape') LIKE '%13500001111%';
 SELECT operation, count(*) FROM ccpurge.request_log GROUP BY 1 ORDER BY 1;
 
 -- nobody but the owner can read it, or call the functions
@@ -148,7 +148,7 @@ DO $$
 BEGIN
 	FOR i IN 1..200 LOOP
 		PERFORM FROM ccpurge.request_log
-		 WHERE items_sha256 IN (ccpurge_items_digest('{rolled-back-1}'),
+		 WHERE items_hmac IN (ccpurge_items_digest('{rolled-back-1}'),
 								ccpurge_items_digest('{rolled-back-2}'))
 		HAVING count(*) = 2;
 		EXIT WHEN FOUND;
@@ -158,5 +158,5 @@ END
 $$;
 SELECT d.item, l.origin, l.item_count, l.ok, l.http_status
   FROM unnest(ARRAY['rolled-back-1', 'rolled-back-2', 'kept-3']) AS d(item)
-  LEFT JOIN ccpurge.request_log AS l ON l.items_sha256 = ccpurge_items_digest(ARRAY[d.item])
+  LEFT JOIN ccpurge.request_log AS l ON l.items_hmac = ccpurge_items_digest(ARRAY[d.item])
  ORDER BY 1;

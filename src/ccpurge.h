@@ -23,6 +23,7 @@
 
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -224,7 +225,8 @@ typedef struct CcpLogRecord
 	int64		request_id;
 	int			item_count;
 	bool		has_digest;
-	char		digest[65];
+	char		digest[65];		/* hex HMAC of the items */
+	int			key_id;			/* of its key */
 	bool		ok;
 	int			http_status;
 	bool		has_code;
@@ -249,6 +251,7 @@ typedef struct CcpShared
 	Oid			worker_dbid;	/* database the worker serves */
 	int			log_count;		/* records in log_ring */
 	CcpLogRecord log_ring[CCP_LOG_RING];	/* rows of rolled-back calls */
+	pg_atomic_uint64 digest_generation;	/* bumped when a digest key is added */
 	int			nslots;
 	CcpTokenSlot *tokens;		/* nslots entries */
 	CcpRateSlot *rates;			/* nslots entries */
@@ -491,6 +494,8 @@ extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
 
 /* hmac.c */
 struct pg_cryptohash_ctx;
+extern void ccp_hmac_sha256(const char *key, size_t keylen,
+							const char *msg, size_t msglen, uint8 *digest);
 extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
 								const char *msg, size_t msglen, char *hex);
 extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
@@ -564,6 +569,15 @@ extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 extern char *ccp_random_key(void);
 
 /* ----------
+ * digest.c: keyed digests of items, the keys and their rotation
+ * ----------
+ */
+extern void ccp_digest_refresh(void);
+extern bool ccp_digest_items(char **items, int n, uint8 *digest, int *key_id);
+extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
+extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
+
+/* ----------
  * reqlog.c: the request log, digests only
  * ----------
  */
@@ -571,13 +585,11 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 char **items, int nitems,
 							 const CcpOutcome *out, double elapsed_ms,
 							 CcpOrigin origin, int64 request_id);
-extern char *ccp_items_digest(char **items, int nitems);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
 extern void ccp_reqlog_orphan_pending(void);
 extern void ccp_reqlog_register_callbacks(void);
-extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 
 /* ----------
  * input.c: items from arrays, de-duplication, text checks

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * hmac.c
- *	  SHA-256 and HMAC-SHA256 as lower-case hex, on PostgreSQL's
- *	  common/cryptohash.h and common/hmac.h: the items digests and batch
- *	  keys, and the request signers (iSales C2, webhook).
+ *	  SHA-256 and HMAC-SHA256, on PostgreSQL's common/cryptohash.h and
+ *	  common/hmac.h: the keyed item digests (digest.c) and the request
+ *	  signers (iSales C2, webhook).
  *
  *-------------------------------------------------------------------------
  */
@@ -16,20 +16,19 @@
 #include "utils/resowner.h"
 
 /*
- * ccp_hmac_sha256_hex computes HMAC-SHA256 of msg with key and writes it as lower-case
- * hex text, NUL-terminated, into hex (PG_SHA256_DIGEST_STRING_LENGTH bytes).
+ * ccp_hmac_sha256 computes HMAC-SHA256 of msg with key into digest
+ * (PG_SHA256_DIGEST_LENGTH bytes).
  *
  * PostgreSQL's HMAC contexts are tracked by the current resource owner; a
  * caller running outside a transaction (the worker between transactions)
  * has none, so a short-lived one is made for the computation.
  */
 void
-ccp_hmac_sha256_hex(const char *key, size_t keylen, const char *msg, size_t msglen,
-			char *hex)
+ccp_hmac_sha256(const char *key, size_t keylen, const char *msg, size_t msglen,
+				uint8 *digest)
 {
 	ResourceOwner saved_owner = CurrentResourceOwner;
 	ResourceOwner volatile own_owner = NULL;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 
 	if (saved_owner == NULL)
 	{
@@ -48,7 +47,7 @@ ccp_hmac_sha256_hex(const char *key, size_t keylen, const char *msg, size_t msgl
 
 		if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
 			pg_hmac_update(ctx, (const uint8 *) msg, msglen) < 0 ||
-			pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
+			pg_hmac_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) < 0)
 		{
 			char	   *reason = pstrdup(pg_hmac_error(ctx));
 
@@ -75,7 +74,20 @@ ccp_hmac_sha256_hex(const char *key, size_t keylen, const char *msg, size_t msgl
 		}
 	}
 	PG_END_TRY();
+}
 
+/*
+ * ccp_hmac_sha256_hex computes HMAC-SHA256 of msg with key and writes it as
+ * lower-case hex text, NUL-terminated, into hex
+ * (PG_SHA256_DIGEST_STRING_LENGTH bytes).
+ */
+void
+ccp_hmac_sha256_hex(const char *key, size_t keylen, const char *msg,
+					size_t msglen, char *hex)
+{
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+
+	ccp_hmac_sha256(key, keylen, msg, msglen, digest);
 	hex_encode((const char *) digest, sizeof(digest), hex);
 	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
 	explicit_bzero(digest, sizeof(digest));

@@ -2,7 +2,7 @@
  *
  * reqlog.c
  *	  The request log: one row in ccpurge.request_log per HTTP request,
- *	  with a SHA-256 digest of the items instead of the items.
+ *	  with a keyed digest of the items (digest.c) instead of the items.
  *
  * Rows are collected in backend memory while requests go out and written
  * by ccp_reqlog_flush() in one statement: at the end of a synchronous SQL
@@ -46,7 +46,8 @@ typedef struct CcpLogEntry
 	Oid			role;			/* name looked up at flush, in a transaction */
 	int64		request_id;		/* 0: none */
 	int			item_count;
-	char	   *digest;			/* NULL: no items */
+	char	   *digest;			/* hex HMAC of the items; NULL: none */
+	int			key_id;			/* of the digest's key */
 	bool		ok;
 	int			http_status;	/* 0: none */
 	char	   *code;
@@ -65,73 +66,36 @@ static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
  * per synchronous call, and calls come once per row.  The plan cache
  * analyses it again if the extension is dropped and created anew.
  */
-static SPIPlanPtr ccp_log_insert_plan = NULL;
-
-PG_FUNCTION_INFO_V1(ccpurge_items_digest);
-
-/* ccp_digest_cmp orders C strings bytewise, for qsort_interruptible. */
-static int
-ccp_digest_cmp(const void *a, const void *b, void *arg)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
+static SPIPlanPtr ccp_log_insert_plan[2] = {NULL, NULL};
 
 /*
- * ccp_items_digest returns the lower-hex SHA-256 of the items sorted
- * bytewise and each followed by a newline.  Sorting makes the digest
- * independent of the order in which items were given.
+ * The INSERT, into a log with keyed digests ([1]), or into the log of 1.0
+ * or 1.1 ([0]), which this library serves until ALTER EXTENSION ccpurge
+ * UPDATE: rows then go without a digest, as there is no key to make one.
  */
-char *
-ccp_items_digest(char **items, int nitems)
-{
-	pg_cryptohash_ctx *ctx;
-	char	  **sorted = palloc(sizeof(char *) * Max(nitems, 1));
-	char	   *hex;
-
-	memcpy(sorted, items, sizeof(char *) * nitems);
-	qsort_interruptible(sorted, nitems, sizeof(char *), ccp_digest_cmp, NULL);
-
-	ctx = ccp_sha256_begin();
-	for (int i = 0; i < nitems; i++)
-	{
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		ccp_sha256_add(ctx, sorted[i], strlen(sorted[i]));
-		ccp_sha256_add(ctx, "\n", 1);
-	}
-	hex = ccp_sha256_end(ctx);
-	pfree(sorted);
-	return hex;
-}
-
-/*
- * ccpurge_items_digest(text[]) is the SQL face of ccp_items_digest, so that
- * a given list can be matched against the request log.  NULL elements are
- * not allowed, as they are never sent.
- */
-Datum
-ccpurge_items_digest(PG_FUNCTION_ARGS)
-{
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	char	  **items;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	items = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("items must not contain NULL")));
-		items[i] = TextDatumGetCString(elems[i]);
-	}
-	PG_RETURN_TEXT_P(cstring_to_text(ccp_items_digest(items, n)));
-}
+static const char *const ccp_log_insert_sql[2] = {
+	"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+	" origin, role, request_id, item_count, ok, http_status,"
+	" code, message, duration_ms)"
+	" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a10, r.a11,"
+	" r.a12, r.a13, r.a14"
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14),"
+	" pg_catalog.unnest($15))"
+	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15)",
+	"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+	" origin, role, request_id, item_count, items_hmac, ok, http_status,"
+	" code, message, duration_ms, key_id)"
+	" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14),"
+	" pg_catalog.unnest($15))"
+};
 
 /*
  * ccp_reqlog_put copies s (if not NULL) to *p, advances *p past it and
@@ -166,7 +130,16 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 {
 	MemoryContext old;
 	CcpLogEntry *e;
-	char	   *digest = (nitems > 0) ? ccp_items_digest(items, nitems) : NULL;
+	char	   *digest = NULL;
+	int			key_id = 0;
+	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
+
+	if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
+	{
+		digest = palloc(PG_SHA256_DIGEST_STRING_LENGTH);
+		hex_encode((const char *) hmac, sizeof(hmac), digest);
+		digest[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	}
 
 	if (ccp_log_cxt == NULL)
 		ccp_log_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge request log",
@@ -194,6 +167,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 
 		e->server = ccp_reqlog_put(&p, srv->servername);
 		e->digest = ccp_reqlog_put(&p, digest);
+		e->key_id = key_id;
 		e->code = ccp_reqlog_put(&p, out->code);
 		e->message = ccp_reqlog_put(&p, out->message);
 	}
@@ -276,6 +250,7 @@ ccp_reqlog_orphan(List *entries)
 		r->has_digest = (e->digest != NULL);
 		if (e->digest)
 			ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
+		r->key_id = e->key_id;
 		r->ok = e->ok;
 		r->http_status = e->http_status;
 		r->has_code = (e->code != NULL);
@@ -343,6 +318,7 @@ ccp_reqlog_adopt_orphans(void)
 		e->request_id = r->request_id;
 		e->item_count = r->item_count;
 		e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
+		e->key_id = r->key_id;
 		e->ok = r->ok;
 		e->http_status = r->http_status;
 		e->code = r->has_code ? pstrdup(r->code) : NULL;
@@ -449,22 +425,25 @@ ccp_reqlog_flush(void)
 	Oid			relid;
 	Oid			owner;
 	CcpOwnerState owner_state;
-	Datum		args[14];
-	char		argnulls[14];
-	Oid			argtypes[14] = {
+	Datum		args[15];
+	char		argnulls[15];
+	Oid			argtypes[15] = {
 		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID
+		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
+		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
+		INT4ARRAYOID
 	};
-	Datum	   *cols[14];
-	bool	   *colnulls[14];
-	Oid			elemtypes[14] = {
+	Datum	   *cols[15];
+	bool	   *colnulls[15];
+	Oid			elemtypes[15] = {
 		TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
-		INT4OID, TEXTOID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID
+		INT4OID, BYTEAOID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID,
+		INT4OID
 	};
 	ListCell   *lc;
 	int			i = 0;
 	int			ret;
+	int			keyed;
 	MemoryContext old;
 
 	if (n == 0)
@@ -486,8 +465,9 @@ ccp_reqlog_flush(void)
 		owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
 		ReleaseSysCache(tp);
 	}
+	keyed = (get_attnum(relid, "items_hmac") != InvalidAttrNumber) ? 1 : 0;
 
-	for (int c = 0; c < 14; c++)
+	for (int c = 0; c < 15; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		colnulls[c] = palloc0(sizeof(bool) * n);
@@ -509,8 +489,17 @@ ccp_reqlog_flush(void)
 		cols[6][i] = Int64GetDatum(e->request_id);
 		colnulls[6][i] = (e->request_id == 0);
 		cols[7][i] = Int32GetDatum(e->item_count);
-		cols[8][i] = e->digest ? CStringGetTextDatum(e->digest) : (Datum) 0;
 		colnulls[8][i] = (e->digest == NULL);
+		if (e->digest != NULL)
+		{
+			bytea	   *hmac = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+			hex_decode(e->digest, PG_SHA256_DIGEST_LENGTH * 2, VARDATA(hmac));
+			SET_VARSIZE(hmac, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+			cols[8][i] = PointerGetDatum(hmac);
+		}
+		cols[14][i] = Int32GetDatum(e->key_id);
+		colnulls[14][i] = (e->digest == NULL);
 		cols[9][i] = BoolGetDatum(e->ok);
 		cols[10][i] = Int32GetDatum(e->http_status);
 		colnulls[10][i] = (e->http_status == 0);
@@ -521,7 +510,7 @@ ccp_reqlog_flush(void)
 		cols[13][i] = Float8GetDatum(e->duration_ms);
 		i++;
 	}
-	for (int c = 0; c < 14; c++)
+	for (int c = 0; c < 15; c++)
 	{
 		int			dims[1] = {n};
 		int			lbs[1] = {1};
@@ -541,27 +530,19 @@ ccp_reqlog_flush(void)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (ccp_log_insert_plan == NULL)
+		if (ccp_log_insert_plan[keyed] == NULL)
 		{
 			SPIPlanPtr	plan;
 
-			plan = SPI_prepare("INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
-							   " origin, role, request_id, item_count, items_sha256, ok, http_status,"
-							   " code, message, duration_ms)"
-							   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							   " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-							   " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-							   " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-							   " pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))",
-							   14, argtypes);
+			plan = SPI_prepare(ccp_log_insert_sql[keyed], 15, argtypes);
 			if (plan == NULL)
 				elog(ERROR, "could not prepare the ccpurge request log insert: %s",
 					 SPI_result_code_string(SPI_result));
 			if (SPI_keepplan(plan) != 0)
 				elog(ERROR, "could not save the ccpurge request log insert plan");
-			ccp_log_insert_plan = plan;
+			ccp_log_insert_plan[keyed] = plan;
 		}
-		ret = SPI_execute_plan(ccp_log_insert_plan, args, argnulls, false, 0);
+		ret = SPI_execute_plan(ccp_log_insert_plan[keyed], args, argnulls, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not write the ccpurge request log: SPI code %d", ret);
 		SPI_finish();

@@ -71,6 +71,7 @@ ccp_shmem_startup_hook(void)
 		ccp_shared->log_lock = &locks[3].lock;
 		ConditionVariableInit(&ccp_shared->token_cv);
 		ConditionVariableInit(&ccp_shared->rate_cv);
+		pg_atomic_init_u64(&ccp_shared->digest_generation, 0);
 		ccp_shared->nslots = ccp_max_servers;
 		p += MAXALIGN(sizeof(CcpShared));
 		ccp_shared->tokens = (CcpTokenSlot *) p;

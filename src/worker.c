@@ -1088,6 +1088,8 @@ ccp_worker_claim(void)
 		return -1;
 	}
 	wake = ccp_worker_housekeeping();
+	/* requests are logged between transactions, under the current key */
+	ccp_digest_refresh();
 
 	ccp_worker_keys = ccp_queue_keeps_batch_keys();
 	units = ccp_worker_claim_units();

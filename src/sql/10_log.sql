@@ -10,25 +10,54 @@ CREATE TABLE ccpurge.request_log (
 	role		text NOT NULL,
 	request_id	bigint,
 	item_count	integer NOT NULL,
-	items_sha256 text,
+	items_sha256 text,			-- 1.0 and 1.1 rows only: an unkeyed digest
 	ok			boolean NOT NULL,
 	http_status integer,
 	code		text,
 	message		text,
-	duration_ms double precision NOT NULL
+	duration_ms double precision NOT NULL,
+	items_hmac	bytea,				-- keyed digest of the items (digest_key)
+	key_id		integer				-- the key of items_hmac
 );
 CREATE INDEX ON ccpurge.request_log (logged_at);
 CREATE INDEX ON ccpurge.request_log (items_sha256);
+CREATE INDEX ON ccpurge.request_log (items_hmac);
 REVOKE ALL ON ccpurge.request_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ccpurge.request_log_log_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log_log_id_seq', '');
 
 /*
- * ccpurge_items_digest gives the digest the request log stores for a list of
- * items, so that compliance staff can prove that a given set was sent.
+ * The secret keys of the digests ccpurge stores: the newest is current,
+ * older ones stay for look-ups.  Readable by the extension's owner only;
+ * pg_dump keeps them, so that digests stay verifiable after a restore (a
+ * key's id is derived from the key, so the key the restore's CREATE
+ * EXTENSION makes never clashes with a restored one).
+ */
+CREATE TABLE ccpurge.digest_key (
+	key_id		integer PRIMARY KEY,
+	key			bytea NOT NULL CHECK (pg_catalog.octet_length(key) OPERATOR(pg_catalog.=) 32),
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+REVOKE ALL ON ccpurge.digest_key FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ccpurge.digest_key', '');
+
+/*
+ * ccpurge_items_digest gives the keyed digest the request log stores for a
+ * list of items, under the current key, so that compliance staff can
+ * prove that a given set was sent.
  */
 CREATE FUNCTION ccpurge_items_digest(items text[])
-RETURNS text
+RETURNS bytea
 AS 'MODULE_PATHNAME'
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE;
+REVOKE EXECUTE ON FUNCTION ccpurge_items_digest(text[]) FROM PUBLIC;
+
+CREATE FUNCTION ccpurge_rotate_digest_key()
+RETURNS integer
+AS 'MODULE_PATHNAME'
+LANGUAGE C VOLATILE;
+REVOKE EXECUTE ON FUNCTION ccpurge_rotate_digest_key() FROM PUBLIC;
+
+/* the first key */
+SELECT @extschema@.ccpurge_rotate_digest_key();

@@ -20,9 +20,13 @@ COMMENT ON FUNCTION ccpurge_fdw_validator(text[], oid) IS
 
 /* the request log (src/sql/10_log.sql) */
 COMMENT ON TABLE ccpurge.request_log IS
-  'every HTTP request ccpurge made: a SHA-256 digest of the items, never the items';
+  'every HTTP request ccpurge made: a keyed digest of the items, never the items';
 COMMENT ON FUNCTION ccpurge_items_digest(text[]) IS
-  'SHA-256 digest of a set of items, as the request log stores it';
+  'keyed digest (HMAC-SHA256 under the current key) of a set of items, as the request log stores it';
+COMMENT ON FUNCTION ccpurge_rotate_digest_key() IS
+  'adds a new current digest key and keeps the old ones for look-ups; returns its key_id';
+COMMENT ON TABLE ccpurge.digest_key IS
+  'the secret keys of the digests ccpurge stores; the newest is current';
 
 /* the synchronous functions (src/sql/20_sync.sql) */
 COMMENT ON FUNCTION ccpurge_delete_customers(text[], text) IS

@@ -96,3 +96,37 @@ SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
   FROM ccpurge.queue AS q
 	   LEFT JOIN LATERAL pg_catalog.unnest(q.items) AS i(item) ON true
  WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
+
+/*
+ * Keyed digests (design section 6): a plain SHA-256 of one phone number is
+ * reversed by trying every number, so every digest ccpurge stores from
+ * now on is an HMAC-SHA256 under a secret key of ccpurge.digest_key.
+ * Rows of 1.0 and 1.1 keep their unkeyed items_sha256 (and have no
+ * items_hmac); new rows have items_hmac and key_id instead.
+ */
+CREATE TABLE ccpurge.digest_key (
+	key_id		integer PRIMARY KEY,
+	key			bytea NOT NULL CHECK (pg_catalog.octet_length(key) OPERATOR(pg_catalog.=) 32),
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+REVOKE ALL ON ccpurge.digest_key FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ccpurge.digest_key', '');
+
+ALTER TABLE ccpurge.request_log ADD COLUMN items_hmac bytea, ADD COLUMN key_id integer;
+CREATE INDEX ON ccpurge.request_log (items_hmac);
+
+/* 1.1's returned the unkeyed digest as text, and PUBLIC could call it */
+DROP FUNCTION ccpurge_items_digest(text[]);
+CREATE FUNCTION ccpurge_items_digest(items text[])
+RETURNS bytea
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT STABLE;
+REVOKE EXECUTE ON FUNCTION ccpurge_items_digest(text[]) FROM PUBLIC;
+
+CREATE FUNCTION ccpurge_rotate_digest_key()
+RETURNS integer
+AS 'MODULE_PATHNAME'
+LANGUAGE C VOLATILE;
+REVOKE EXECUTE ON FUNCTION ccpurge_rotate_digest_key() FROM PUBLIC;
+
+SELECT @extschema@.ccpurge_rotate_digest_key();

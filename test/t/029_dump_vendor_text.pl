@@ -79,10 +79,10 @@ ok( $node->poll_query_until('postgres', q{
 	SELECT count(*) = 2 FROM ccpurge.request_log WHERE code = 'long'}),
 	'the rolled-back call\'s log row with a long message is written by the worker');
 is( $node->safe_psql('postgres', q{
-	SELECT string_agg(CASE items_sha256 WHEN ccpurge_items_digest(ARRAY['t-5'])
+	SELECT string_agg(CASE items_hmac WHEN ccpurge_items_digest(ARRAY['t-5'])
 			THEN 'committed' ELSE 'rolled back' END
 		|| ' ' || octet_length(message) || ' ' || right(message, 4), ', '
-		ORDER BY items_sha256 = ccpurge_items_digest(ARRAY['t-5']) DESC)
+		ORDER BY items_hmac = ccpurge_items_digest(ARRAY['t-5']) DESC)
 	FROM ccpurge.request_log WHERE code = 'long'}),
 	"committed 1003 \xc3\xa9..., rolled back 1003 \xc3\xa9...",
 	'both keep the first 1000 bytes and "..."');

@@ -1,0 +1,348 @@
+/*-------------------------------------------------------------------------
+ *
+ * digest.c
+ *	  Keyed digests of items: HMAC-SHA256 under a secret key, so that a
+ *	  stored digest of one phone number cannot be reversed by trying every
+ *	  number.
+ *
+ * The keys are rows of ccpurge.digest_key (key_id, key, created_at),
+ * readable by the extension's owner only.  The newest is the current key;
+ * older ones stay for look-ups (ccpurge_rotate_digest_key adds a key).  A
+ * key's id is taken from the SHA-256 of the key itself, so that a dump
+ * restored into a database whose CREATE EXTENSION made a key of its own
+ * keeps both without a clash.
+ *
+ * Each process caches the keys.  A rotation bumps a counter in shared
+ * memory when it commits, and a process loads the keys again, inside a
+ * transaction, when the counter or the table has changed; outside a
+ * transaction (the worker between its transactions) the cached keys are
+ * used as they are.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "ccpurge.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#define CCP_KEY_BYTES	32
+
+/* One digest key, as cached. */
+typedef struct CcpDigestKey
+{
+	int			key_id;
+	uint8		key[CCP_KEY_BYTES];
+} CcpDigestKey;
+
+static CcpDigestKey *ccp_keys = NULL;	/* newest first, in TopMemoryContext */
+static int	ccp_nkeys = 0;
+static uint64 ccp_keys_generation = 0;
+static Oid	ccp_keys_relid = InvalidOid;
+static bool ccp_rotated = false;	/* this transaction added a key */
+static bool ccp_digest_callback = false;
+
+PG_FUNCTION_INFO_V1(ccpurge_items_digest);
+PG_FUNCTION_INFO_V1(ccpurge_rotate_digest_key);
+
+/*
+ * ccp_digest_table returns the oid of ccpurge.digest_key and sets *owner,
+ * or returns InvalidOid when it does not exist (an installation older
+ * than 1.2, or no extension).  Needs a transaction.
+ */
+static Oid
+ccp_digest_table(Oid *owner)
+{
+	Oid			nsp = get_namespace_oid("ccpurge", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("digest_key", nsp) :
+		InvalidOid;
+
+	if (OidIsValid(relid))
+	{
+		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		*owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+		ReleaseSysCache(tp);
+	}
+	return relid;
+}
+
+/*
+ * ccp_digest_load reads every key, newest first, into the cache.  Needs a
+ * transaction; connects to SPI itself.
+ */
+static void
+ccp_digest_load(Oid relid, Oid owner)
+{
+	CcpOwnerState state;
+	uint64		generation = pg_atomic_read_u64(&ccp_shared->digest_generation);
+	CcpDigestKey *volatile keys = NULL;
+	volatile int n = 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ccp_owner_begin(owner, &state);
+	PG_TRY();
+	{
+		if (SPI_execute("SELECT key_id, key FROM ccpurge.digest_key"
+						" ORDER BY created_at DESC, key_id DESC", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the ccpurge digest keys");
+		keys = MemoryContextAllocZero(TopMemoryContext,
+									  sizeof(CcpDigestKey) * Max(SPI_processed, 1));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			bytea	   *key;
+
+			keys[n].key_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+			key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 2, &isnull));
+			if (isnull || VARSIZE_ANY_EXHDR(key) != CCP_KEY_BYTES)
+				continue;
+			memcpy(keys[n].key, VARDATA_ANY(key), CCP_KEY_BYTES);
+			n++;
+		}
+	}
+	PG_FINALLY();
+	{
+		ccp_owner_restore_user(&state);
+	}
+	PG_END_TRY();
+	ccp_owner_end(&state);
+	SPI_finish();
+
+	if (ccp_keys != NULL)
+	{
+		explicit_bzero(ccp_keys, sizeof(CcpDigestKey) * Max(ccp_nkeys, 1));
+		pfree(ccp_keys);
+	}
+	ccp_keys = keys;
+	ccp_nkeys = n;
+	ccp_keys_generation = generation;
+	ccp_keys_relid = relid;
+}
+
+/*
+ * ccp_digest_current brings the cached keys up to date when a transaction
+ * is open and they may have changed (another process rotated, or the
+ * extension was created anew).  Returns the current key, or NULL when
+ * there is none (no key table, or nothing cached outside a transaction).
+ */
+static const CcpDigestKey *
+ccp_digest_current(void)
+{
+	if (IsTransactionState() && ccp_shared != NULL)
+	{
+		Oid			owner = InvalidOid;
+		Oid			relid = ccp_digest_table(&owner);
+
+		if (!OidIsValid(relid))
+		{
+			ccp_nkeys = 0;
+			ccp_keys_relid = InvalidOid;
+			return NULL;
+		}
+		if (relid != ccp_keys_relid || ccp_nkeys == 0 ||
+			pg_atomic_read_u64(&ccp_shared->digest_generation) != ccp_keys_generation)
+			ccp_digest_load(relid, owner);
+	}
+	return ccp_nkeys > 0 ? &ccp_keys[0] : NULL;
+}
+
+/*
+ * ccp_digest_refresh loads the keys if needed; the worker calls it in each
+ * claim transaction, so that the requests it logs between transactions
+ * are digested under the current key.
+ */
+void
+ccp_digest_refresh(void)
+{
+	(void) ccp_digest_current();
+}
+
+/* ccp_digest_cmp orders C strings bytewise, for qsort_interruptible. */
+static int
+ccp_digest_cmp(const void *a, const void *b, void *arg)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * ccp_digest_items computes the set digest of n items under the current
+ * key into digest (PG_SHA256_DIGEST_LENGTH bytes) and sets *key_id: the
+ * HMAC-SHA256 of the items sorted bytewise, each followed by a newline, so
+ * that the digest does not depend on their order.  Returns false, with
+ * nothing computed, when there is no key.
+ */
+bool
+ccp_digest_items(char **items, int n, uint8 *digest, int *key_id)
+{
+	const CcpDigestKey *key = ccp_digest_current();
+	char	  **sorted;
+	StringInfoData buf;
+
+	if (key == NULL)
+		return false;
+	sorted = palloc(sizeof(char *) * Max(n, 1));
+	memcpy(sorted, items, sizeof(char *) * n);
+	qsort_interruptible(sorted, n, sizeof(char *), ccp_digest_cmp, NULL);
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		appendStringInfoString(&buf, sorted[i]);
+		appendStringInfoChar(&buf, '\n');
+	}
+	ccp_hmac_sha256((const char *) key->key, CCP_KEY_BYTES, buf.data, buf.len,
+					digest);
+	*key_id = key->key_id;
+	pfree(buf.data);
+	pfree(sorted);
+	return true;
+}
+
+/*
+ * ccpurge_items_digest(items text[]) gives the set digest the request log
+ * stores for a list of items, under the current key, so that a given list
+ * can be matched against the log.  NULL elements are not allowed, as they
+ * are never sent.
+ */
+Datum
+ccpurge_items_digest(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	  **items;
+	bytea	   *result = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	int			key_id;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	items = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("items must not contain NULL")));
+		items[i] = TextDatumGetCString(elems[i]);
+	}
+	if (!ccp_digest_items(items, n, (uint8 *) VARDATA(result), &key_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ccpurge has no digest key in this database"),
+				 errhint("Update the extension with ALTER EXTENSION ccpurge UPDATE.")));
+	SET_VARSIZE(result, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * ccp_digest_xact_callback tells every process, when a transaction that
+ * added a key commits, to load the keys again.
+ */
+static void
+ccp_digest_xact_callback(XactEvent event, void *arg)
+{
+	if (!ccp_rotated)
+		return;
+	if (event == XACT_EVENT_COMMIT && ccp_shared != NULL)
+		pg_atomic_fetch_add_u64(&ccp_shared->digest_generation, 1);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		ccp_rotated = false;
+}
+
+/*
+ * ccpurge_rotate_digest_key() adds a new key of CCP_KEY_BYTES strong
+ * random bytes, which becomes the current one, and returns its key_id;
+ * older keys stay for look-ups.  Runs as the table's owner.
+ */
+Datum
+ccpurge_rotate_digest_key(PG_FUNCTION_ARGS)
+{
+	uint8		key[CCP_KEY_BYTES];
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	int32		key_id;
+	Oid			owner = InvalidOid;
+	Oid			relid;
+	CcpOwnerState state;
+	bytea	   *keyval = palloc(VARHDRSZ + CCP_KEY_BYTES);
+	Oid			types[2] = {INT4OID, BYTEAOID};
+	Datum		values[2];
+	volatile int ret;
+
+	ccp_require_writable();
+	relid = ccp_digest_table(&owner);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the ccpurge digest key table does not exist in this database")));
+	if (!pg_strong_random(key, sizeof(key)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random digest key")));
+	/* the id is the key's own: keys of two installations never clash */
+	{
+		pg_cryptohash_ctx *ctx = ccp_sha256_begin();
+		char	   *hex;
+
+		ccp_sha256_add(ctx, (const char *) key, sizeof(key));
+		hex = ccp_sha256_end(ctx);
+		hex_decode(hex, 8, (char *) hash);
+		key_id = (int32) ((((uint32) hash[0] << 24) | ((uint32) hash[1] << 16) |
+						   ((uint32) hash[2] << 8) | hash[3]) & 0x7FFFFFFF);
+	}
+	memcpy(VARDATA(keyval), key, sizeof(key));
+	SET_VARSIZE(keyval, VARHDRSZ + CCP_KEY_BYTES);
+	explicit_bzero(key, sizeof(key));
+	values[0] = Int32GetDatum(key_id);
+	values[1] = PointerGetDatum(keyval);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ccp_owner_begin(owner, &state);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args("INSERT INTO ccpurge.digest_key (key_id, key)"
+									" VALUES ($1, $2)", 2, types, values, NULL,
+									false, 0);
+	}
+	PG_FINALLY();
+	{
+		ccp_owner_restore_user(&state);
+	}
+	PG_END_TRY();
+	ccp_owner_end(&state);
+	SPI_finish();
+	explicit_bzero(VARDATA(keyval), CCP_KEY_BYTES);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not add a ccpurge digest key: SPI code %d", ret);
+
+	if (!ccp_digest_callback)
+	{
+		RegisterXactCallback(ccp_digest_xact_callback, NULL);
+		ccp_digest_callback = true;
+	}
+	ccp_rotated = true;
+	/* this process sees its own key at once */
+	ccp_nkeys = 0;
+	PG_RETURN_INT32(key_id);
+}
