@@ -156,6 +156,7 @@ typedef struct CcpOwnerState
 extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
 extern void ccp_owner_restore_user(const CcpOwnerState *state);
 extern void ccp_owner_end(const CcpOwnerState *state);
+extern Oid	ccp_rel_owner(Oid relid);
 
 /* ----------
  * shmem.c: shared state of all backends and the worker
@@ -576,6 +577,14 @@ extern void ccp_digest_refresh(void);
 extern bool ccp_digest_items(char **items, int n, uint8 *digest, int *key_id);
 extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
+
+/* ----------
+ * chain.c: the request log's hash chain, its verification and pruning
+ * ----------
+ */
+extern int	ccp_chain_seal(void);
+extern Datum ccpurge_verify_log(PG_FUNCTION_ARGS);
+extern Datum ccpurge_prune_log(PG_FUNCTION_ARGS);
 
 /* ----------
  * reqlog.c: the request log, digests only

@@ -69,14 +69,7 @@ ccp_digest_table(Oid *owner)
 		InvalidOid;
 
 	if (OidIsValid(relid))
-	{
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", relid);
-		*owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
-	}
+		*owner = ccp_rel_owner(relid);
 	return relid;
 }
 

@@ -9,7 +9,10 @@
  */
 #include "ccpurge.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
+#include "utils/syscache.h"
 #include "utils/guc.h"
 
 /*
@@ -45,4 +48,18 @@ ccp_owner_end(const CcpOwnerState *state)
 {
 	AtEOXact_GUC(false, state->guc_level);
 	ccp_owner_restore_user(state);
+}
+
+/* ccp_rel_owner returns the owner of relation relid, which must exist. */
+Oid
+ccp_rel_owner(Oid relid)
+{
+	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tp))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+	ReleaseSysCache(tp);
+	return owner;
 }

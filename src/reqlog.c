@@ -333,7 +333,8 @@ ccp_reqlog_adopt_orphans(void)
 
 /*
  * ccp_reqlog_xact_callback keeps the rows of a committed transaction
- * written and hands those of a rolled-back one to the worker.
+ * written, and wakes the worker to chain them, and hands those of a
+ * rolled-back one to the worker.
  */
 static void
 ccp_reqlog_xact_callback(XactEvent event, void *arg)
@@ -342,6 +343,10 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
+			/* the worker chains the new rows (see chain.c) */
+			if (event == XACT_EVENT_COMMIT && ccp_log_written != NIL &&
+				!IsBackgroundWorker)
+				ccp_wake_worker();
 			ccp_log_written = NIL;
 			if (ccp_log_pending == NIL && ccp_log_cxt != NULL)
 				MemoryContextReset(ccp_log_cxt);

@@ -754,6 +754,8 @@ ccp_worker_housekeeping(void)
 	/* request-log rows of rolled-back synchronous calls */
 	ccp_reqlog_adopt_orphans();
 	ccp_reqlog_flush();
+	/* the worker is the one writer of the chain */
+	(void) ccp_chain_seal();
 
 	/*
 	 * Removal runs when the oldest finished row falls due, but at most once

@@ -17,15 +17,51 @@ CREATE TABLE ccpurge.request_log (
 	message		text,
 	duration_ms double precision NOT NULL,
 	items_hmac	bytea,				-- keyed digest of the items (digest_key)
-	key_id		integer				-- the key of items_hmac
+	key_id		integer,			-- the key of items_hmac
+	scope		jsonb,				-- the request's other parameters, selecting values as HMACs
+	request_ids bigint[],			-- every queue request the request carried
+	prev_hash	bytea,				-- the chain: the row before's row_hash
+	row_hash	bytea,				-- SHA-256 of prev_hash and every column
+	chain_seq	bigint UNIQUE		-- position in the chain; NULL: not chained yet
 );
 CREATE INDEX ON ccpurge.request_log (logged_at);
 CREATE INDEX ON ccpurge.request_log (items_sha256);
 CREATE INDEX ON ccpurge.request_log (items_hmac);
+CREATE INDEX ON ccpurge.request_log (log_id) WHERE row_hash IS NULL;
 REVOKE ALL ON ccpurge.request_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE ccpurge.request_log_log_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_log_log_id_seq', '');
+
+/*
+ * The state of the request log's hash chain (chain.c): its head, and the
+ * last row ccpurge_prune_log removed, which the chain now starts after.
+ * One row, made by the first seal; pg_dump keeps it with the log.
+ */
+CREATE TABLE ccpurge.log_chain (
+	id			integer PRIMARY KEY DEFAULT 1 CHECK (id OPERATOR(pg_catalog.=) 1),
+	head_seq	bigint NOT NULL DEFAULT 0,
+	head_hash	bytea,
+	pruned_seq	bigint NOT NULL DEFAULT 0,
+	pruned_hash bytea
+);
+REVOKE ALL ON ccpurge.log_chain FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ccpurge.log_chain', '');
+
+CREATE FUNCTION ccpurge_verify_log(
+	OUT ok boolean, OUT rows_checked bigint, OUT first_bad_log_id bigint,
+	OUT detail text)
+RETURNS record
+AS 'MODULE_PATHNAME'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ccpurge_prune_log(older_than timestamptz)
+RETURNS bigint
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT VOLATILE;
+
+REVOKE EXECUTE ON FUNCTION ccpurge_verify_log(), ccpurge_prune_log(timestamptz)
+FROM PUBLIC;
 
 /*
  * The secret keys of the digests ccpurge stores: the newest is current,

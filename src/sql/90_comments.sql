@@ -25,6 +25,12 @@ COMMENT ON FUNCTION ccpurge_items_digest(text[]) IS
   'keyed digest (HMAC-SHA256 under the current key) of a set of items, as the request log stores it';
 COMMENT ON FUNCTION ccpurge_rotate_digest_key() IS
   'adds a new current digest key and keeps the old ones for look-ups; returns its key_id';
+COMMENT ON FUNCTION ccpurge_verify_log() IS
+  'recomputes the request log''s hash chain and says whether a row was changed, removed or added';
+COMMENT ON FUNCTION ccpurge_prune_log(timestamptz) IS
+  'removes the oldest chained request log rows logged before a time; the chain still verifies';
+COMMENT ON TABLE ccpurge.log_chain IS
+  'the head of the request log''s hash chain and where pruning left its start';
 COMMENT ON TABLE ccpurge.digest_key IS
   'the secret keys of the digests ccpurge stores; the newest is current';
 

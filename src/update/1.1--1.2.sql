@@ -130,3 +130,41 @@ LANGUAGE C VOLATILE;
 REVOKE EXECUTE ON FUNCTION ccpurge_rotate_digest_key() FROM PUBLIC;
 
 SELECT @extschema@.ccpurge_rotate_digest_key();
+
+/*
+ * The request log's scope, the queue requests a request carried, and its
+ * hash chain (chain.c); the worker chains the existing rows too, 1.0 and
+ * 1.1's first.
+ */
+ALTER TABLE ccpurge.request_log
+	ADD COLUMN scope jsonb,
+	ADD COLUMN request_ids bigint[],
+	ADD COLUMN prev_hash bytea,
+	ADD COLUMN row_hash bytea,
+	ADD COLUMN chain_seq bigint UNIQUE;
+CREATE INDEX ON ccpurge.request_log (log_id) WHERE row_hash IS NULL;
+
+CREATE TABLE ccpurge.log_chain (
+	id			integer PRIMARY KEY DEFAULT 1 CHECK (id OPERATOR(pg_catalog.=) 1),
+	head_seq	bigint NOT NULL DEFAULT 0,
+	head_hash	bytea,
+	pruned_seq	bigint NOT NULL DEFAULT 0,
+	pruned_hash bytea
+);
+REVOKE ALL ON ccpurge.log_chain FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ccpurge.log_chain', '');
+
+CREATE FUNCTION ccpurge_verify_log(
+	OUT ok boolean, OUT rows_checked bigint, OUT first_bad_log_id bigint,
+	OUT detail text)
+RETURNS record
+AS 'MODULE_PATHNAME'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ccpurge_prune_log(older_than timestamptz)
+RETURNS bigint
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT VOLATILE;
+
+REVOKE EXECUTE ON FUNCTION ccpurge_verify_log(), ccpurge_prune_log(timestamptz)
+FROM PUBLIC;
