@@ -102,3 +102,13 @@ SELECT * FROM ccpurge_call('delete_caller_numbers', ARRAY['5245241', '5245242'],
 	'{"vdn_id": 1, "campaign_id": 42}', 'isales');
 SELECT * FROM ccpurge_call('delete_caller_numbers', ARRAY['5245241'], '{"vdn_id": 1}');
 SELECT * FROM ccpurge_call('no_such_operation', ARRAY['1']);
+
+-- the request log keeps a calldata filter as its scope, the values that
+-- select people (sessionId, called, customField) as keyed digests
+SELECT count(*) FROM ccpurge_delete_calldata(1, 42, '{"called":"88009","recycleTime":"2026-10-31 23:59:59"}');
+SELECT scope->'vdn_id' AS vdn_id, scope->'campaign_id' AS campaign_id,
+	   scope->'filter'->>'recycleTime' AS recycle_time,
+	   scope->'filter'->>'called' ~ '^hmac:[0-9]+:[0-9a-f]{64}$' AS called_digested,
+	   strpos(scope::text, '88009') = 0 AS no_clear_text
+  FROM ccpurge.request_log
+ WHERE operation = 'delete_calldata' ORDER BY log_id DESC LIMIT 1;

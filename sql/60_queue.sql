@@ -164,6 +164,19 @@ SELECT ccpurge_enqueue('delete_calldata', NULL,
 SELECT ccpurge_wait(:req_filter, '30 seconds');
 SELECT item, state, http_status, code, params->'filter' AS filter
   FROM ccpurge_status WHERE request_id = :req_filter;
+-- the request log keeps the request's scope and the queue requests it
+-- carried
+SELECT scope->'filter' AS filter, request_ids = ARRAY[:req_filter]::bigint[] AS ids
+  FROM ccpurge.request_log
+ WHERE operation = 'delete_calldata' AND request_ids @> ARRAY[:req_filter]::bigint[];
+-- two requests queued together go out in one batch, whose log row names both
+BEGIN;
+SELECT ccpurge_enqueue('delete_customers', ARRAY['co-1']) AS req_a \gset
+SELECT ccpurge_enqueue('delete_customers', ARRAY['co-2', 'co-1']) AS req_b \gset
+COMMIT;
+SELECT ccpurge_wait(:req_a, '30 seconds') AND ccpurge_wait(:req_b, '30 seconds') AS done;
+SELECT DISTINCT item_count, request_ids = ARRAY[:req_a, :req_b]::bigint[] AS both_requests
+  FROM ccpurge.request_log WHERE request_ids && ARRAY[:req_a, :req_b]::bigint[];
 -- a filter is validated as the synchronous function does, and takes no items
 SELECT ccpurge_enqueue('delete_calldata', NULL,
 	'{"vdn_id": 1, "campaign_id": 42, "filter": {"recycleType": 1}}');

@@ -211,7 +211,8 @@ ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error, int *status,
 	ccp_outcome_clean(srv, &out, token);
 	if (!out.ok)
 		*error = out.message;
-	ccp_reqlog_write(srv, "token", NULL, 0, &out, res.elapsed_ms, origin, 0);
+	ccp_reqlog_write(srv, "token", NULL, 0, &out, res.elapsed_ms, origin, 0,
+					 NULL, 0, NULL);
 	return out.ok ? token : NULL;
 }
 

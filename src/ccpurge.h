@@ -228,6 +228,10 @@ typedef struct CcpLogRecord
 	bool		has_digest;
 	char		digest[65];		/* hex HMAC of the items */
 	int			key_id;			/* of its key */
+	bool		has_request_ids;
+	char		request_ids[256];	/* "{1,2}", left out when longer */
+	bool		has_scope;
+	char		scope[1024];	/* JSON text, left out when longer */
 	bool		ok;
 	int			http_status;
 	bool		has_code;
@@ -413,6 +417,15 @@ typedef struct CcpOpDef
 	char	   *(*params_text) (const struct CcpOpDef *def, const void *params);
 
 	/*
+	 * Optional: the params as the request log's scope, JSON text in which
+	 * every value that selects people (a calldata filter's sessionId,
+	 * called, customField) is replaced by its keyed digest
+	 * (ccp_digest_value); NULL callback: params_text, which must then hold
+	 * no such value.
+	 */
+	char	   *(*scope_text) (const struct CcpOpDef *def, const void *params);
+
+	/*
 	 * Optional: tells whether params alone say what to erase, so that a
 	 * request carries no items (a calldata filter); NULL: never.
 	 */
@@ -540,6 +553,9 @@ typedef struct CcpExchange
 	CcpChunk	chunk;
 	CcpOrigin	origin;
 	int64		request_id;		/* for the log; 0: none */
+	const int64 *request_ids;	/* every queue request carried; NULL: none */
+	int			nrequest_ids;
+	char	   *scope;			/* the request's params for the log */
 	bool		blocking;		/* may wait for the limiter */
 	int			ticket;			/* rate-limit ticket held, -1: none */
 	bool		token_retried;
@@ -575,6 +591,7 @@ extern char *ccp_random_key(void);
  */
 extern void ccp_digest_refresh(void);
 extern bool ccp_digest_items(char **items, int n, uint8 *digest, int *key_id);
+extern char *ccp_digest_value(const char *value);
 extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
 
@@ -593,7 +610,9 @@ extern Datum ccpurge_prune_log(PG_FUNCTION_ARGS);
 extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 char **items, int nitems,
 							 const CcpOutcome *out, double elapsed_ms,
-							 CcpOrigin origin, int64 request_id);
+							 CcpOrigin origin, int64 request_id,
+							 const int64 *request_ids, int nrequest_ids,
+							 const char *scope);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
@@ -622,6 +641,7 @@ extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
 extern char *ccp_params_text(const CcpOpDef *def, const void *params);
 extern List *ccp_params_split(const CcpOpDef *def, const void *params);
 extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
+extern char *ccp_params_scope(const CcpOpDef *def, const void *params);
 extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
 extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
 extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,

@@ -210,6 +210,28 @@ ccp_digest_items(char **items, int n, uint8 *digest, int *key_id)
 }
 
 /*
+ * ccp_digest_value returns, palloc'd, what the request log's scope holds
+ * instead of a value that selects people: "hmac:<key_id>:<hex HMAC-SHA256
+ * of the value>" under the current key, or "hmac:none" when there is no
+ * key (an installation before the update).
+ */
+char *
+ccp_digest_value(const char *value)
+{
+	const CcpDigestKey *key = ccp_digest_current();
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char		hex[PG_SHA256_DIGEST_STRING_LENGTH];
+
+	if (key == NULL)
+		return pstrdup("hmac:none");
+	ccp_hmac_sha256((const char *) key->key, CCP_KEY_BYTES, value,
+					strlen(value), digest);
+	hex_encode((const char *) digest, sizeof(digest), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return psprintf("hmac:%d:%s", key->key_id, hex);
+}
+
+/*
  * ccpurge_items_digest(items text[]) gives the set digest the request log
  * stores for a list of items, under the current key, so that a given list
  * can be matched against the log.  NULL elements are not allowed, as they

@@ -98,6 +98,7 @@ ccp_exchange_init(CcpExchange *x, const CcpServer *srv, const CcpOpDef *def,
 	x->chunk.batch_key = batch_key ? batch_key : ccp_random_key();
 	x->origin = origin;
 	x->request_id = request_id;
+	x->scope = ccp_params_scope(def, params);
 	x->blocking = blocking;
 	x->ticket = -1;
 	x->out.success_count = -1;
@@ -194,7 +195,8 @@ ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res)
 	ccp_exchange_abandon(x);
 	ccp_classify_answer(srv, x->def, &x->chunk, res, &x->out);
 	ccp_reqlog_write(srv, x->def->name, x->chunk.items, x->chunk.nitems,
-					 &x->out, res->elapsed_ms, x->origin, x->request_id);
+					 &x->out, res->elapsed_ms, x->origin, x->request_id,
+					 x->request_ids, x->nrequest_ids, x->scope);
 
 	if (x->out.retry == CCP_RETRY_TOKEN && !x->token_retried &&
 		srv->vendor->build_token_request != NULL)

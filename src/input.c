@@ -573,3 +573,18 @@ ccp_validate_nonempty_item(const CcpOpDef *def, const char *item)
 				 errdetail("The vendor accepts at most %d characters.",
 						   def->max_item_len)));
 }
+
+/*
+ * ccp_params_scope returns params as the request log keeps them (see
+ * CcpOpDef.scope_text), palloc'd, or NULL for an operation without
+ * params.
+ */
+char *
+ccp_params_scope(const CcpOpDef *def, const void *params)
+{
+	if (def->scope_text != NULL)
+		return def->scope_text(def, params);
+	if (def->read_params == NULL)
+		return NULL;
+	return ccp_params_text(def, params);
+}

@@ -48,6 +48,8 @@ typedef struct CcpLogEntry
 	int			item_count;
 	char	   *digest;			/* hex HMAC of the items; NULL: none */
 	int			key_id;			/* of the digest's key */
+	char	   *request_ids;	/* "{1,2}": the queue requests; NULL: none */
+	char	   *scope;			/* JSON text; NULL: none */
 	bool		ok;
 	int			http_status;	/* 0: none */
 	char	   *code;
@@ -84,17 +86,23 @@ static const char *const ccp_log_insert_sql[2] = {
 	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
 	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
 	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14),"
-	" pg_catalog.unnest($15))"
-	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15)",
+	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17))"
+	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,"
+	" a16, a17)",
 	"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
 	" origin, role, request_id, item_count, items_hmac, ok, http_status,"
-	" code, message, duration_ms, key_id)"
-	" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	" code, message, duration_ms, key_id, request_ids, scope)"
+	" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
+	" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
+	" r.a17::pg_catalog.jsonb"
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
 	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
 	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
 	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14),"
-	" pg_catalog.unnest($15))"
+	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17))"
+	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,"
+	" a16, a17)"
 };
 
 /*
@@ -126,10 +134,13 @@ ccp_reqlog_put(char **p, const char *s)
 void
 ccp_reqlog_write(const CcpServer *srv, const char *operation,
 				 char **items, int nitems, const CcpOutcome *out,
-				 double elapsed_ms, CcpOrigin origin, int64 request_id)
+				 double elapsed_ms, CcpOrigin origin, int64 request_id,
+				 const int64 *request_ids, int nrequest_ids,
+				 const char *scope)
 {
 	MemoryContext old;
 	CcpLogEntry *e;
+	char	   *ids = NULL;
 	char	   *digest = NULL;
 	int			key_id = 0;
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
@@ -139,6 +150,18 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 		digest = palloc(PG_SHA256_DIGEST_STRING_LENGTH);
 		hex_encode((const char *) hmac, sizeof(hmac), digest);
 		digest[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	}
+	if (nrequest_ids > 0)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '{');
+		for (int i = 0; i < nrequest_ids; i++)
+			appendStringInfo(&buf, "%s" INT64_FORMAT, i > 0 ? "," : "",
+							 request_ids[i]);
+		appendStringInfoChar(&buf, '}');
+		ids = buf.data;
 	}
 
 	if (ccp_log_cxt == NULL)
@@ -160,6 +183,8 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) +
 				strlen(srv->servername) + 1 +
 				(digest ? strlen(digest) + 1 : 0) +
+				(ids ? strlen(ids) + 1 : 0) +
+				(scope ? strlen(scope) + 1 : 0) +
 				(out->code ? strlen(out->code) + 1 : 0) +
 				(out->message ? strlen(out->message) + 1 : 0));
 	{
@@ -168,6 +193,8 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 		e->server = ccp_reqlog_put(&p, srv->servername);
 		e->digest = ccp_reqlog_put(&p, digest);
 		e->key_id = key_id;
+		e->request_ids = ccp_reqlog_put(&p, ids);
+		e->scope = ccp_reqlog_put(&p, scope);
 		e->code = ccp_reqlog_put(&p, out->code);
 		e->message = ccp_reqlog_put(&p, out->message);
 	}
@@ -251,6 +278,14 @@ ccp_reqlog_orphan(List *entries)
 		if (e->digest)
 			ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
 		r->key_id = e->key_id;
+		/* what does not fit is left out rather than cut */
+		r->has_request_ids = (e->request_ids != NULL &&
+							  strlen(e->request_ids) < sizeof(r->request_ids));
+		if (r->has_request_ids)
+			strcpy(r->request_ids, e->request_ids);
+		r->has_scope = (e->scope != NULL && strlen(e->scope) < sizeof(r->scope));
+		if (r->has_scope)
+			strcpy(r->scope, e->scope);
 		r->ok = e->ok;
 		r->http_status = e->http_status;
 		r->has_code = (e->code != NULL);
@@ -319,6 +354,8 @@ ccp_reqlog_adopt_orphans(void)
 		e->item_count = r->item_count;
 		e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
 		e->key_id = r->key_id;
+		e->request_ids = r->has_request_ids ? pstrdup(r->request_ids) : NULL;
+		e->scope = r->has_scope ? pstrdup(r->scope) : NULL;
 		e->ok = r->ok;
 		e->http_status = r->http_status;
 		e->code = r->has_code ? pstrdup(r->code) : NULL;
@@ -430,20 +467,20 @@ ccp_reqlog_flush(void)
 	Oid			relid;
 	Oid			owner;
 	CcpOwnerState owner_state;
-	Datum		args[15];
-	char		argnulls[15];
-	Oid			argtypes[15] = {
+	Datum		args[17];
+	char		argnulls[17];
+	Oid			argtypes[17] = {
 		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
 		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
-		INT4ARRAYOID
+		INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
 	};
-	Datum	   *cols[15];
-	bool	   *colnulls[15];
-	Oid			elemtypes[15] = {
+	Datum	   *cols[17];
+	bool	   *colnulls[17];
+	Oid			elemtypes[17] = {
 		TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
 		INT4OID, BYTEAOID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID,
-		INT4OID
+		INT4OID, TEXTOID, TEXTOID
 	};
 	ListCell   *lc;
 	int			i = 0;
@@ -472,7 +509,7 @@ ccp_reqlog_flush(void)
 	}
 	keyed = (get_attnum(relid, "items_hmac") != InvalidAttrNumber) ? 1 : 0;
 
-	for (int c = 0; c < 15; c++)
+	for (int c = 0; c < 17; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		colnulls[c] = palloc0(sizeof(bool) * n);
@@ -505,6 +542,10 @@ ccp_reqlog_flush(void)
 		}
 		cols[14][i] = Int32GetDatum(e->key_id);
 		colnulls[14][i] = (e->digest == NULL);
+		cols[15][i] = e->request_ids ? CStringGetTextDatum(e->request_ids) : (Datum) 0;
+		colnulls[15][i] = (e->request_ids == NULL);
+		cols[16][i] = e->scope ? CStringGetTextDatum(e->scope) : (Datum) 0;
+		colnulls[16][i] = (e->scope == NULL);
 		cols[9][i] = BoolGetDatum(e->ok);
 		cols[10][i] = Int32GetDatum(e->http_status);
 		colnulls[10][i] = (e->http_status == 0);
@@ -515,7 +556,7 @@ ccp_reqlog_flush(void)
 		cols[13][i] = Float8GetDatum(e->duration_ms);
 		i++;
 	}
-	for (int c = 0; c < 15; c++)
+	for (int c = 0; c < 17; c++)
 	{
 		int			dims[1] = {n};
 		int			lbs[1] = {1};
@@ -539,7 +580,7 @@ ccp_reqlog_flush(void)
 		{
 			SPIPlanPtr	plan;
 
-			plan = SPI_prepare(ccp_log_insert_sql[keyed], 15, argtypes);
+			plan = SPI_prepare(ccp_log_insert_sql[keyed], 17, argtypes);
 			if (plan == NULL)
 				elog(ERROR, "could not prepare the ccpurge request log insert: %s",
 					 SPI_result_code_string(SPI_result));

@@ -29,6 +29,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "ccpurge.h"
@@ -863,6 +864,55 @@ isales_params_text(const CcpOpDef *def, const void *params)
 }
 
 /*
+ * isales_scope_text gives the params as the request log keeps them: as
+ * params_text, but a filter's sessionId, called and customField, which
+ * select people, are replaced by their keyed digests; recycleTime,
+ * recycleType and archiveHistory are kept.
+ */
+static char *
+isales_scope_text(const CcpOpDef *def, const void *params)
+{
+	const IsalesParams *p = params;
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "{\"vdn_id\": %d, \"campaign_id\": %d",
+					 p->vdn_id, p->campaign_id);
+	if (p->archive_history >= 0)
+		appendStringInfo(&s, ", \"archiveHistory\": %d", p->archive_history);
+	if (p->filter != NULL)
+	{
+		IsalesFilter f;
+		const char *sep = "";
+
+		isales_parse_filter(p->filter, &f);
+		appendStringInfoString(&s, ", \"filter\": {");
+#define ISALES_SCOPE_MEMBER(name, value, digested) \
+		if ((value) != NULL) \
+		{ \
+			appendStringInfo(&s, "%s\"%s\": ", sep, name); \
+			escape_json(&s, (digested) ? ccp_digest_value(value) : (value)); \
+			sep = ", "; \
+		}
+		ISALES_SCOPE_MEMBER("sessionId", f.session_id, true);
+		ISALES_SCOPE_MEMBER("called", f.called, true);
+		ISALES_SCOPE_MEMBER("customField", f.custom_field, true);
+		ISALES_SCOPE_MEMBER("recycleTime", f.recycle_time, false);
+#undef ISALES_SCOPE_MEMBER
+		if (f.recycle_type >= 0)
+		{
+			appendStringInfo(&s, "%s\"recycleType\": %d", sep, f.recycle_type);
+			sep = ", ";
+		}
+		if (f.archive_history >= 0)
+			appendStringInfo(&s, "%s\"archiveHistory\": %d", sep, f.archive_history);
+		appendStringInfoChar(&s, '}');
+	}
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
+/*
  * isales_itemless tells whether delete_calldata's params hold a filter,
  * which alone selects the call data to delete.
  */
@@ -901,6 +951,7 @@ static const CcpOpDef isales_ops[] = {
 		.param_keys = "vdn_id, campaign_id, archiveHistory, filter",
 		.read_params = isales_read_params,
 		.params_text = isales_params_text,
+		.scope_text = isales_scope_text,
 		.itemless = isales_itemless,
 	},
 };

@@ -1003,11 +1003,16 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 	}
 	ccp_worker_load_batch(batch);
 	/* the exchange holds the ticket from here on */
+	old = MemoryContextSwitchTo(batch->cxt);
 	ccp_exchange_init(&batch->x, batch->srv, batch->def, batch->params,
 					  batch->items, batch->nitems, batch->batch_key,
 					  CCP_ORIGIN_WORKER, batch->request_id, false);
+	MemoryContextSwitchTo(old);
 	batch->x.ticket = batch->ticket;
 	batch->ticket = -1;
+	/* every queue request the batch carries goes into its log rows */
+	batch->x.request_ids = batch->request_ids;
+	batch->x.nrequest_ids = batch->nrequest_ids;
 
 	group->queued -= claimed;
 	if (group->batch_key != NULL || group->queued <= 0)
