@@ -1621,8 +1621,11 @@ ccpurge_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(ccp_database_name, NULL, 0);
 	pgstat_report_appname("ccpurge worker");
-	/* rows of a lost commit are only sent again: deletion is idempotent */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * The worker's commits carry the request log, which is evidence: they
+	 * are as durable as the server's synchronous_commit makes them, never
+	 * less.
+	 */
 	/* the worker is a superuser: resolve nothing through user schemas */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
