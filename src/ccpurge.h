@@ -152,9 +152,30 @@ typedef struct CcpOwnerState
 	int			guc_level;
 } CcpOwnerState;
 
+/* Most arguments a CcpStmt takes. */
+#define CCP_STMT_MAX_ARGS		14
+
+/*
+ * One SQL statement on ccpurge's tables, declared static by the file that
+ * runs it: its text and argument types, and its plan, prepared and kept on
+ * first use (NULL until then).
+ */
+typedef struct CcpStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[CCP_STMT_MAX_ARGS];
+	struct _SPI_plan *plan;
+} CcpStmt;
+
 extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
 extern void ccp_owner_restore_user(const CcpOwnerState *state);
 extern void ccp_owner_end(const CcpOwnerState *state);
+extern bool ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner);
+extern uint64 ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls,
+							int expect);
+extern uint64 ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values,
+							   const char *nulls, int expect);
 
 /* ----------
  * shmem.c: shared state of all backends and the worker

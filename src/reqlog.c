@@ -21,7 +21,6 @@
 #include "ccpurge.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -34,7 +33,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 
 typedef struct CcpLogEntry
 {
@@ -62,10 +60,23 @@ static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
 
 /*
  * The INSERT of ccp_reqlog_flush, prepared once per process: it runs once
- * per synchronous call, and calls come once per row.  The plan cache
- * analyses it again if the extension is dropped and created anew.
+ * per synchronous call, and calls come once per row.
  */
-static SPIPlanPtr ccp_log_insert_plan = NULL;
+static CcpStmt ccp_log_insert_stmt = {
+	"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+	" origin, role, request_id, item_count, items_sha256, ok, http_status,"
+	" code, message, duration_ms)"
+	" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))",
+	14, {
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID
+	}
+};
 
 PG_FUNCTION_INFO_V1(ccpurge_items_digest);
 
@@ -445,17 +456,10 @@ void
 ccp_reqlog_flush(void)
 {
 	int			n = list_length(ccp_log_pending);
-	Oid			nsp;
 	Oid			relid;
 	Oid			owner;
-	CcpOwnerState owner_state;
 	Datum		args[14];
 	char		argnulls[14];
-	Oid			argtypes[14] = {
-		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID
-	};
 	Datum	   *cols[14];
 	bool	   *colnulls[14];
 	Oid			elemtypes[14] = {
@@ -464,27 +468,16 @@ ccp_reqlog_flush(void)
 	};
 	ListCell   *lc;
 	int			i = 0;
-	int			ret;
 	MemoryContext old;
 
 	if (n == 0)
 		return;
 
-	nsp = get_namespace_oid("ccpurge", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("request_log", nsp) : InvalidOid;
-	if (!OidIsValid(relid))
+	if (!ccp_ccpurge_table("request_log", &relid, &owner))
 	{
 		/* the extension is gone; nothing to write to */
 		ccp_reqlog_discard();
 		return;
-	}
-	{
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", relid);
-		owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
 	}
 
 	for (int c = 0; c < 14; c++)
@@ -536,42 +529,11 @@ ccp_reqlog_flush(void)
 		argnulls[c] = ' ';
 	}
 
-	ccp_owner_begin(owner, &owner_state);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (ccp_log_insert_plan == NULL)
-		{
-			SPIPlanPtr	plan;
-
-			plan = SPI_prepare("INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
-							   " origin, role, request_id, item_count, items_sha256, ok, http_status,"
-							   " code, message, duration_ms)"
-							   " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							   " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-							   " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-							   " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-							   " pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))",
-							   14, argtypes);
-			if (plan == NULL)
-				elog(ERROR, "could not prepare the ccpurge request log insert: %s",
-					 SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "could not save the ccpurge request log insert plan");
-			ccp_log_insert_plan = plan;
-		}
-		ret = SPI_execute_plan(ccp_log_insert_plan, args, argnulls, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not write the ccpurge request log: SPI code %d", ret);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		ccp_owner_restore_user(&owner_state);
-	}
-	PG_END_TRY();
-	ccp_owner_end(&owner_state);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	(void) ccp_stmt_exec_as(owner, &ccp_log_insert_stmt, args, argnulls,
+							SPI_OK_INSERT);
+	SPI_finish();
 
 	/* written, but only as durable as this transaction */
 	foreach(lc, ccp_log_pending)
