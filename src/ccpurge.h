@@ -475,6 +475,7 @@ extern const CcpVendor *ccp_vendor_by_name(const char *name);
 extern int	ccp_vendor_count(void);
 extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
+extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor);
 
 /* ----------
  * wire.c: JSON bodies, headers and URLs of vendor requests and answers
@@ -614,6 +615,9 @@ typedef enum CcpTextProblem
 extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
 extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 								   const char *argname, int *nitems);
+extern char **ccp_items_for_params(ArrayType *arr, const CcpOpDef *def,
+								   const void *params, const char *argname,
+								   int *nitems);
 extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
 extern int	ccp_items_distinct(char **items, int n);
 extern int64 ccp_datums_distinct(Datum *items, int64 n);
@@ -621,6 +625,8 @@ extern CcpTextProblem ccp_text_problem(const char *s, int len);
 extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
 extern char *ccp_params_text(const CcpOpDef *def, const void *params);
 extern List *ccp_params_split(const CcpOpDef *def, const void *params);
+extern List *ccp_params_requests(const CcpOpDef *def, const char *params_text);
+extern Jsonb *ccp_jsonb_parse(const char *json);
 extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
 extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
 extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
@@ -628,14 +634,130 @@ extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
 										  int *n);
 
 /* ----------
- * queue.c: durable queue, enqueue API and trigger
+ * queue_store.c: every query on ccpurge.queue
  * ----------
  */
-extern void ccp_queue_register_callbacks(void);
-extern bool ccp_queue_keeps_batch_keys(void);
+
+/* The queue table, its request id sequence and their owner. */
+typedef struct CcpQueueRel
+{
+	Oid			relid;
+	Oid			seqid;
+	Oid			owner;
+	bool		batch_keys;		/* it has batch_key and batch_nitems */
+} CcpQueueRel;
+
+/*
+ * Due queued rows a claim may make batches of: the fresh rows of one
+ * (server, operation, params, role), which are coalesced and split at
+ * will, or the rows of one kept batch, claimed all together or not at all.
+ */
+typedef struct CcpDueGroup
+{
+	char	   *server;
+	char	   *operation;
+	char	   *params;			/* canonical JSON text */
+	Oid			role;
+	char	   *batch_key;		/* a kept batch's; NULL for fresh rows */
+	int			queued;			/* items due */
+	int64		age_ms;			/* age of its oldest row */
+} CcpDueGroup;
+
+/* What the rows claimed into one batch hold. */
+typedef struct CcpBatchRows
+{
+	char	  **items;			/* distinct, in the order of their rows */
+	int			nitems;
+	int			attempts;		/* highest attempts of its rows so far */
+	int64		request_id;		/* of the first row, for the log */
+	int64	   *request_ids;	/* distinct, ascending */
+	int			nrequest_ids;
+} CcpBatchRows;
+
+/* A request some of whose rows failed for good, and their items. */
+typedef struct CcpFailedRequest
+{
+	int64		request_id;
+	int64		items;
+} CcpFailedRequest;
+
+extern bool ccp_store_lookup(CcpQueueRel *rel, bool missing_ok);
+extern bool ccp_store_keeps_batch_keys(void);
+extern void ccp_store_register_callbacks(void);
+extern int64 ccp_store_request(const CcpQueueRel *rel, const char *server,
+							   const char *operation, List *params_texts,
+							   Oid role, Datum *items, int64 nitems,
+							   int batch);
+extern int64 ccp_store_request_roles(const CcpQueueRel *rel, int64 request_id,
+									 List **roles, bool *own_xact);
+extern int64 ccp_store_unfinished(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_retry(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_cancel(const CcpQueueRel *rel, int64 request_id,
+							  const char *message);
+extern int64 ccp_store_sending(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_requeue_interrupted(int64 *items);
+extern bool ccp_store_purge(int retention_s, int64 *due_ms);
+extern List *ccp_store_due_groups(int per_server, bool keys);
+extern int	ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
+								 const char *message,
+								 CcpFailedRequest **failed);
+extern void ccp_store_mark_sending(int64 batch_id, const char *batch_key,
+								   int nitems, const int64 *ids, int nids,
+								   bool keys);
+extern int	ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
+								  const char *batch_key, int limit, bool keys);
+extern bool ccp_store_lock_kept(const char *batch_key, int64 **ids, int *nids,
+								int *nitems, bool *whole);
+extern void ccp_store_new_generation(const int64 *ids, int nids);
+extern void ccp_store_batch_rows(int64 batch_id, MemoryContext cxt,
+								 CcpBatchRows *rows);
+extern bool ccp_store_next_due(int64 *due_ms);
+extern void ccp_store_record(int64 batch_id, CcpSettle settle,
+							 int http_status, const char *code,
+							 const char *message, int64 delay_ms);
+extern int	ccp_store_failed_requests(int64 batch_id, const int64 *request_ids,
+									  int n, CcpFailedRequest **failed);
+extern void ccp_store_fail_items(int64 batch_id, char **items,
+								 char **messages, int n);
 
 /* ----------
- * worker.c: the background worker
+ * report.c: reports of requests that failed for good
+ * ----------
+ */
+
+/*
+ * Why queued rows failed for good, as the server log and ccpurge_failed
+ * notifications say it: ccpurge's own words only, since any role can
+ * LISTEN.  The vendor's code and message stay in the rows.
+ */
+typedef enum CcpFailure
+{
+	CCP_FAILED_REFUSED,			/* the vendor refused the request for good */
+	CCP_FAILED_RETRIES_EXHAUSTED,	/* transient failures, no attempt left */
+	CCP_FAILED_ITEMS_REFUSED,	/* the receiver refused some items */
+	CCP_FAILED_SERVER_UNUSABLE, /* server or user mapping cannot be used */
+	CCP_FAILED_UNKNOWN_OPERATION	/* the operation is not known */
+} CcpFailure;
+
+extern void ccp_report_failure(int64 batch_id, const char *server,
+							   const char *operation, CcpFailure why,
+							   int http_status,
+							   const CcpFailedRequest *failed, int nfailed);
+
+/* ----------
+ * trigger.c: the erase-on-delete trigger and its commit-time buffer
+ * ----------
+ */
+extern void ccp_trigger_register_callbacks(void);
+
+/* ----------
+ * dropdb.c: DROP DATABASE of the worker's database
+ * ----------
+ */
+extern void ccp_dropdb_register(void);
+
+/* ----------
+ * worker.c: the background worker's loop and batches
  * ----------
  */
 extern void ccp_worker_register(void);
