@@ -3,11 +3,14 @@
  * ccpurge.h
  *	  Private declarations shared by the ccpurge source files.
  *
- * The declarations are grouped by the file that defines them, in the order
- * a request travels: configuration and options, shared memory, the HTTP
- * transport, tokens, the rate limiter, the vendor interface, the exchange
- * pipeline that ties them together, the request log, the SQL API, and the
- * queue with its worker.
+ * First the types every part shares: a server and its connection
+ * settings, an HTTP request and its answer, and the vendor interface.  Then
+ * the declarations of each file, grouped by the file that defines them, in
+ * the order of the files' floors as test/bin/structure draws them, the
+ * ground floor first: a file uses only files of the sections above its
+ * own.  The SQL API files (api.c, queue.c) and module.c, which only
+ * PostgreSQL calls, declare nothing here; neither do the vendor files,
+ * whose CcpVendor vendor.c declares beside its table.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,6 +60,11 @@
 /* Upper bound for rate_limit's N that the limiter tracks exactly. */
 #define CCP_RATE_RING			256
 
+/* ----------
+ * Types every part shares
+ * ----------
+ */
+
 /* Where a request came from, as recorded in the request log. */
 typedef enum CcpOrigin
 {
@@ -105,17 +113,172 @@ typedef struct CcpServer
 	char	   *cred[CCP_MAX_CREDS];
 } CcpServer;
 
-/* ----------
- * option.c: the FDW validator and server/mapping resolution
- * ----------
+/* An HTTP request, as vendors build it and http.c sends it. */
+typedef struct CcpHttpRequest
+{
+	const char *method;			/* "POST", "DELETE" */
+	char	   *url;			/* absolute */
+	List	   *headers;		/* of char *, "Name: value" */
+	char	   *body;			/* NULL: no body */
+	size_t		body_len;
+	size_t		max_response;	/* largest answer; 0: CCP_MAX_RESPONSE_BYTES */
+} CcpHttpRequest;
+
+typedef struct CcpHttpResult
+{
+	int			status;			/* HTTP status, 0 when none was received */
+	bool		transport_error;	/* no usable HTTP answer */
+	bool		timed_out;
+	char	   *error;			/* palloc'd, set with transport_error */
+	char	   *body;			/* palloc'd, NUL-terminated, maybe "" */
+	size_t		body_len;
+	double		elapsed_ms;
+} CcpHttpResult;
+
+typedef struct CcpHttpCall CcpHttpCall;
+
+/*
+ * The vendor interface: vendor.c holds the table of vendors, and each
+ * vendor_<name>.c defines one CcpVendor with its operations.
  */
-extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
-extern CcpServer *ccp_server_resolve(const char *servername,
-									 const struct CcpVendor *vendor,
-									 Oid userid);
-extern bool ccp_parse_rate_limit(const char *value, int *count,
-								 int *period_ms);
-extern void ccp_check_url(const char *url, bool at_ddl);
+
+/* How the pipeline should react to an outcome. */
+typedef enum CcpRetry
+{
+	CCP_FINAL,					/* ok, or a permanent failure */
+	CCP_RETRY_TRANSIENT,		/* timeout, connection, 5xx, 429 */
+	CCP_RETRY_TOKEN,			/* token rejected or expired */
+	CCP_RETRY_RATE				/* vendor says too many requests */
+} CcpRetry;
+
+typedef struct CcpOutcome
+{
+	bool		ok;
+	int			http_status;	/* 0: none */
+	char	   *code;			/* vendor code, NULL if none */
+	char	   *message;		/* human readable, never NULL */
+	int			success_count;	/* -1: not reported */
+	CcpRetry	retry;
+
+	/*
+	 * Per-item outcomes, for vendors that answer per item: NULL when the
+	 * request's outcome applies to every item, else one entry per item of
+	 * the chunk, in its order (item_message entries may be NULL: then
+	 * message applies).
+	 */
+	bool	   *item_ok;
+	char	  **item_message;
+} CcpOutcome;
+
+/*
+ * One vendor request's worth of work, as the pipeline hands it to an
+ * operation's build and parse callbacks.
+ */
+typedef struct CcpChunk
+{
+	const void *params;			/* the operation's own, see read_params */
+	char	  **items;			/* validated, distinct, within the limit */
+	int			nitems;
+	const char *token;			/* NULL for vendors without tokens */
+	const char *batch_key;		/* lower-hex, the same for every automatic
+								 * attempt of a batch */
+} CcpChunk;
+
+typedef struct CcpOpDef
+{
+	const char *name;			/* "delete_customers", as in ccpurge_enqueue */
+	const char *items_arg;		/* its SQL function's items argument */
+	int			max_batch;		/* vendor limit of items per request */
+	int			max_item_len;	/* 0: no limit */
+
+	/*
+	 * Check one item; ereport(ERROR) with a user-facing message if it is
+	 * not acceptable.  Called before anything is sent.
+	 */
+	void		(*validate_item) (const struct CcpOpDef *def, const char *item);
+
+	/*
+	 * Build the HTTP request for one chunk into req, which the caller has
+	 * zeroed (members left alone keep their defaults).  Allocates in the
+	 * current memory context.
+	 */
+	void		(*build) (const CcpServer *srv, const CcpChunk *chunk,
+						  CcpHttpRequest *req);
+
+	/*
+	 * Read an HTTP answer to the chunk (never called for transport errors)
+	 * into out.  out->http_status is already set; must set ok, code,
+	 * message, retry, and may set the per-item outcomes.
+	 */
+	void		(*parse) (const CcpServer *srv, const CcpChunk *chunk,
+						  const CcpHttpResult *res, CcpOutcome *out);
+
+	/*
+	 * The operation's params: an opaque struct of its own, read from the
+	 * jsonb object that ccpurge_enqueue, the trigger, ccpurge_call and the
+	 * operation's SQL function (from its other arguments) give.  param_keys
+	 * lists the accepted keys ("" or NULL for none; others are refused
+	 * before read_params runs); read_params validates the object (never
+	 * NULL, maybe empty) and returns the struct (NULL: the operation takes
+	 * no params); params_text prints validated params as canonical JSON, so
+	 * that equal params give equal text (NULL callback: "{}").
+	 */
+	const char *param_keys;
+	void	   *(*read_params) (const struct CcpOpDef *def, Jsonb *params);
+	char	   *(*params_text) (const struct CcpOpDef *def, const void *params);
+
+	/*
+	 * Optional: tells whether params alone say what to erase, so that a
+	 * request carries no items (a calldata filter); NULL: never.
+	 */
+	bool		(*itemless) (const struct CcpOpDef *def, const void *params);
+
+	/*
+	 * Optional: when params need more than one request per chunk of items
+	 * (Ozonetel's campaign list), the params of each request, as a List of
+	 * the operation's structs; NULL means one request with params as they
+	 * are.
+	 */
+	List	   *(*split_params) (const struct CcpOpDef *def,
+								 const void *params);
+} CcpOpDef;
+
+typedef struct CcpVendor
+{
+	const char *name;			/* "cec", "isales", "ozonetel", "webhook" */
+	int			ncreds;			/* credentials its user mapping holds */
+	const char *cred_names[CCP_MAX_CREDS];	/* their options, all required */
+	int			max_batch;		/* largest limit of its operations */
+	int			default_batch;	/* batch_size when not set; 0: max_batch */
+	const char *default_rate_limit; /* NULL: unlimited */
+	int			default_max_inflight;	/* 0: unlimited */
+	bool		has_token_ttl;	/* accepts token_ttl */
+
+	/* token vendors only; NULL otherwise; req is zeroed by the caller */
+	void		(*build_token_request) (const CcpServer *srv, CcpHttpRequest *req);
+	bool		(*parse_token) (const CcpServer *srv, const CcpHttpResult *res,
+								char **token, int *ttl_s, char **error);
+
+	/*
+	 * Optional: check the mapping's credentials beyond "present and
+	 * printable" when a server is resolved; ereport(ERROR) if unusable.
+	 */
+	void		(*check_mapping) (const CcpServer *srv);
+
+	const CcpOpDef *ops;
+	int			nops;
+} CcpVendor;
+
+/*
+ * What an attempt's outcome makes of queued items: exchange.c decides,
+ * queue_store.c records it.
+ */
+typedef enum CcpSettle
+{
+	CCP_SETTLE_DONE,
+	CCP_SETTLE_RETRY,			/* queued again after a delay */
+	CCP_SETTLE_FAILED
+} CcpSettle;
 
 /* ----------
  * settings.c: the GUCs
@@ -133,14 +296,53 @@ extern int	ccp_rate_notice_ms;
 extern void ccp_define_settings(void);
 
 /* ----------
- * guard.c: what every SQL entry point checks first
+ * hmac.c: HMAC-SHA256 and SHA-256
  * ----------
  */
-extern void ccp_require_preload(void);
-extern void ccp_require_writable(void);
+struct pg_cryptohash_ctx;
+
+extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
+								const char *msg, size_t msglen, char *hex);
+extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
+extern void ccp_sha256_add(struct pg_cryptohash_ctx *ctx, const char *data,
+						   size_t len);
+extern char *ccp_sha256_end(struct pg_cryptohash_ctx *ctx);
 
 /* ----------
- * owner.c: SQL with the rights of the owner of ccpurge's tables
+ * input.c: items from arrays, de-duplication, text checks
+ * ----------
+ */
+typedef enum CcpTextProblem
+{
+	CCP_TEXT_OK,
+	CCP_TEXT_BLANK,
+	CCP_TEXT_CONTROL
+} CcpTextProblem;
+
+extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
+extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
+								   const char *argname, int *nitems);
+extern char **ccp_items_for_params(ArrayType *arr, const CcpOpDef *def,
+								   const void *params, const char *argname,
+								   int *nitems);
+extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
+extern int	ccp_items_distinct(char **items, int n);
+extern int64 ccp_datums_distinct(Datum *items, int64 n);
+extern CcpTextProblem ccp_text_problem(const char *s, int len);
+extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
+extern char *ccp_params_text(const CcpOpDef *def, const void *params);
+extern List *ccp_params_split(const CcpOpDef *def, const void *params);
+extern List *ccp_params_requests(const CcpOpDef *def, const char *params_text);
+extern Jsonb *ccp_jsonb_parse(const char *json);
+extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
+extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
+extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
+extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
+										  int *n);
+
+/* ----------
+ * owner.c: statements on ccpurge's tables, prepared once, run with the
+ * rights of their owner
  * ----------
  */
 
@@ -282,29 +484,6 @@ extern void ccp_wake_worker(void);
  * http.c: libcurl transport, knows nothing about vendors
  * ----------
  */
-typedef struct CcpHttpRequest
-{
-	const char *method;			/* "POST", "DELETE" */
-	char	   *url;			/* absolute */
-	List	   *headers;		/* of char *, "Name: value" */
-	char	   *body;			/* NULL: no body */
-	size_t		body_len;
-	size_t		max_response;	/* largest answer; 0: CCP_MAX_RESPONSE_BYTES */
-} CcpHttpRequest;
-
-typedef struct CcpHttpResult
-{
-	int			status;			/* HTTP status, 0 when none was received */
-	bool		transport_error;	/* no usable HTTP answer */
-	bool		timed_out;
-	char	   *error;			/* palloc'd, set with transport_error */
-	char	   *body;			/* palloc'd, NUL-terminated, maybe "" */
-	size_t		body_len;
-	double		elapsed_ms;
-} CcpHttpResult;
-
-typedef struct CcpHttpCall CcpHttpCall;
-
 extern void ccp_http_check_userinfo(const char *url, bool proxy);
 extern void ccp_http_check_url(const char *url);
 extern void ccp_http_check_proxy(const char *proxy);
@@ -322,172 +501,11 @@ extern char *ccp_http_host_port(const char *url);
 extern char *ccp_http_escape(const char *s, int len);
 
 /* ----------
- * auth.c: shared token cache with single-flight refresh
+ * guard.c: what every SQL entry point checks first
  * ----------
  */
-extern bool ccp_token_get(const CcpServer *srv, const char *stale,
-						  char **token, char **error, int *http_status,
-						  CcpOrigin origin);
-
-/* ----------
- * ratelimit.c: per-server limiter shared by every backend and the worker
- * ----------
- */
-extern int	ccp_rate_acquire(const CcpServer *srv, bool wait);
-extern void ccp_rate_release(const CcpServer *srv, int ticket);
-extern void ccp_rate_penalize(const CcpServer *srv);
-extern long ccp_rate_next_ms(const CcpServer *srv);
-extern void ccp_rate_release_all(void);
-
-/* ----------
- * vendor.c and vendor_*.c: one file per vendor behind one interface
- * ----------
- */
-
-/* How the pipeline should react to an outcome. */
-typedef enum CcpRetry
-{
-	CCP_FINAL,					/* ok, or a permanent failure */
-	CCP_RETRY_TRANSIENT,		/* timeout, connection, 5xx, 429 */
-	CCP_RETRY_TOKEN,			/* token rejected or expired */
-	CCP_RETRY_RATE				/* vendor says too many requests */
-} CcpRetry;
-
-typedef struct CcpOutcome
-{
-	bool		ok;
-	int			http_status;	/* 0: none */
-	char	   *code;			/* vendor code, NULL if none */
-	char	   *message;		/* human readable, never NULL */
-	int			success_count;	/* -1: not reported */
-	CcpRetry	retry;
-
-	/*
-	 * Per-item outcomes, for vendors that answer per item: NULL when the
-	 * request's outcome applies to every item, else one entry per item of
-	 * the chunk, in its order (item_message entries may be NULL: then
-	 * message applies).
-	 */
-	bool	   *item_ok;
-	char	  **item_message;
-} CcpOutcome;
-
-/*
- * One vendor request's worth of work, as the pipeline hands it to an
- * operation's build and parse callbacks.
- */
-typedef struct CcpChunk
-{
-	const void *params;			/* the operation's own, see read_params */
-	char	  **items;			/* validated, distinct, within the limit */
-	int			nitems;
-	const char *token;			/* NULL for vendors without tokens */
-	const char *batch_key;		/* lower-hex, the same for every automatic
-								 * attempt of a batch */
-} CcpChunk;
-
-typedef struct CcpOpDef
-{
-	const char *name;			/* "delete_customers", as in ccpurge_enqueue */
-	const char *items_arg;		/* its SQL function's items argument */
-	int			max_batch;		/* vendor limit of items per request */
-	int			max_item_len;	/* 0: no limit */
-
-	/*
-	 * Check one item; ereport(ERROR) with a user-facing message if it is
-	 * not acceptable.  Called before anything is sent.
-	 */
-	void		(*validate_item) (const struct CcpOpDef *def, const char *item);
-
-	/*
-	 * Build the HTTP request for one chunk into req, which the caller has
-	 * zeroed (members left alone keep their defaults).  Allocates in the
-	 * current memory context.
-	 */
-	void		(*build) (const CcpServer *srv, const CcpChunk *chunk,
-						  CcpHttpRequest *req);
-
-	/*
-	 * Read an HTTP answer to the chunk (never called for transport errors)
-	 * into out.  out->http_status is already set; must set ok, code,
-	 * message, retry, and may set the per-item outcomes.
-	 */
-	void		(*parse) (const CcpServer *srv, const CcpChunk *chunk,
-						  const CcpHttpResult *res, CcpOutcome *out);
-
-	/*
-	 * The operation's params: an opaque struct of its own, read from the
-	 * jsonb object that ccpurge_enqueue, the trigger, ccpurge_call and the
-	 * operation's SQL function (from its other arguments) give.  param_keys
-	 * lists the accepted keys ("" or NULL for none; others are refused
-	 * before read_params runs); read_params validates the object (never
-	 * NULL, maybe empty) and returns the struct (NULL: the operation takes
-	 * no params); params_text prints validated params as canonical JSON, so
-	 * that equal params give equal text (NULL callback: "{}").
-	 */
-	const char *param_keys;
-	void	   *(*read_params) (const struct CcpOpDef *def, Jsonb *params);
-	char	   *(*params_text) (const struct CcpOpDef *def, const void *params);
-
-	/*
-	 * Optional: tells whether params alone say what to erase, so that a
-	 * request carries no items (a calldata filter); NULL: never.
-	 */
-	bool		(*itemless) (const struct CcpOpDef *def, const void *params);
-
-	/*
-	 * Optional: when params need more than one request per chunk of items
-	 * (Ozonetel's campaign list), the params of each request, as a List of
-	 * the operation's structs; NULL means one request with params as they
-	 * are.
-	 */
-	List	   *(*split_params) (const struct CcpOpDef *def,
-								 const void *params);
-} CcpOpDef;
-
-typedef struct CcpVendor
-{
-	const char *name;			/* "cec", "isales", "ozonetel", "webhook" */
-	int			ncreds;			/* credentials its user mapping holds */
-	const char *cred_names[CCP_MAX_CREDS];	/* their options, all required */
-	int			max_batch;		/* largest limit of its operations */
-	int			default_batch;	/* batch_size when not set; 0: max_batch */
-	const char *default_rate_limit; /* NULL: unlimited */
-	int			default_max_inflight;	/* 0: unlimited */
-	bool		has_token_ttl;	/* accepts token_ttl */
-
-	/* token vendors only; NULL otherwise; req is zeroed by the caller */
-	void		(*build_token_request) (const CcpServer *srv, CcpHttpRequest *req);
-	bool		(*parse_token) (const CcpServer *srv, const CcpHttpResult *res,
-								char **token, int *ttl_s, char **error);
-
-	/*
-	 * Optional: check the mapping's credentials beyond "present and
-	 * printable" when a server is resolved; ereport(ERROR) if unusable.
-	 */
-	void		(*check_mapping) (const CcpServer *srv);
-
-	const CcpOpDef *ops;
-	int			nops;
-} CcpVendor;
-
-extern const CcpVendor *ccp_vendor_by_name(const char *name);
-extern int	ccp_vendor_count(void);
-extern const CcpVendor *ccp_vendor_at(int i);
-extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
-extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor);
-
-/* ----------
- * wire.c: JSON bodies, headers and URLs of vendor requests and answers
- * ----------
- */
-extern void *ccp_json_parse_body(const CcpHttpResult *res);
-extern char *ccp_json_get_string(void *cjson_object, const char *key);
-extern char *ccp_json_text(void *cjson_root);
-extern void ccp_set_json_body(CcpHttpRequest *req, void *cjson_root);
-extern void ccp_add_header(CcpHttpRequest *req, const char *name,
-						   const char *value);
-extern char *ccp_join_url(const CcpServer *srv, const char *path);
+extern void ccp_require_preload(void);
+extern void ccp_require_writable(void);
 
 /* ----------
  * vtext.c: text from outside, cleaned, redacted and clipped
@@ -500,138 +518,25 @@ extern char *ccp_redact(const CcpServer *srv, const char *text,
 extern char *ccp_clip(char *s, int maxbytes);
 
 /* ----------
- * outcome.c: outcomes of vendor requests
+ * ratelimit.c: per-server limiter shared by every backend and the worker
  * ----------
  */
-extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
-								  char *message);
-extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
-								 int http_status);
-extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
-							  const char *token);
-extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
+extern int	ccp_rate_acquire(const CcpServer *srv, bool wait);
+extern void ccp_rate_release(const CcpServer *srv, int ticket);
+extern void ccp_rate_penalize(const CcpServer *srv);
+extern long ccp_rate_next_ms(const CcpServer *srv);
+extern void ccp_rate_release_all(void);
 
-/* hmac.c */
-struct pg_cryptohash_ctx;
-extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
-								const char *msg, size_t msglen, char *hex);
-extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
-extern void ccp_sha256_add(struct pg_cryptohash_ctx *ctx, const char *data,
-						   size_t len);
-extern char *ccp_sha256_end(struct pg_cryptohash_ctx *ctx);
-
-/* c2sign.c */
+/* ----------
+ * c2sign.c: Huawei's C2 request signature
+ * ----------
+ */
 extern char *ccp_c2_authorization(const char *ak, const char *sk,
 								  const char *ts, const char *method,
 								  const char *path, const char *query,
 								  List *headers, const char *body,
 								  size_t body_len);
 extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
-
-/* ----------
- * exchange.c: the one exchange, a step machine both paths drive
- * ----------
- */
-
-/* What the driver of an exchange does next. */
-typedef enum CcpStep
-{
-	CCP_STEP_SEND,				/* x->req is built, a ticket held: send it */
-	CCP_STEP_AGAIN,				/* try again now: ccp_exchange_prepare */
-	CCP_STEP_DONE				/* x->out is the outcome; nothing held */
-} CcpStep;
-
-/* What an attempt's outcome makes of queued items. */
-typedef enum CcpSettle
-{
-	CCP_SETTLE_DONE,
-	CCP_SETTLE_RETRY,			/* queued again after a delay */
-	CCP_SETTLE_FAILED
-} CcpSettle;
-
-typedef struct CcpExchange
-{
-	const CcpServer *srv;
-	const CcpOpDef *def;
-	CcpChunk	chunk;
-	CcpOrigin	origin;
-	int64		request_id;		/* for the log; 0: none */
-	bool		blocking;		/* may wait for the limiter */
-	int			ticket;			/* rate-limit ticket held, -1: none */
-	bool		token_retried;
-	bool		rate_retried;
-	const char *stale;			/* token the vendor refused, or NULL */
-	CcpHttpRequest req;			/* built by ccp_exchange_prepare */
-	CcpOutcome	out;			/* of the last attempt */
-} CcpExchange;
-
-extern void ccp_exchange_init(CcpExchange *x, const CcpServer *srv,
-							  const CcpOpDef *def, const void *params,
-							  char **items, int nitems, const char *batch_key,
-							  CcpOrigin origin, int64 request_id,
-							  bool blocking);
-extern CcpStep ccp_exchange_prepare(CcpExchange *x);
-extern CcpStep ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res);
-extern void ccp_exchange_abandon(CcpExchange *x);
-extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
-						 const void *params, char **items, int nitems,
-						 CcpOrigin origin, int64 request_id,
-						 CcpOutcome *out);
-extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
-									 const CcpOutcome *out, int attempts,
-									 int64 *delay_ms);
-extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
-								const CcpChunk *chunk,
-								const CcpHttpResult *res, CcpOutcome *out);
-extern char *ccp_random_key(void);
-
-/* ----------
- * reqlog.c: the request log, digests only
- * ----------
- */
-extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
-							 char **items, int nitems,
-							 const CcpOutcome *out, double elapsed_ms,
-							 CcpOrigin origin, int64 request_id);
-extern char *ccp_items_digest(char **items, int nitems);
-extern void ccp_reqlog_flush(void);
-extern void ccp_reqlog_discard(void);
-extern void ccp_reqlog_adopt_orphans(void);
-extern void ccp_reqlog_orphan_pending(void);
-extern void ccp_reqlog_register_callbacks(void);
-extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
-
-/* ----------
- * input.c: items from arrays, de-duplication, text checks
- * ----------
- */
-typedef enum CcpTextProblem
-{
-	CCP_TEXT_OK,
-	CCP_TEXT_BLANK,
-	CCP_TEXT_CONTROL
-} CcpTextProblem;
-
-extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
-extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
-								   const char *argname, int *nitems);
-extern char **ccp_items_for_params(ArrayType *arr, const CcpOpDef *def,
-								   const void *params, const char *argname,
-								   int *nitems);
-extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
-extern int	ccp_items_distinct(char **items, int n);
-extern int64 ccp_datums_distinct(Datum *items, int64 n);
-extern CcpTextProblem ccp_text_problem(const char *s, int len);
-extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
-extern char *ccp_params_text(const CcpOpDef *def, const void *params);
-extern List *ccp_params_split(const CcpOpDef *def, const void *params);
-extern List *ccp_params_requests(const CcpOpDef *def, const char *params_text);
-extern Jsonb *ccp_jsonb_parse(const char *json);
-extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
-extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
-extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
-extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
-										  int *n);
 
 /* ----------
  * queue_store.c: every query on ccpurge.queue
@@ -721,6 +626,36 @@ extern void ccp_store_fail_items(int64 batch_id, char **items,
 								 char **messages, int n);
 
 /* ----------
+ * dropdb.c: DROP DATABASE of the worker's database
+ * ----------
+ */
+extern void ccp_dropdb_register(void);
+
+/* ----------
+ * outcome.c: outcomes of vendor requests
+ * ----------
+ */
+extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
+								  char *message);
+extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
+								 int http_status);
+extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
+							  const char *token);
+extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
+
+/* ----------
+ * wire.c: JSON bodies, headers and URLs of vendor requests and answers
+ * ----------
+ */
+extern void *ccp_json_parse_body(const CcpHttpResult *res);
+extern char *ccp_json_get_string(void *cjson_object, const char *key);
+extern char *ccp_json_text(void *cjson_root);
+extern void ccp_set_json_body(CcpHttpRequest *req, void *cjson_root);
+extern void ccp_add_header(CcpHttpRequest *req, const char *name,
+						   const char *value);
+extern char *ccp_join_url(const CcpServer *srv, const char *path);
+
+/* ----------
  * report.c: reports of requests that failed for good
  * ----------
  */
@@ -745,16 +680,105 @@ extern void ccp_report_failure(int64 batch_id, const char *server,
 							   const CcpFailedRequest *failed, int nfailed);
 
 /* ----------
+ * reqlog.c: the request log, digests only
+ * ----------
+ */
+extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
+							 char **items, int nitems,
+							 const CcpOutcome *out, double elapsed_ms,
+							 CcpOrigin origin, int64 request_id);
+extern char *ccp_items_digest(char **items, int nitems);
+extern void ccp_reqlog_flush(void);
+extern void ccp_reqlog_discard(void);
+extern void ccp_reqlog_adopt_orphans(void);
+extern void ccp_reqlog_orphan_pending(void);
+extern void ccp_reqlog_register_callbacks(void);
+extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
+
+/* ----------
+ * vendor.c: the vendor table
+ * ----------
+ */
+extern const CcpVendor *ccp_vendor_by_name(const char *name);
+extern int	ccp_vendor_count(void);
+extern const CcpVendor *ccp_vendor_at(int i);
+extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
+extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor);
+
+/* ----------
+ * auth.c: shared token cache with single-flight refresh
+ * ----------
+ */
+extern bool ccp_token_get(const CcpServer *srv, const char *stale,
+						  char **token, char **error, int *http_status,
+						  CcpOrigin origin);
+
+/* ----------
+ * option.c: the FDW validator and server/mapping resolution
+ * ----------
+ */
+extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
+extern CcpServer *ccp_server_resolve(const char *servername,
+									 const struct CcpVendor *vendor,
+									 Oid userid);
+extern bool ccp_parse_rate_limit(const char *value, int *count,
+								 int *period_ms);
+extern void ccp_check_url(const char *url, bool at_ddl);
+
+/* ----------
+ * exchange.c: the one exchange, a step machine both paths drive
+ * ----------
+ */
+
+/* What the driver of an exchange does next. */
+typedef enum CcpStep
+{
+	CCP_STEP_SEND,				/* x->req is built, a ticket held: send it */
+	CCP_STEP_AGAIN,				/* try again now: ccp_exchange_prepare */
+	CCP_STEP_DONE				/* x->out is the outcome; nothing held */
+} CcpStep;
+
+typedef struct CcpExchange
+{
+	const CcpServer *srv;
+	const CcpOpDef *def;
+	CcpChunk	chunk;
+	CcpOrigin	origin;
+	int64		request_id;		/* for the log; 0: none */
+	bool		blocking;		/* may wait for the limiter */
+	int			ticket;			/* rate-limit ticket held, -1: none */
+	bool		token_retried;
+	bool		rate_retried;
+	const char *stale;			/* token the vendor refused, or NULL */
+	CcpHttpRequest req;			/* built by ccp_exchange_prepare */
+	CcpOutcome	out;			/* of the last attempt */
+} CcpExchange;
+
+extern void ccp_exchange_init(CcpExchange *x, const CcpServer *srv,
+							  const CcpOpDef *def, const void *params,
+							  char **items, int nitems, const char *batch_key,
+							  CcpOrigin origin, int64 request_id,
+							  bool blocking);
+extern CcpStep ccp_exchange_prepare(CcpExchange *x);
+extern CcpStep ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res);
+extern void ccp_exchange_abandon(CcpExchange *x);
+extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
+						 const void *params, char **items, int nitems,
+						 CcpOrigin origin, int64 request_id,
+						 CcpOutcome *out);
+extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
+									 const CcpOutcome *out, int attempts,
+									 int64 *delay_ms);
+extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
+								const CcpChunk *chunk,
+								const CcpHttpResult *res, CcpOutcome *out);
+extern char *ccp_random_key(void);
+
+/* ----------
  * trigger.c: the erase-on-delete trigger and its commit-time buffer
  * ----------
  */
 extern void ccp_trigger_register_callbacks(void);
-
-/* ----------
- * dropdb.c: DROP DATABASE of the worker's database
- * ----------
- */
-extern void ccp_dropdb_register(void);
 
 /* ----------
  * worker.c: the background worker's loop and batches

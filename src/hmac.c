@@ -2,8 +2,8 @@
  *
  * hmac.c
  *	  SHA-256 and HMAC-SHA256 as lower-case hex, on PostgreSQL's
- *	  common/cryptohash.h and common/hmac.h: the items digests and batch
- *	  keys, and the request signers (iSales C2, webhook).
+ *	  common/cryptohash.h and common/hmac.h: the items digests and the
+ *	  request signers (iSales C2, webhook).
  *
  *-------------------------------------------------------------------------
  */

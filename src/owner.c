@@ -7,14 +7,14 @@
  *	  owner, so that callers need no privilege on them and no object of the
  *	  caller's can take part.
  *
- * Every statement ccpurge runs on its tables is a CcpStmt, declared static
- * by the file that owns the table (queue_store.c, reqlog.c, report.c).  A
- * kept plan is analysed again by the plan cache when a table changes, as
- * when the extension is dropped and created anew, or when the search path
- * differs from the one it was prepared with.  The worker runs as a
- * superuser with search_path pinned to pg_catalog and needs no change of
- * identity (ccp_stmt_exec); a backend runs a statement as the owner
- * (ccp_stmt_exec_as).
+ * Every statement ccpurge runs is a CcpStmt, declared static by the file
+ * that runs it: queue_store.c (the queue), reqlog.c (the request log) and
+ * report.c (its NOTIFY).  A kept plan is analysed again by the plan cache
+ * when a table changes, as when the extension is dropped and created anew,
+ * or when the search path differs from the one it was prepared with.  The
+ * worker runs as a superuser with search_path pinned to pg_catalog and
+ * needs no change of identity (ccp_stmt_exec); a backend runs a statement
+ * as the owner (ccp_stmt_exec_as).
  *
  *-------------------------------------------------------------------------
  */
