@@ -405,17 +405,7 @@ ccp_api_run(FunctionCallInfo fcinfo, const CcpApiShape *shape,
 	MemoryContextSwitchTo(call_cxt);
 
 	p = ccp_params_read(def, params);
-	if (ccp_params_itemless(def, p))
-	{
-		if (items_arr != NULL && ArrayGetNItems(ARR_NDIM(items_arr), ARR_DIMS(items_arr)) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("operation \"%s\" takes no items with these params",
-							def->name),
-					 errdetail("The params alone select what is erased.")));
-	}
-	else
-		items = ccp_items_from_array(items_arr, def, argname, &n);
+	items = ccp_items_for_params(items_arr, def, p, argname, &n);
 	srv = ccp_server_resolve(servername, vendor, GetUserId());
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);

@@ -3,11 +3,14 @@
  * ccpurge.h
  *	  Private declarations shared by the ccpurge source files.
  *
- * The declarations are grouped by the file that defines them, in the order
- * a request travels: configuration and options, shared memory, the HTTP
- * transport, tokens, the rate limiter, the vendor interface, the exchange
- * pipeline that ties them together, the request log, the SQL API, and the
- * queue with its worker.
+ * First the types every part shares: a server and its connection
+ * settings, an HTTP request and its answer, and the vendor interface.  Then
+ * the declarations of each file, grouped by the file that defines them, in
+ * the order of the files' floors as test/bin/structure draws them, the
+ * ground floor first: a file uses only files of the sections above its
+ * own.  The SQL API files (api.c, queue.c) and module.c, which only
+ * PostgreSQL calls, declare nothing here; neither do the vendor files,
+ * whose CcpVendor vendor.c declares beside its table.
  *
  *-------------------------------------------------------------------------
  */
@@ -58,6 +61,11 @@
 /* Upper bound for rate_limit's N that the limiter tracks exactly. */
 #define CCP_RATE_RING			256
 
+/* ----------
+ * Types every part shares
+ * ----------
+ */
+
 /* Where a request came from, as recorded in the request log. */
 typedef enum CcpOrigin
 {
@@ -106,169 +114,7 @@ typedef struct CcpServer
 	char	   *cred[CCP_MAX_CREDS];
 } CcpServer;
 
-/* ----------
- * option.c: the FDW validator and server/mapping resolution
- * ----------
- */
-extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
-extern CcpServer *ccp_server_resolve(const char *servername,
-									 const struct CcpVendor *vendor,
-									 Oid userid);
-extern bool ccp_parse_rate_limit(const char *value, int *count,
-								 int *period_ms);
-extern void ccp_check_url(const char *url, bool at_ddl);
-
-/* ----------
- * settings.c: the GUCs
- * ----------
- */
-extern bool ccp_allow_insecure_http;
-extern char *ccp_database_name;
-extern int	ccp_max_attempts;
-extern int	ccp_retry_base_ms;
-extern int	ccp_retry_max_ms;
-extern int	ccp_batch_linger_ms;
-extern int	ccp_retention_s;
-extern int	ccp_max_servers;
-extern int	ccp_rate_notice_ms;
-extern void ccp_define_settings(void);
-
-/* ----------
- * guard.c: what every SQL entry point checks first
- * ----------
- */
-extern void ccp_require_preload(void);
-extern void ccp_require_writable(void);
-
-/* ----------
- * owner.c: SQL with the rights of the owner of ccpurge's tables
- * ----------
- */
-
-/* Saved identity while running SQL as the owner of ccpurge's tables. */
-typedef struct CcpOwnerState
-{
-	Oid			save_userid;
-	int			save_sec;
-	int			guc_level;
-} CcpOwnerState;
-
-extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
-extern void ccp_owner_restore_user(const CcpOwnerState *state);
-extern void ccp_owner_end(const CcpOwnerState *state);
-extern Oid	ccp_rel_owner(Oid relid);
-
-/* ----------
- * shmem.c: shared state of all backends and the worker
- * ----------
- */
-extern void ccp_shmem_request(void);
-extern void ccp_shmem_startup(void);
-extern bool ccp_shmem_ready(void);
-extern void ccp_shmem_strcpy(char *dst, const char *src, int size);
-
-/*
- * Shared token slot, one per (database, server, user mapping).
- * Protected by the token cache lock; cv wakes waiters of a refresh.
- */
-typedef struct CcpTokenSlot
-{
-	Oid			dbid;			/* InvalidOid: free */
-	Oid			serverid;
-	Oid			umid;
-	uint32		cred_hash;		/* detects changed credentials */
-	bool		refreshing;
-	int			refresher_pid;
-	uint64		generation;		/* bumped on every new token */
-	TimestampTz expires_at;		/* refresh before this */
-	TimestampTz issued_at;
-	int			tokens_issued;	/* since startup, for tests */
-	TimestampTz fail_until;		/* a failed refresh is reused until then */
-	int			fail_status;	/* its HTTP status, 0: none */
-	char		fail_message[256];
-	char		token[CCP_TOKEN_MAX];
-} CcpTokenSlot;
-
-/*
- * Shared rate limiter slot, one per (database, server).  sent[] holds the
- * completion time of the last rate_count requests; a request still in
- * flight has DT_NOEND there.  Protected by the limiter lock.
- */
-typedef struct CcpRateSlot
-{
-	Oid			dbid;			/* InvalidOid: free */
-	Oid			serverid;
-	int			count;			/* N of N/period, <= CCP_RATE_RING */
-	int64		period_us;		/* possibly scaled, see ratelimit.c */
-	int			max_inflight;
-	int			inflight;
-	int			used;			/* entries of sent[] in use */
-	int64		requests;		/* since startup */
-	TimestampTz sent[CCP_RATE_RING];
-	int			holder_pid[CCP_RATE_RING];
-} CcpRateSlot;
-
-/*
- * A request-log row handed to the worker because the transaction that
- * wrote it rolled back (see reqlog.c).  code and message hold as much as a
- * committed row: the clipped text, ccp_clip's "..." and the terminator.
- * Protected by log_lock.
- */
-typedef struct CcpLogRecord
-{
-	Oid			dbid;
-	TimestampTz at;
-	char		server[NAMEDATALEN];
-	char		vendor[NAMEDATALEN];
-	char		operation[NAMEDATALEN];
-	bool		worker;
-	Oid			role;
-	int64		request_id;
-	int			item_count;
-	bool		has_digest;
-	char		digest[65];		/* hex HMAC of the items */
-	int			key_id;			/* of its key */
-	bool		has_request_ids;
-	char		request_ids[256];	/* "{1,2}", left out when longer */
-	bool		has_scope;
-	char		scope[1024];	/* JSON text, left out when longer */
-	bool		ok;
-	int			http_status;
-	bool		has_code;
-	char		code[CCP_MAX_CODE_BYTES + 4];
-	char		message[CCP_MAX_MESSAGE_BYTES + 4];
-	double		duration_ms;
-} CcpLogRecord;
-
-#define CCP_LOG_RING	256
-
-typedef struct CcpShared
-{
-	LWLock	   *token_lock;
-	LWLock	   *rate_lock;
-	LWLock	   *worker_lock;
-	LWLock	   *log_lock;
-	ConditionVariable token_cv;
-	ConditionVariable rate_cv;
-	int			worker_pid;
-	Latch	   *worker_latch;
-	TimestampTz worker_hold_until;	/* DROP DATABASE: stay away until then */
-	Oid			worker_dbid;	/* database the worker serves */
-	int			log_count;		/* records in log_ring */
-	CcpLogRecord log_ring[CCP_LOG_RING];	/* rows of rolled-back calls */
-	pg_atomic_uint64 digest_generation;	/* bumped when a digest key is added */
-	int			nslots;
-	CcpTokenSlot *tokens;		/* nslots entries */
-	CcpRateSlot *rates;			/* nslots entries */
-} CcpShared;
-
-extern CcpShared *ccp_shared;
-extern void ccp_wake_worker(void);
-
-/* ----------
- * http.c: libcurl transport, knows nothing about vendors
- * ----------
- */
+/* An HTTP request, as vendors build it and http.c sends it. */
 typedef struct CcpHttpRequest
 {
 	const char *method;			/* "POST", "DELETE" */
@@ -292,43 +138,9 @@ typedef struct CcpHttpResult
 
 typedef struct CcpHttpCall CcpHttpCall;
 
-extern void ccp_http_check_userinfo(const char *url, bool proxy);
-extern void ccp_http_check_url(const char *url);
-extern void ccp_http_check_proxy(const char *proxy);
-extern void ccp_http_check_route(const char *url, const char *proxy);
-extern void ccp_http_perform(const CcpHttpOptions *opts,
-							 const CcpHttpRequest *req, CcpHttpResult *res);
-extern CcpHttpCall *ccp_http_start(const CcpHttpOptions *opts,
-								   const CcpHttpRequest *req, void *arg);
-extern CcpHttpCall *ccp_http_next_done(long timeout_ms);
-extern void *ccp_http_call_arg(CcpHttpCall *call);
-extern void ccp_http_finish(CcpHttpCall *call, CcpHttpResult *res);
-extern void ccp_http_abort_all(void);
-extern int	ccp_http_inflight(void);
-extern char *ccp_http_host_port(const char *url);
-extern char *ccp_http_escape(const char *s, int len);
-
-/* ----------
- * auth.c: shared token cache with single-flight refresh
- * ----------
- */
-extern bool ccp_token_get(const CcpServer *srv, const char *stale,
-						  char **token, char **error, int *http_status,
-						  CcpOrigin origin);
-
-/* ----------
- * ratelimit.c: per-server limiter shared by every backend and the worker
- * ----------
- */
-extern int	ccp_rate_acquire(const CcpServer *srv, bool wait);
-extern void ccp_rate_release(const CcpServer *srv, int ticket);
-extern void ccp_rate_penalize(const CcpServer *srv);
-extern long ccp_rate_next_ms(const CcpServer *srv);
-extern void ccp_rate_release_all(void);
-
-/* ----------
- * vendor.c and vendor_*.c: one file per vendor behind one interface
- * ----------
+/*
+ * The vendor interface: vendor.c holds the table of vendors, and each
+ * vendor_<name>.c defines one CcpVendor with its operations.
  */
 
 /* How the pipeline should react to an outcome. */
@@ -467,10 +279,388 @@ typedef struct CcpVendor
 	int			nops;
 } CcpVendor;
 
-extern const CcpVendor *ccp_vendor_by_name(const char *name);
-extern int	ccp_vendor_count(void);
-extern const CcpVendor *ccp_vendor_at(int i);
-extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
+/*
+ * What an attempt's outcome makes of queued items: exchange.c decides,
+ * queue_store.c records it.
+ */
+typedef enum CcpSettle
+{
+	CCP_SETTLE_DONE,
+	CCP_SETTLE_RETRY,			/* queued again after a delay */
+	CCP_SETTLE_FAILED
+} CcpSettle;
+
+/* ----------
+ * settings.c: the GUCs
+ * ----------
+ */
+extern bool ccp_allow_insecure_http;
+extern char *ccp_database_name;
+extern int	ccp_max_attempts;
+extern int	ccp_retry_base_ms;
+extern int	ccp_retry_max_ms;
+extern int	ccp_batch_linger_ms;
+extern int	ccp_retention_s;
+extern int	ccp_max_servers;
+extern int	ccp_rate_notice_ms;
+extern void ccp_define_settings(void);
+
+/* ----------
+ * hmac.c: HMAC-SHA256 and SHA-256
+ * ----------
+ */
+struct pg_cryptohash_ctx;
+
+extern void ccp_hmac_sha256(const char *key, size_t keylen,
+							const char *msg, size_t msglen, uint8 *digest);
+extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
+								const char *msg, size_t msglen, char *hex);
+extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
+extern void ccp_sha256_add(struct pg_cryptohash_ctx *ctx, const char *data,
+						   size_t len);
+extern char *ccp_sha256_end(struct pg_cryptohash_ctx *ctx);
+
+/* ----------
+ * input.c: items from arrays, de-duplication, text checks
+ * ----------
+ */
+typedef enum CcpTextProblem
+{
+	CCP_TEXT_OK,
+	CCP_TEXT_BLANK,
+	CCP_TEXT_CONTROL
+} CcpTextProblem;
+
+extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
+extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
+								   const char *argname, int *nitems);
+extern char **ccp_items_for_params(ArrayType *arr, const CcpOpDef *def,
+								   const void *params, const char *argname,
+								   int *nitems);
+extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
+extern int	ccp_items_distinct(char **items, int n);
+extern int64 ccp_datums_distinct(Datum *items, int64 n);
+extern CcpTextProblem ccp_text_problem(const char *s, int len);
+extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
+extern char *ccp_params_text(const CcpOpDef *def, const void *params);
+extern List *ccp_params_split(const CcpOpDef *def, const void *params);
+extern List *ccp_params_requests(const CcpOpDef *def, const char *params_text);
+extern Jsonb *ccp_jsonb_parse(const char *json);
+extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
+extern char *ccp_params_scope(const CcpOpDef *def, const void *params);
+extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
+extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
+extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
+										  int *n);
+
+/* ----------
+ * owner.c: statements on ccpurge's tables, prepared once, run with the
+ * rights of their owner
+ * ----------
+ */
+
+/* Saved identity while running SQL as the owner of ccpurge's tables. */
+typedef struct CcpOwnerState
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			guc_level;
+} CcpOwnerState;
+
+/* Most arguments a CcpStmt takes. */
+#define CCP_STMT_MAX_ARGS		17
+
+/*
+ * One SQL statement on ccpurge's tables, declared static by the file that
+ * runs it: its text and argument types, and its plan, prepared and kept on
+ * first use (NULL until then).
+ */
+typedef struct CcpStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[CCP_STMT_MAX_ARGS];
+	struct _SPI_plan *plan;
+} CcpStmt;
+
+extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
+extern void ccp_owner_restore_user(const CcpOwnerState *state);
+extern void ccp_owner_end(const CcpOwnerState *state);
+extern bool ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner);
+extern uint64 ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls,
+							int expect);
+extern uint64 ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values,
+							   const char *nulls, int expect);
+
+/* ----------
+ * shmem.c: shared state of all backends and the worker
+ * ----------
+ */
+extern void ccp_shmem_request(void);
+extern void ccp_shmem_startup(void);
+extern bool ccp_shmem_ready(void);
+extern void ccp_shmem_strcpy(char *dst, const char *src, int size);
+
+/*
+ * Shared token slot, one per (database, server, user mapping).
+ * Protected by the token cache lock; cv wakes waiters of a refresh.
+ */
+typedef struct CcpTokenSlot
+{
+	Oid			dbid;			/* InvalidOid: free */
+	Oid			serverid;
+	Oid			umid;
+	uint32		cred_hash;		/* detects changed credentials */
+	bool		refreshing;
+	int			refresher_pid;
+	uint64		generation;		/* bumped on every new token */
+	TimestampTz expires_at;		/* refresh before this */
+	TimestampTz issued_at;
+	int			tokens_issued;	/* since startup, for tests */
+	TimestampTz fail_until;		/* a failed refresh is reused until then */
+	int			fail_status;	/* its HTTP status, 0: none */
+	char		fail_message[256];
+	char		token[CCP_TOKEN_MAX];
+} CcpTokenSlot;
+
+/*
+ * Shared rate limiter slot, one per (database, server).  sent[] holds the
+ * completion time of the last rate_count requests; a request still in
+ * flight has DT_NOEND there.  Protected by the limiter lock.
+ */
+typedef struct CcpRateSlot
+{
+	Oid			dbid;			/* InvalidOid: free */
+	Oid			serverid;
+	int			count;			/* N of N/period, <= CCP_RATE_RING */
+	int64		period_us;		/* possibly scaled, see ratelimit.c */
+	int			max_inflight;
+	int			inflight;
+	int			used;			/* entries of sent[] in use */
+	int64		requests;		/* since startup */
+	TimestampTz sent[CCP_RATE_RING];
+	int			holder_pid[CCP_RATE_RING];
+} CcpRateSlot;
+
+/*
+ * A request-log row handed to the worker because the transaction that
+ * wrote it rolled back (see reqlog.c).  code and message hold as much as a
+ * committed row: the clipped text, ccp_clip's "..." and the terminator.
+ * Protected by log_lock.
+ */
+typedef struct CcpLogRecord
+{
+	Oid			dbid;
+	TimestampTz at;
+	char		server[NAMEDATALEN];
+	char		vendor[NAMEDATALEN];
+	char		operation[NAMEDATALEN];
+	bool		worker;
+	Oid			role;
+	int64		request_id;
+	int			item_count;
+	bool		has_digest;
+	char		digest[65];		/* hex HMAC of the items */
+	int			key_id;			/* of its key */
+	bool		has_request_ids;
+	char		request_ids[256];	/* "{1,2}", left out when longer */
+	bool		has_scope;
+	char		scope[1024];	/* JSON text, left out when longer */
+	bool		ok;
+	int			http_status;
+	bool		has_code;
+	char		code[CCP_MAX_CODE_BYTES + 4];
+	char		message[CCP_MAX_MESSAGE_BYTES + 4];
+	double		duration_ms;
+} CcpLogRecord;
+
+#define CCP_LOG_RING	256
+
+typedef struct CcpShared
+{
+	LWLock	   *token_lock;
+	LWLock	   *rate_lock;
+	LWLock	   *worker_lock;
+	LWLock	   *log_lock;
+	ConditionVariable token_cv;
+	ConditionVariable rate_cv;
+	int			worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz worker_hold_until;	/* DROP DATABASE: stay away until then */
+	Oid			worker_dbid;	/* database the worker serves */
+	int			log_count;		/* records in log_ring */
+	CcpLogRecord log_ring[CCP_LOG_RING];	/* rows of rolled-back calls */
+	pg_atomic_uint64 digest_generation;	/* bumped when a digest key is added */
+	int			nslots;
+	CcpTokenSlot *tokens;		/* nslots entries */
+	CcpRateSlot *rates;			/* nslots entries */
+} CcpShared;
+
+extern CcpShared *ccp_shared;
+extern void ccp_wake_worker(void);
+
+/* ----------
+ * http.c: libcurl transport, knows nothing about vendors
+ * ----------
+ */
+extern void ccp_http_check_userinfo(const char *url, bool proxy);
+extern void ccp_http_check_url(const char *url);
+extern void ccp_http_check_proxy(const char *proxy);
+extern void ccp_http_check_route(const char *url, const char *proxy);
+extern void ccp_http_perform(const CcpHttpOptions *opts,
+							 const CcpHttpRequest *req, CcpHttpResult *res);
+extern CcpHttpCall *ccp_http_start(const CcpHttpOptions *opts,
+								   const CcpHttpRequest *req, void *arg);
+extern CcpHttpCall *ccp_http_next_done(long timeout_ms);
+extern void *ccp_http_call_arg(CcpHttpCall *call);
+extern void ccp_http_finish(CcpHttpCall *call, CcpHttpResult *res);
+extern void ccp_http_abort_all(void);
+extern int	ccp_http_inflight(void);
+extern char *ccp_http_host_port(const char *url);
+extern char *ccp_http_escape(const char *s, int len);
+
+/* ----------
+ * guard.c: what every SQL entry point checks first
+ * ----------
+ */
+extern void ccp_require_preload(void);
+extern void ccp_require_writable(void);
+
+/* ----------
+ * vtext.c: text from outside, cleaned, redacted and clipped
+ * ----------
+ */
+extern char *ccp_vendor_text(const char *s);
+extern int	ccp_server_secrets(const CcpServer *srv, const char **secrets);
+extern char *ccp_redact(const CcpServer *srv, const char *text,
+						const char *token);
+extern char *ccp_clip(char *s, int maxbytes);
+
+/* ----------
+ * ratelimit.c: per-server limiter shared by every backend and the worker
+ * ----------
+ */
+extern int	ccp_rate_acquire(const CcpServer *srv, bool wait);
+extern void ccp_rate_release(const CcpServer *srv, int ticket);
+extern void ccp_rate_penalize(const CcpServer *srv);
+extern long ccp_rate_next_ms(const CcpServer *srv);
+extern void ccp_rate_release_all(void);
+
+/* ----------
+ * c2sign.c: Huawei's C2 request signature
+ * ----------
+ */
+extern char *ccp_c2_authorization(const char *ak, const char *sk,
+								  const char *ts, const char *method,
+								  const char *path, const char *query,
+								  List *headers, const char *body,
+								  size_t body_len);
+extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
+
+/* ----------
+ * queue_store.c: every query on ccpurge.queue
+ * ----------
+ */
+
+/* The queue table, its request id sequence and their owner. */
+typedef struct CcpQueueRel
+{
+	Oid			relid;
+	Oid			seqid;
+	Oid			owner;
+	bool		batch_keys;		/* it has batch_key and batch_nitems */
+} CcpQueueRel;
+
+/*
+ * Due queued rows a claim may make batches of: the fresh rows of one
+ * (server, operation, params, role), which are coalesced and split at
+ * will, or the rows of one kept batch, claimed all together or not at all.
+ */
+typedef struct CcpDueGroup
+{
+	char	   *server;
+	char	   *operation;
+	char	   *params;			/* canonical JSON text */
+	Oid			role;
+	char	   *batch_key;		/* a kept batch's; NULL for fresh rows */
+	int			queued;			/* items due */
+	int64		age_ms;			/* age of its oldest row */
+} CcpDueGroup;
+
+/* What the rows claimed into one batch hold. */
+typedef struct CcpBatchRows
+{
+	char	  **items;			/* distinct, in the order of their rows */
+	int			nitems;
+	int			attempts;		/* highest attempts of its rows so far */
+	int64		request_id;		/* of the first row, for the log */
+	int64	   *request_ids;	/* distinct, ascending */
+	int			nrequest_ids;
+} CcpBatchRows;
+
+/* A request some of whose rows failed for good, and their items. */
+typedef struct CcpFailedRequest
+{
+	int64		request_id;
+	int64		items;
+} CcpFailedRequest;
+
+extern bool ccp_store_lookup(CcpQueueRel *rel, bool missing_ok);
+extern bool ccp_store_keeps_batch_keys(void);
+extern void ccp_store_register_callbacks(void);
+extern int64 ccp_store_request(const CcpQueueRel *rel, const char *server,
+							   const char *operation, List *params_texts,
+							   Oid role, Datum *items, int64 nitems,
+							   int batch);
+extern int64 ccp_store_request_roles(const CcpQueueRel *rel, int64 request_id,
+									 List **roles, bool *own_xact);
+extern int64 ccp_store_unfinished(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_retry(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_cancel(const CcpQueueRel *rel, int64 request_id,
+							  const char *message);
+extern int64 ccp_store_sending(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_requeue_interrupted(int64 *items);
+extern bool ccp_store_purge(int retention_s, int64 *due_ms);
+extern List *ccp_store_due_groups(int per_server, bool keys);
+extern int	ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
+								 const char *message,
+								 CcpFailedRequest **failed);
+extern void ccp_store_mark_sending(int64 batch_id, const char *batch_key,
+								   int nitems, const int64 *ids, int nids,
+								   bool keys);
+extern int	ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
+								  const char *batch_key, int limit, bool keys);
+extern bool ccp_store_lock_kept(const char *batch_key, int64 **ids, int *nids,
+								int *nitems, bool *whole);
+extern void ccp_store_new_generation(const int64 *ids, int nids);
+extern void ccp_store_batch_rows(int64 batch_id, MemoryContext cxt,
+								 CcpBatchRows *rows);
+extern bool ccp_store_next_due(int64 *due_ms);
+extern void ccp_store_record(int64 batch_id, CcpSettle settle,
+							 int http_status, const char *code,
+							 const char *message, int64 delay_ms);
+extern int	ccp_store_failed_requests(int64 batch_id, const int64 *request_ids,
+									  int n, CcpFailedRequest **failed);
+extern void ccp_store_fail_items(int64 batch_id, char **items,
+								 char **messages, int n);
+
+/* ----------
+ * dropdb.c: DROP DATABASE of the worker's database
+ * ----------
+ */
+extern void ccp_dropdb_register(void);
+
+/* ----------
+ * outcome.c: outcomes of vendor requests
+ * ----------
+ */
+extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
+								  char *message);
+extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
+								 int http_status);
+extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
+							  const char *token);
+extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
 
 /* ----------
  * wire.c: JSON bodies, headers and URLs of vendor requests and answers
@@ -485,45 +675,92 @@ extern void ccp_add_header(CcpHttpRequest *req, const char *name,
 extern char *ccp_join_url(const CcpServer *srv, const char *path);
 
 /* ----------
- * vtext.c: text from outside, cleaned, redacted and clipped
+ * report.c: reports of requests that failed for good
  * ----------
  */
-extern char *ccp_vendor_text(const char *s);
-extern int	ccp_server_secrets(const CcpServer *srv, const char **secrets);
-extern char *ccp_redact(const CcpServer *srv, const char *text,
-						const char *token);
-extern char *ccp_clip(char *s, int maxbytes);
+
+/*
+ * Why queued rows failed for good, as the server log and ccpurge_failed
+ * notifications say it: ccpurge's own words only, since any role can
+ * LISTEN.  The vendor's code and message stay in the rows.
+ */
+typedef enum CcpFailure
+{
+	CCP_FAILED_REFUSED,			/* the vendor refused the request for good */
+	CCP_FAILED_RETRIES_EXHAUSTED,	/* transient failures, no attempt left */
+	CCP_FAILED_ITEMS_REFUSED,	/* the receiver refused some items */
+	CCP_FAILED_SERVER_UNUSABLE, /* server or user mapping cannot be used */
+	CCP_FAILED_UNKNOWN_OPERATION	/* the operation is not known */
+} CcpFailure;
+
+extern void ccp_report_failure(int64 batch_id, const char *server,
+							   const char *operation, CcpFailure why,
+							   int http_status,
+							   const CcpFailedRequest *failed, int nfailed);
 
 /* ----------
- * outcome.c: outcomes of vendor requests
+ * digest.c: keyed digests of items, the keys and their rotation
  * ----------
  */
-extern void ccp_outcome_transient(CcpOutcome *out, int http_status,
-								  char *message);
-extern void ccp_outcome_no_token(CcpOutcome *out, const char *error,
-								 int http_status);
-extern void ccp_outcome_clean(const CcpServer *srv, CcpOutcome *out,
-							  const char *token);
-extern bool ccp_outcome_all_ok(const CcpOutcome *out, int nitems);
+extern void ccp_digest_refresh(void);
+extern bool ccp_digest_items(char **items, int n, uint8 *digest, int *key_id);
+extern char *ccp_digest_value(const char *value);
+extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
+extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
 
-/* hmac.c */
-struct pg_cryptohash_ctx;
-extern void ccp_hmac_sha256(const char *key, size_t keylen,
-							const char *msg, size_t msglen, uint8 *digest);
-extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
-								const char *msg, size_t msglen, char *hex);
-extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
-extern void ccp_sha256_add(struct pg_cryptohash_ctx *ctx, const char *data,
-						   size_t len);
-extern char *ccp_sha256_end(struct pg_cryptohash_ctx *ctx);
+/* ----------
+ * chain.c: the request log's hash chain, its verification and pruning
+ * ----------
+ */
+extern int	ccp_chain_seal(void);
+extern Datum ccpurge_verify_log(PG_FUNCTION_ARGS);
+extern Datum ccpurge_prune_log(PG_FUNCTION_ARGS);
 
-/* c2sign.c */
-extern char *ccp_c2_authorization(const char *ak, const char *sk,
-								  const char *ts, const char *method,
-								  const char *path, const char *query,
-								  List *headers, const char *body,
-								  size_t body_len);
-extern Datum ccpurge_c2_sign(PG_FUNCTION_ARGS);
+/* ----------
+ * reqlog.c: the request log, keyed digests only
+ * ----------
+ */
+extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
+							 char **items, int nitems,
+							 const CcpOutcome *out, double elapsed_ms,
+							 CcpOrigin origin, int64 request_id,
+							 const int64 *request_ids, int nrequest_ids,
+							 const char *scope);
+extern void ccp_reqlog_flush(void);
+extern void ccp_reqlog_discard(void);
+extern void ccp_reqlog_adopt_orphans(void);
+extern void ccp_reqlog_orphan_pending(void);
+extern void ccp_reqlog_register_callbacks(void);
+
+/* ----------
+ * vendor.c: the vendor table
+ * ----------
+ */
+extern const CcpVendor *ccp_vendor_by_name(const char *name);
+extern int	ccp_vendor_count(void);
+extern const CcpVendor *ccp_vendor_at(int i);
+extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
+extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor);
+
+/* ----------
+ * auth.c: shared token cache with single-flight refresh
+ * ----------
+ */
+extern bool ccp_token_get(const CcpServer *srv, const char *stale,
+						  char **token, char **error, int *http_status,
+						  CcpOrigin origin);
+
+/* ----------
+ * option.c: the FDW validator and server/mapping resolution
+ * ----------
+ */
+extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
+extern CcpServer *ccp_server_resolve(const char *servername,
+									 const struct CcpVendor *vendor,
+									 Oid userid);
+extern bool ccp_parse_rate_limit(const char *value, int *count,
+								 int *period_ms);
+extern void ccp_check_url(const char *url, bool at_ddl);
 
 /* ----------
  * exchange.c: the one exchange, a step machine both paths drive
@@ -537,14 +774,6 @@ typedef enum CcpStep
 	CCP_STEP_AGAIN,				/* try again now: ccp_exchange_prepare */
 	CCP_STEP_DONE				/* x->out is the outcome; nothing held */
 } CcpStep;
-
-/* What an attempt's outcome makes of queued items. */
-typedef enum CcpSettle
-{
-	CCP_SETTLE_DONE,
-	CCP_SETTLE_RETRY,			/* queued again after a delay */
-	CCP_SETTLE_FAILED
-} CcpSettle;
 
 typedef struct CcpExchange
 {
@@ -586,76 +815,13 @@ extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 extern char *ccp_random_key(void);
 
 /* ----------
- * digest.c: keyed digests of items, the keys and their rotation
+ * trigger.c: the erase-on-delete trigger and its commit-time buffer
  * ----------
  */
-extern void ccp_digest_refresh(void);
-extern bool ccp_digest_items(char **items, int n, uint8 *digest, int *key_id);
-extern char *ccp_digest_value(const char *value);
-extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
-extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
+extern void ccp_trigger_register_callbacks(void);
 
 /* ----------
- * chain.c: the request log's hash chain, its verification and pruning
- * ----------
- */
-extern int	ccp_chain_seal(void);
-extern Datum ccpurge_verify_log(PG_FUNCTION_ARGS);
-extern Datum ccpurge_prune_log(PG_FUNCTION_ARGS);
-
-/* ----------
- * reqlog.c: the request log, digests only
- * ----------
- */
-extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
-							 char **items, int nitems,
-							 const CcpOutcome *out, double elapsed_ms,
-							 CcpOrigin origin, int64 request_id,
-							 const int64 *request_ids, int nrequest_ids,
-							 const char *scope);
-extern void ccp_reqlog_flush(void);
-extern void ccp_reqlog_discard(void);
-extern void ccp_reqlog_adopt_orphans(void);
-extern void ccp_reqlog_orphan_pending(void);
-extern void ccp_reqlog_register_callbacks(void);
-
-/* ----------
- * input.c: items from arrays, de-duplication, text checks
- * ----------
- */
-typedef enum CcpTextProblem
-{
-	CCP_TEXT_OK,
-	CCP_TEXT_BLANK,
-	CCP_TEXT_CONTROL
-} CcpTextProblem;
-
-extern char **ccp_text_array(ArrayType *arr, const char *argname, int *n);
-extern char **ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
-								   const char *argname, int *nitems);
-extern void ccp_validate_nonempty_item(const CcpOpDef *def, const char *item);
-extern int	ccp_items_distinct(char **items, int n);
-extern int64 ccp_datums_distinct(Datum *items, int64 n);
-extern CcpTextProblem ccp_text_problem(const char *s, int len);
-extern void *ccp_params_read(const CcpOpDef *def, Jsonb *params);
-extern char *ccp_params_text(const CcpOpDef *def, const void *params);
-extern List *ccp_params_split(const CcpOpDef *def, const void *params);
-extern bool ccp_params_itemless(const CcpOpDef *def, const void *params);
-extern char *ccp_params_scope(const CcpOpDef *def, const void *params);
-extern bool ccp_jsonb_member(Jsonb *obj, const char *key, JsonbValue *v);
-extern bool ccp_jsonb_int_member(Jsonb *obj, const char *key, int *value);
-extern char **ccp_jsonb_text_array_member(Jsonb *obj, const char *key,
-										  int *n);
-
-/* ----------
- * queue.c: durable queue, enqueue API and trigger
- * ----------
- */
-extern void ccp_queue_register_callbacks(void);
-extern bool ccp_queue_keeps_batch_keys(void);
-
-/* ----------
- * worker.c: the background worker
+ * worker.c: the background worker's loop and batches
  * ----------
  */
 extern void ccp_worker_register(void);

@@ -170,9 +170,7 @@ ccp_chain_set_head(const char *head, int64 seq)
 int
 ccp_chain_seal(void)
 {
-	Oid			nsp = get_namespace_oid("ccpurge", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("request_log", nsp) :
-		InvalidOid;
+	Oid			relid;
 	int			guc_level;
 	char	   *prev;
 	int64		seq;
@@ -183,7 +181,7 @@ ccp_chain_seal(void)
 	int			sealed = 0;
 	bool		isnull;
 
-	if (!OidIsValid(relid) ||
+	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
 		get_attnum(relid, "row_hash") == InvalidAttrNumber)
 		return 0;
 	if (SPI_execute("SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(CCP_CHAIN_LOCK) ")",
@@ -240,15 +238,15 @@ ccp_chain_seal(void)
 static bool
 ccp_chain_connect(CcpOwnerState *state)
 {
-	Oid			nsp = get_namespace_oid("ccpurge", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("request_log", nsp) :
-		InvalidOid;
+	Oid			relid;
+	Oid			owner;
 
-	if (!OidIsValid(relid) || get_attnum(relid, "row_hash") == InvalidAttrNumber)
+	if (!ccp_ccpurge_table("request_log", &relid, &owner) ||
+		get_attnum(relid, "row_hash") == InvalidAttrNumber)
 		return false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_owner_begin(ccp_rel_owner(relid), state);
+	ccp_owner_begin(owner, state);
 	ccp_chain_settings();
 	return true;
 }

@@ -64,13 +64,9 @@ PG_FUNCTION_INFO_V1(ccpurge_rotate_digest_key);
 static Oid
 ccp_digest_table(Oid *owner)
 {
-	Oid			nsp = get_namespace_oid("ccpurge", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("digest_key", nsp) :
-		InvalidOid;
+	Oid			relid;
 
-	if (OidIsValid(relid))
-		*owner = ccp_rel_owner(relid);
-	return relid;
+	return ccp_ccpurge_table("digest_key", &relid, owner) ? relid : InvalidOid;
 }
 
 /*

@@ -5,7 +5,8 @@
  *	  strings, the one de-duplication every path uses, the check that a
  *	  value selecting data is neither blank nor holds control characters
  *	  (in all of Unicode, not just ASCII), and an operation's params read
- *	  from jsonb through its vendor.
+ *	  from jsonb through its vendor, with the params of each request they
+ *	  make.
  *
  * The synchronous functions, ccpurge_enqueue, the trigger's flush at
  * commit and the worker's batches all take their items through here, and
@@ -215,6 +216,29 @@ ccp_items_from_array(ArrayType *arr, const CcpOpDef *def,
 	}
 	*nitems = ccp_items_distinct(items, *nitems);
 	return items;
+}
+
+/*
+ * ccp_items_for_params returns the items of a text[] argument for
+ * operation def with params, read by ccp_params_read, as
+ * ccp_items_from_array does; when params alone select what to erase (a
+ * calldata filter), there are none: it returns NULL with *nitems 0, and
+ * an array with elements is an ERROR.  arr may be NULL.
+ */
+char	  **
+ccp_items_for_params(ArrayType *arr, const CcpOpDef *def, const void *params,
+					 const char *argname, int *nitems)
+{
+	if (!ccp_params_itemless(def, params))
+		return ccp_items_from_array(arr, def, argname, nitems);
+	if (arr != NULL && ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("operation \"%s\" takes no items with these params",
+						def->name),
+				 errdetail("The params alone select what is erased.")));
+	*nitems = 0;
+	return NULL;
 }
 
 /*
@@ -504,9 +528,18 @@ ccp_params_read(const CcpOpDef *def, Jsonb *params)
 	if (def->read_params == NULL)
 		return NULL;
 	if (params == NULL)
-		params = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													CStringGetDatum("{}")));
+		params = ccp_jsonb_parse("{}");
 	return def->read_params(def, params);
+}
+
+/*
+ * ccp_jsonb_parse reads JSON text into a jsonb value, palloc'd; text that
+ * is not JSON is jsonb_in's ERROR.
+ */
+Jsonb *
+ccp_jsonb_parse(const char *json)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 }
 
 /*
@@ -530,6 +563,26 @@ ccp_params_split(const CcpOpDef *def, const void *params)
 {
 	return def->split_params ? def->split_params(def, params) :
 		list_make1((void *) params);
+}
+
+/*
+ * ccp_params_requests returns the canonical params text of every vendor
+ * request one chunk of items needs, as a List of char *: params_text, the
+ * canonical text of valid params of def, alone, or the text of each part
+ * of the operation's split (an Ozonetel campaign list over the vendor's
+ * limit).
+ */
+List *
+ccp_params_requests(const CcpOpDef *def, const char *params_text)
+{
+	List	   *texts = NIL;
+	ListCell   *lc;
+
+	if (def->split_params == NULL)
+		return list_make1(pstrdup(params_text));
+	foreach(lc, ccp_params_split(def, ccp_params_read(def, ccp_jsonb_parse(params_text))))
+		texts = lappend(texts, ccp_params_text(def, lfirst(lc)));
+	return texts;
 }
 
 /*

@@ -3,7 +3,8 @@
  * module.c
  *	  Module load: the one file that knows every part.  _PG_init defines
  *	  the settings and, when preloaded, reserves shared memory, registers
- *	  the background worker and the transaction callbacks.
+ *	  the background worker, the DROP DATABASE hook and the transaction
+ *	  callbacks.
  *
  * ccpurge must be loaded through shared_preload_libraries, because its token
  * cache, rate limiter and background worker live in shared memory.  When it
@@ -23,7 +24,8 @@ void		_PG_init(void);
 
 /*
  * _PG_init defines the settings and, when preloaded, reserves shared
- * memory and registers the background worker and the callbacks.
+ * memory and registers the background worker, the utility hook and the
+ * callbacks.
  */
 void
 _PG_init(void)
@@ -35,6 +37,8 @@ _PG_init(void)
 
 	ccp_shmem_request();
 	ccp_worker_register();
-	ccp_queue_register_callbacks();
+	ccp_dropdb_register();
+	ccp_store_register_callbacks();
+	ccp_trigger_register_callbacks();
 	ccp_reqlog_register_callbacks();
 }

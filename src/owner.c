@@ -1,19 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * owner.c
- *	  Running SQL on ccpurge's tables with the rights of their owner, so
- *	  that callers need no privilege on them and no object of the caller's
- *	  can take part.
+ *	  Running SQL on ccpurge's tables: finding a table of schema "ccpurge"
+ *	  and its owner, statements whose plans are prepared once per process
+ *	  and kept (CcpStmt), and running them with the rights of the tables'
+ *	  owner, so that callers need no privilege on them and no object of the
+ *	  caller's can take part.
+ *
+ * Every statement ccpurge runs is a CcpStmt, declared static by the file
+ * that runs it: queue_store.c (the queue), reqlog.c (the request log) and
+ * report.c (its NOTIFY).  A kept plan is analysed again by the plan cache
+ * when a table changes, as when the extension is dropped and created anew,
+ * or when the search path differs from the one it was prepared with.  The
+ * worker runs as a superuser with search_path pinned to pg_catalog and
+ * needs no change of identity (ccp_stmt_exec); a backend runs a statement
+ * as the owner (ccp_stmt_exec_as).
  *
  *-------------------------------------------------------------------------
  */
 #include "ccpurge.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/syscache.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 /*
  * ccp_owner_begin makes the current user owner, as a restricted operation,
@@ -50,16 +64,90 @@ ccp_owner_end(const CcpOwnerState *state)
 	ccp_owner_restore_user(state);
 }
 
-/* ccp_rel_owner returns the owner of relation relid, which must exist. */
-Oid
-ccp_rel_owner(Oid relid)
+/*
+ * ccp_ccpurge_table finds table relname of schema "ccpurge" and sets *relid
+ * to it and, when owner is not NULL, *owner to its owner.  Returns false,
+ * setting nothing, when the schema or the table does not exist (the
+ * extension is not installed, or is being dropped); the caller says what
+ * that means.
+ */
+bool
+ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner)
 {
-	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
+	Oid			nsp = get_namespace_oid("ccpurge", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 
-	if (!HeapTupleIsValid(tp))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-	ReleaseSysCache(tp);
-	return owner;
+	if (!OidIsValid(rel))
+		return false;
+	if (owner != NULL)
+	{
+		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for relation %u", rel);
+		*owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+		ReleaseSysCache(tp);
+	}
+	*relid = rel;
+	return true;
+}
+
+/*
+ * ccp_stmt_exec runs stmt with values and nulls (SPI's conventions: nulls
+ * NULL for none, else ' ' or 'n' per argument) and returns the number of
+ * rows it processed; its rows are in SPI_tuptable.  The plan is prepared
+ * and kept on first use, and run with a new snapshot, as any statement
+ * that is not read-only.  An answer other than expect (SPI_OK_SELECT, ...)
+ * is an ERROR.  The caller is connected to SPI, in a transaction with an
+ * active snapshot, with the rights stmt needs.
+ */
+uint64
+ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls, int expect)
+{
+	int			ret;
+
+	Assert(stmt->nargs <= CCP_STMT_MAX_ARGS);
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare a ccpurge statement: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the plan of a ccpurge statement");
+		stmt->plan = plan;
+	}
+	ret = SPI_execute_plan(stmt->plan, values, nulls, false, 0);
+	if (ret != expect)
+		elog(ERROR, "unexpected SPI result %s for ccpurge statement \"%s\"",
+			 SPI_result_code_string(ret), stmt->sql);
+	return SPI_processed;
+}
+
+/*
+ * ccp_stmt_exec_as is ccp_stmt_exec with the rights of owner, the owner of
+ * ccpurge's tables (see ccp_owner_begin), for a backend whose user has no
+ * privilege on them.  The caller's identity is back when it returns or
+ * raises an error.
+ */
+uint64
+ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values, const char *nulls,
+				 int expect)
+{
+	CcpOwnerState state;
+	volatile uint64 n = 0;
+
+	ccp_owner_begin(owner, &state);
+	PG_TRY();
+	{
+		n = ccp_stmt_exec(stmt, values, nulls, expect);
+	}
+	PG_FINALLY();
+	{
+		ccp_owner_restore_user(&state);
+	}
+	PG_END_TRY();
+	ccp_owner_end(&state);
+	return n;
 }

@@ -21,7 +21,6 @@
 #include "ccpurge.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -34,7 +33,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 
 typedef struct CcpLogEntry
 {
@@ -64,45 +62,51 @@ static List *ccp_log_written = NIL; /* inserted by the open transaction */
 static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
 
 /*
- * The INSERT of ccp_reqlog_flush, prepared once per process: it runs once
- * per synchronous call, and calls come once per row.  The plan cache
- * analyses it again if the extension is dropped and created anew.
+ * The INSERT of ccp_reqlog_flush, prepared once per process (it runs once
+ * per synchronous call, and calls come once per row): into a log with
+ * keyed digests ([1]), or into the log of 1.0 or 1.1 ([0]), which this
+ * library serves until ALTER EXTENSION ccpurge UPDATE; rows then go
+ * without a digest, as there is no key to make one.  Both take the same
+ * 17 arrays, one per column.
  */
-static SPIPlanPtr ccp_log_insert_plan[2] = {NULL, NULL};
-
-/*
- * The INSERT, into a log with keyed digests ([1]), or into the log of 1.0
- * or 1.1 ([0]), which this library serves until ALTER EXTENSION ccpurge
- * UPDATE: rows then go without a digest, as there is no key to make one.
- */
-static const char *const ccp_log_insert_sql[2] = {
-	"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
-	" origin, role, request_id, item_count, ok, http_status,"
-	" code, message, duration_ms)"
-	" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a10, r.a11,"
-	" r.a12, r.a13, r.a14"
-	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14),"
-	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17))"
-	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,"
-	" a16, a17)",
-	"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
-	" origin, role, request_id, item_count, items_hmac, ok, http_status,"
-	" code, message, duration_ms, key_id, request_ids, scope)"
-	" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
-	" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
-	" r.a17::pg_catalog.jsonb"
-	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14),"
-	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17))"
-	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,"
+#define CCP_LOG_ROWS_FROM \
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)," \
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)," \
+	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)," \
+	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11)," \
+	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)," \
+	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17))" \
+	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15," \
 	" a16, a17)"
+
+static CcpStmt ccp_log_insert_stmt[2] = {
+	{
+		"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+		" origin, role, request_id, item_count, ok, http_status,"
+		" code, message, duration_ms)"
+		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a10, r.a11,"
+		" r.a12, r.a13, r.a14" CCP_LOG_ROWS_FROM,
+		17, {
+			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
+			BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
+			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
+		}
+	},
+	{
+		"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
+		" origin, role, request_id, item_count, items_hmac, ok, http_status,"
+		" code, message, duration_ms, key_id, request_ids, scope)"
+		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
+		" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
+		" r.a17::pg_catalog.jsonb" CCP_LOG_ROWS_FROM,
+		17, {
+			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
+			BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
+			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
+		}
+	}
 };
 
 /*
@@ -463,18 +467,10 @@ void
 ccp_reqlog_flush(void)
 {
 	int			n = list_length(ccp_log_pending);
-	Oid			nsp;
 	Oid			relid;
 	Oid			owner;
-	CcpOwnerState owner_state;
 	Datum		args[17];
 	char		argnulls[17];
-	Oid			argtypes[17] = {
-		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
-		BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
-		INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
-	};
 	Datum	   *cols[17];
 	bool	   *colnulls[17];
 	Oid			elemtypes[17] = {
@@ -484,28 +480,17 @@ ccp_reqlog_flush(void)
 	};
 	ListCell   *lc;
 	int			i = 0;
-	int			ret;
 	int			keyed;
 	MemoryContext old;
 
 	if (n == 0)
 		return;
 
-	nsp = get_namespace_oid("ccpurge", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("request_log", nsp) : InvalidOid;
-	if (!OidIsValid(relid))
+	if (!ccp_ccpurge_table("request_log", &relid, &owner))
 	{
 		/* the extension is gone; nothing to write to */
 		ccp_reqlog_discard();
 		return;
-	}
-	{
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", relid);
-		owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
 	}
 	keyed = (get_attnum(relid, "items_hmac") != InvalidAttrNumber) ? 1 : 0;
 
@@ -571,34 +556,11 @@ ccp_reqlog_flush(void)
 		argnulls[c] = ' ';
 	}
 
-	ccp_owner_begin(owner, &owner_state);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (ccp_log_insert_plan[keyed] == NULL)
-		{
-			SPIPlanPtr	plan;
-
-			plan = SPI_prepare(ccp_log_insert_sql[keyed], 17, argtypes);
-			if (plan == NULL)
-				elog(ERROR, "could not prepare the ccpurge request log insert: %s",
-					 SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "could not save the ccpurge request log insert plan");
-			ccp_log_insert_plan[keyed] = plan;
-		}
-		ret = SPI_execute_plan(ccp_log_insert_plan[keyed], args, argnulls, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not write the ccpurge request log: SPI code %d", ret);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		ccp_owner_restore_user(&owner_state);
-	}
-	PG_END_TRY();
-	ccp_owner_end(&owner_state);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	(void) ccp_stmt_exec_as(owner, &ccp_log_insert_stmt[keyed], args, argnulls,
+							SPI_OK_INSERT);
+	SPI_finish();
 
 	/* written, but only as durable as this transaction */
 	foreach(lc, ccp_log_pending)

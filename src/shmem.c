@@ -6,8 +6,9 @@
  *	  the request-log rows that rolled-back transactions hand to the worker.
  *
  * The layout is fixed at postmaster start from ccpurge.max_servers.  The
- * users of each part (auth.c, ratelimit.c, worker.c) own its semantics;
- * this file only reserves, initialises and hands out the memory.
+ * users of each part (auth.c, ratelimit.c, reqlog.c, worker.c, dropdb.c)
+ * own its semantics; this file only reserves, initialises and hands out
+ * the memory.
  *
  *-------------------------------------------------------------------------
  */

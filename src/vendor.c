@@ -14,6 +14,8 @@
  */
 #include "ccpurge.h"
 
+#include "lib/stringinfo.h"
+
 /* each defined in its vendor_<name>.c */
 extern const CcpVendor ccp_vendor_cec;
 extern const CcpVendor ccp_vendor_isales;
@@ -76,4 +78,33 @@ ccp_op_by_name(const char *name, const CcpVendor **vendor)
 		}
 	}
 	return NULL;
+}
+
+/*
+ * ccp_op_lookup returns the operation called name and its vendor, for a
+ * name a user gave (ccpurge_enqueue, a trigger's arguments).  An unknown
+ * name is an ERROR whose hint lists the valid operations.
+ */
+const CcpOpDef *
+ccp_op_lookup(const char *name, const CcpVendor **vendor)
+{
+	const CcpOpDef *def = ccp_op_by_name(name, vendor);
+
+	if (def == NULL)
+	{
+		StringInfoData ops;
+
+		initStringInfo(&ops);
+		for (int i = 0; i < CCP_NVENDORS; i++)
+		{
+			for (int j = 0; j < ccp_vendors[i]->nops; j++)
+				appendStringInfo(&ops, "%s%s", ops.len > 0 ? ", " : "",
+								 ccp_vendors[i]->ops[j].name);
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown ccpurge operation \"%s\"", name),
+				 errhint("Valid operations are: %s.", ops.data)));
+	}
+	return def;
 }
