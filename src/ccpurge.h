@@ -387,6 +387,7 @@ extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
 extern void ccp_owner_restore_user(const CcpOwnerState *state);
 extern void ccp_owner_end(const CcpOwnerState *state);
 extern bool ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner);
+extern void ccp_owner_call(Oid owner, void (*fn) (void *arg), void *arg);
 extern uint64 ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls,
 							int expect);
 extern uint64 ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values,

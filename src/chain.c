@@ -230,25 +230,106 @@ ccp_chain_seal(void)
 }
 
 /*
- * ccp_chain_connect connects to SPI and becomes the log's owner (in a GUC
- * nest level with the chain's settings), for the SQL functions below,
- * which any role granted EXECUTE may call.  Returns false when the log
- * has no chain (no extension, or before the update).
+ * ccp_chain_call runs fn(arg) as the log's owner, connected to SPI, with
+ * the chain's settings, for the SQL functions below, which any role
+ * granted EXECUTE may call.  A log without a chain (no extension, or
+ * before the update) is an error.
  */
-static bool
-ccp_chain_connect(CcpOwnerState *state)
+static void
+ccp_chain_call(void (*fn) (void *arg), void *arg)
 {
 	Oid			relid;
 	Oid			owner;
 
 	if (!ccp_ccpurge_table("request_log", &relid, &owner) ||
 		get_attnum(relid, "row_hash") == InvalidAttrNumber)
-		return false;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the ccpurge request log has no hash chain in this database"),
+				 errhint("Update the extension with ALTER EXTENSION ccpurge UPDATE.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_owner_begin(owner, state);
+	ccp_owner_call(owner, fn, arg);
+	SPI_finish();
+}
+
+/* What a verification found. */
+typedef struct CcpVerify
+{
+	int64		checked;
+	int64		bad_id;			/* 0: none */
+	char	   *detail;			/* NULL: the chain is whole */
+	int64		pending;		/* rows not chained yet */
+} CcpVerify;
+
+/*
+ * ccp_chain_verify walks the chain into a CcpVerify; see
+ * ccpurge_verify_log.  Runs under ccp_chain_call.
+ */
+static void
+ccp_chain_verify(void *arg)
+{
+	CcpVerify  *v = arg;
+	char	   *head;
+	int64		head_seq;
+	char	   *prev;
+	int64		seq;
+	Portal		portal;
+
 	ccp_chain_settings();
-	return true;
+	ccp_chain_head(&head, &head_seq, &prev, &seq);
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT " CCP_CHAIN_COLUMNS ","
+									   " pg_catalog.encode(prev_hash, 'hex'),"
+									   " pg_catalog.encode(row_hash, 'hex')"
+									   " FROM ccpurge.request_log"
+									   " WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
+									   0, NULL, NULL, NULL, true, 0);
+	while (v->detail == NULL)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed && v->detail == NULL; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			int64		row_seq = pg_strtoint64(SPI_getvalue(tup, td, CCP_CHAIN_NCOLUMNS));
+			char	   *row_prev = SPI_getvalue(tup, td, CCP_CHAIN_NCOLUMNS + 1);
+			char	   *row_hash = SPI_getvalue(tup, td, CCP_CHAIN_NCOLUMNS + 2);
+			int64		log_id = pg_strtoint64(SPI_getvalue(tup, td, 1));
+
+			CHECK_FOR_INTERRUPTS();
+			v->checked++;
+			if (row_seq != seq + 1)
+				v->detail = psprintf("row %lld follows chain position %lld, not %lld: a row is missing or was added",
+									 (long long) log_id, (long long) row_seq - 1,
+									 (long long) seq);
+			else if (row_prev == NULL || strcmp(row_prev, prev) != 0)
+				v->detail = psprintf("row %lld does not follow the row before it: a row was removed or added",
+									 (long long) log_id);
+			else if (row_hash == NULL ||
+					 strcmp(row_hash, ccp_chain_hash(tup, td, prev, row_seq)) != 0)
+				v->detail = psprintf("row %lld does not match its hash: it was changed",
+									 (long long) log_id);
+			if (v->detail != NULL)
+				v->bad_id = log_id;
+			else
+			{
+				prev = row_hash;
+				seq = row_seq;
+			}
+		}
+	}
+	SPI_cursor_close(portal);
+	if (v->detail == NULL && (seq != head_seq || strcmp(prev, head) != 0))
+		v->detail = psprintf("the chain ends at position %lld, but its head is %lld: rows at its end were removed",
+							 (long long) seq, (long long) head_seq);
+	if (SPI_execute("SELECT count(*) FROM ccpurge.request_log WHERE chain_seq IS NULL",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the ccpurge request log");
+	v->pending = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1));
 }
 
 /*
@@ -266,103 +347,69 @@ ccpurge_verify_log(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, true, false};
-	CcpOwnerState state;
-	char	   *head;
-	int64		head_seq;
-	char	   *prev;
-	int64		seq;
-	volatile int64 checked = 0;
-	volatile int64 bad_id = 0;
-	char	   *volatile detail = NULL;
-	volatile int64 pending = 0;
+	CcpVerify	v = {0, 0, NULL, 0};
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (!ccp_chain_connect(&state))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the ccpurge request log has no hash chain in this database"),
-				 errhint("Update the extension with ALTER EXTENSION ccpurge UPDATE.")));
-	PG_TRY();
-	{
-		Portal		portal;
+	ccp_chain_call(ccp_chain_verify, &v);
 
-		ccp_chain_head(&head, &head_seq, &prev, &seq);
-		portal = SPI_cursor_open_with_args(NULL,
-										   "SELECT " CCP_CHAIN_COLUMNS ","
-										   " pg_catalog.encode(prev_hash, 'hex'),"
-										   " pg_catalog.encode(row_hash, 'hex')"
-										   " FROM ccpurge.request_log"
-										   " WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
-										   0, NULL, NULL, NULL, true, 0);
-		while (detail == NULL)
-		{
-			SPI_cursor_fetch(portal, true, 1000);
-			if (SPI_processed == 0)
-				break;
-			for (uint64 i = 0; i < SPI_processed && detail == NULL; i++)
-			{
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				TupleDesc	td = SPI_tuptable->tupdesc;
-				int64		row_seq = pg_strtoint64(SPI_getvalue(tup, td, CCP_CHAIN_NCOLUMNS));
-				char	   *row_prev = SPI_getvalue(tup, td, CCP_CHAIN_NCOLUMNS + 1);
-				char	   *row_hash = SPI_getvalue(tup, td, CCP_CHAIN_NCOLUMNS + 2);
-				int64		log_id = pg_strtoint64(SPI_getvalue(tup, td, 1));
-
-				CHECK_FOR_INTERRUPTS();
-				checked++;
-				if (row_seq != seq + 1)
-					detail = psprintf("row %lld follows chain position %lld, not %lld: a row is missing or was added",
-									  (long long) log_id, (long long) row_seq - 1,
-									  (long long) seq);
-				else if (row_prev == NULL || strcmp(row_prev, prev) != 0)
-					detail = psprintf("row %lld does not follow the row before it: a row was removed or added",
-									  (long long) log_id);
-				else if (row_hash == NULL ||
-						 strcmp(row_hash, ccp_chain_hash(tup, td, prev, row_seq)) != 0)
-					detail = psprintf("row %lld does not match its hash: it was changed",
-									  (long long) log_id);
-				if (detail != NULL)
-					bad_id = log_id;
-				else
-				{
-					prev = row_hash;
-					seq = row_seq;
-				}
-			}
-		}
-		SPI_cursor_close(portal);
-		if (detail == NULL && (seq != head_seq || strcmp(prev, head) != 0))
-			detail = psprintf("the chain ends at position %lld, but its head is %lld: rows at its end were removed",
-							  (long long) seq, (long long) head_seq);
-		if (SPI_execute("SELECT count(*) FROM ccpurge.request_log WHERE chain_seq IS NULL",
-						true, 0) == SPI_OK_SELECT)
-			pending = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1));
-	}
-	PG_FINALLY();
-	{
-		ccp_owner_restore_user(&state);
-	}
-	PG_END_TRY();
-	ccp_owner_end(&state);
-	SPI_finish();
-
-	values[0] = BoolGetDatum(detail == NULL);
-	values[1] = Int64GetDatum(checked);
-	if (bad_id != 0)
+	values[0] = BoolGetDatum(v.detail == NULL);
+	values[1] = Int64GetDatum(v.checked);
+	if (v.bad_id != 0)
 	{
 		nulls[2] = false;
-		values[2] = Int64GetDatum(bad_id);
+		values[2] = Int64GetDatum(v.bad_id);
 	}
-	if (detail == NULL)
-		detail = pending == 0 ? pstrdup("every row is chained") :
+	if (v.detail == NULL)
+		v.detail = v.pending == 0 ? pstrdup("every row is chained") :
 			psprintf(ngettext("%lld row is not chained yet",
-							  "%lld rows are not chained yet", pending),
-					 (long long) pending);
-	values[3] = CStringGetTextDatum(detail);
+							  "%lld rows are not chained yet", v.pending),
+					 (long long) v.pending);
+	values[3] = CStringGetTextDatum(v.detail);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc),
 													  values, nulls)));
+}
+
+/* A prune: its bound, and how many rows it removed. */
+typedef struct CcpPrune
+{
+	TimestampTz older_than;
+	int64		removed;
+} CcpPrune;
+
+/*
+ * ccp_chain_prune removes the rows a CcpPrune asks for; see
+ * ccpurge_prune_log.  Runs under ccp_chain_call.
+ */
+static void
+ccp_chain_prune(void *arg)
+{
+	CcpPrune   *p = arg;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(p->older_than)};
+
+	/* the sealer must not chain while the start moves */
+	if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(" CppAsString2(CCP_CHAIN_LOCK) ")",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the ccpurge request log chain");
+	if (SPI_execute_with_args("WITH last AS ("
+							  " SELECT chain_seq, row_hash FROM ccpurge.request_log"
+							  " WHERE chain_seq < COALESCE((SELECT min(chain_seq)"
+							  "  FROM ccpurge.request_log"
+							  "  WHERE chain_seq IS NOT NULL AND logged_at >= $1),"
+							  "  (SELECT max(chain_seq) + 1 FROM ccpurge.request_log))"
+							  " ORDER BY chain_seq DESC LIMIT 1),"
+							  " gone AS (DELETE FROM ccpurge.request_log"
+							  "  WHERE chain_seq <= (SELECT chain_seq FROM last)"
+							  "  RETURNING 1),"
+							  " anchor AS (UPDATE ccpurge.log_chain"
+							  "  SET pruned_seq = last.chain_seq, pruned_hash = last.row_hash"
+							  "  FROM last RETURNING 1)"
+							  " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM anchor)",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not prune the ccpurge request log");
+	p->removed = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1));
 }
 
 /*
@@ -375,50 +422,9 @@ ccpurge_verify_log(PG_FUNCTION_ARGS)
 Datum
 ccpurge_prune_log(PG_FUNCTION_ARGS)
 {
-	TimestampTz older_than = PG_GETARG_TIMESTAMPTZ(0);
-	CcpOwnerState state;
-	volatile int64 removed = 0;
+	CcpPrune	p = {PG_GETARG_TIMESTAMPTZ(0), 0};
 
 	ccp_require_writable();
-	if (!ccp_chain_connect(&state))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the ccpurge request log has no hash chain in this database"),
-				 errhint("Update the extension with ALTER EXTENSION ccpurge UPDATE.")));
-	PG_TRY();
-	{
-		Oid			types[1] = {TIMESTAMPTZOID};
-		Datum		values[1] = {TimestampTzGetDatum(older_than)};
-
-		/* the sealer must not chain while the start moves */
-		if (SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(" CppAsString2(CCP_CHAIN_LOCK) ")",
-						false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock the ccpurge request log chain");
-		if (SPI_execute_with_args("WITH last AS ("
-								  " SELECT chain_seq, row_hash FROM ccpurge.request_log"
-								  " WHERE chain_seq < COALESCE((SELECT min(chain_seq)"
-								  "  FROM ccpurge.request_log"
-								  "  WHERE chain_seq IS NOT NULL AND logged_at >= $1),"
-								  "  (SELECT max(chain_seq) + 1 FROM ccpurge.request_log))"
-								  " ORDER BY chain_seq DESC LIMIT 1),"
-								  " gone AS (DELETE FROM ccpurge.request_log"
-								  "  WHERE chain_seq <= (SELECT chain_seq FROM last)"
-								  "  RETURNING 1),"
-								  " anchor AS (UPDATE ccpurge.log_chain"
-								  "  SET pruned_seq = last.chain_seq, pruned_hash = last.row_hash"
-								  "  FROM last RETURNING 1)"
-								  " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM anchor)",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not prune the ccpurge request log");
-		removed = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1));
-	}
-	PG_FINALLY();
-	{
-		ccp_owner_restore_user(&state);
-	}
-	PG_END_TRY();
-	ccp_owner_end(&state);
-	SPI_finish();
-	PG_RETURN_INT64(removed);
+	ccp_chain_call(ccp_chain_prune, &p);
+	PG_RETURN_INT64(p.removed);
 }

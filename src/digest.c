@@ -53,6 +53,18 @@ static Oid	ccp_keys_relid = InvalidOid;
 static bool ccp_rotated = false;	/* this transaction added a key */
 static bool ccp_digest_callback = false;
 
+/* The statements on ccpurge.digest_key, prepared once. */
+static CcpStmt ccp_digest_keys_stmt = {
+	"SELECT key_id, key FROM ccpurge.digest_key"
+	" ORDER BY created_at DESC, key_id DESC",
+	0, {InvalidOid}
+};
+
+static CcpStmt ccp_digest_add_stmt = {
+	"INSERT INTO ccpurge.digest_key (key_id, key) VALUES ($1, $2)",
+	2, {INT4OID, BYTEAOID}
+};
+
 PG_FUNCTION_INFO_V1(ccpurge_items_digest);
 PG_FUNCTION_INFO_V1(ccpurge_rotate_digest_key);
 
@@ -76,42 +88,31 @@ ccp_digest_table(Oid *owner)
 static void
 ccp_digest_load(Oid relid, Oid owner)
 {
-	CcpOwnerState state;
 	uint64		generation = pg_atomic_read_u64(&ccp_shared->digest_generation);
-	CcpDigestKey *volatile keys = NULL;
-	volatile int n = 0;
+	CcpDigestKey *keys;
+	int			n = 0;
+	uint64		nrows;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_owner_begin(owner, &state);
-	PG_TRY();
+	nrows = ccp_stmt_exec_as(owner, &ccp_digest_keys_stmt, NULL, NULL,
+							 SPI_OK_SELECT);
+	keys = MemoryContextAllocZero(TopMemoryContext,
+								  sizeof(CcpDigestKey) * Max(nrows, 1));
+	for (uint64 i = 0; i < nrows; i++)
 	{
-		if (SPI_execute("SELECT key_id, key FROM ccpurge.digest_key"
-						" ORDER BY created_at DESC, key_id DESC", true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the ccpurge digest keys");
-		keys = MemoryContextAllocZero(TopMemoryContext,
-									  sizeof(CcpDigestKey) * Max(SPI_processed, 1));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			bytea	   *key;
+		bool		isnull;
+		bytea	   *key;
 
-			keys[n].key_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-														 SPI_tuptable->tupdesc, 1, &isnull));
-			key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
-												SPI_tuptable->tupdesc, 2, &isnull));
-			if (isnull || VARSIZE_ANY_EXHDR(key) != CCP_KEY_BYTES)
-				continue;
-			memcpy(keys[n].key, VARDATA_ANY(key), CCP_KEY_BYTES);
-			n++;
-		}
+		keys[n].key_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull || VARSIZE_ANY_EXHDR(key) != CCP_KEY_BYTES)
+			continue;
+		memcpy(keys[n].key, VARDATA_ANY(key), CCP_KEY_BYTES);
+		n++;
 	}
-	PG_FINALLY();
-	{
-		ccp_owner_restore_user(&state);
-	}
-	PG_END_TRY();
-	ccp_owner_end(&state);
 	SPI_finish();
 
 	if (ccp_keys != NULL)
@@ -294,11 +295,8 @@ ccpurge_rotate_digest_key(PG_FUNCTION_ARGS)
 	int32		key_id;
 	Oid			owner = InvalidOid;
 	Oid			relid;
-	CcpOwnerState state;
 	bytea	   *keyval = palloc(VARHDRSZ + CCP_KEY_BYTES);
-	Oid			types[2] = {INT4OID, BYTEAOID};
 	Datum		values[2];
-	volatile int ret;
 
 	ccp_require_writable();
 	relid = ccp_digest_table(&owner);
@@ -329,23 +327,10 @@ ccpurge_rotate_digest_key(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ccp_owner_begin(owner, &state);
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args("INSERT INTO ccpurge.digest_key (key_id, key)"
-									" VALUES ($1, $2)", 2, types, values, NULL,
-									false, 0);
-	}
-	PG_FINALLY();
-	{
-		ccp_owner_restore_user(&state);
-	}
-	PG_END_TRY();
-	ccp_owner_end(&state);
+	(void) ccp_stmt_exec_as(owner, &ccp_digest_add_stmt, values, NULL,
+							SPI_OK_INSERT);
 	SPI_finish();
 	explicit_bzero(VARDATA(keyval), CCP_KEY_BYTES);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not add a ccpurge digest key: SPI code %d", ret);
 
 	if (!ccp_digest_callback)
 	{

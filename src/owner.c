@@ -126,22 +126,21 @@ ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls, int expect)
 }
 
 /*
- * ccp_stmt_exec_as is ccp_stmt_exec with the rights of owner, the owner of
- * ccpurge's tables (see ccp_owner_begin), for a backend whose user has no
- * privilege on them.  The caller's identity is back when it returns or
- * raises an error.
+ * ccp_owner_call runs fn(arg) with the rights of owner, the owner of
+ * ccpurge's tables (see ccp_owner_begin), for work of several statements
+ * (a cursor, a read and a write) by a backend whose user has no privilege
+ * on them.  The caller's identity is back when it returns or raises an
+ * error; SPI is the caller's business.
  */
-uint64
-ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values, const char *nulls,
-				 int expect)
+void
+ccp_owner_call(Oid owner, void (*fn) (void *arg), void *arg)
 {
 	CcpOwnerState state;
-	volatile uint64 n = 0;
 
 	ccp_owner_begin(owner, &state);
 	PG_TRY();
 	{
-		n = ccp_stmt_exec(stmt, values, nulls, expect);
+		fn(arg);
 	}
 	PG_FINALLY();
 	{
@@ -149,5 +148,38 @@ ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values, const char *nulls,
 	}
 	PG_END_TRY();
 	ccp_owner_end(&state);
-	return n;
+}
+
+/* The arguments of one ccp_stmt_exec, for ccp_owner_call. */
+typedef struct CcpStmtCall
+{
+	CcpStmt    *stmt;
+	Datum	   *values;
+	const char *nulls;
+	int			expect;
+	uint64		processed;
+} CcpStmtCall;
+
+/* ccp_stmt_call runs a CcpStmtCall; see ccp_stmt_exec_as. */
+static void
+ccp_stmt_call(void *arg)
+{
+	CcpStmtCall *call = arg;
+
+	call->processed = ccp_stmt_exec(call->stmt, call->values, call->nulls,
+									call->expect);
+}
+
+/*
+ * ccp_stmt_exec_as is ccp_stmt_exec with the rights of owner, the owner of
+ * ccpurge's tables (see ccp_owner_call).
+ */
+uint64
+ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values, const char *nulls,
+				 int expect)
+{
+	CcpStmtCall call = {stmt, values, nulls, expect, 0};
+
+	ccp_owner_call(owner, ccp_stmt_call, &call);
+	return call.processed;
 }

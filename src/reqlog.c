@@ -79,6 +79,13 @@ static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
 	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15," \
 	" a16, a17)"
 
+#define CCP_LOG_TYPES { \
+	TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, \
+	TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID, \
+	BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, \
+	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID \
+}
+
 static CcpStmt ccp_log_insert_stmt[2] = {
 	{
 		"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
@@ -86,12 +93,7 @@ static CcpStmt ccp_log_insert_stmt[2] = {
 		" code, message, duration_ms)"
 		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a10, r.a11,"
 		" r.a12, r.a13, r.a14" CCP_LOG_ROWS_FROM,
-		17, {
-			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
-			BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
-			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
-		}
+		17, CCP_LOG_TYPES
 	},
 	{
 		"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
@@ -100,12 +102,7 @@ static CcpStmt ccp_log_insert_stmt[2] = {
 		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
 		" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
 		" r.a17::pg_catalog.jsonb" CCP_LOG_ROWS_FROM,
-		17, {
-			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID,
-			BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
-			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
-		}
+		17, CCP_LOG_TYPES
 	}
 };
 
