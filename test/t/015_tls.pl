@@ -7,8 +7,8 @@
 #     ca_file gets rows with ok = false and a message about the
 #     certificate, and the simulator sees no request at all;
 #   - with ca_file naming the CA the same call succeeds at once (a failed
-#     token request is remembered for 2 seconds, but not across a change
-#     of the TLS settings);
+#     token request is remembered for ccpurge.token_failure_hold, but not
+#     across a change of the TLS settings);
 #   - a certificate for another name fails even with the CA;
 #   - verify_tls 'false' succeeds without the CA;
 #   - a relative ca_file and a bad verify_tls are refused at DDL;
@@ -85,7 +85,7 @@ is(total_requests($sim), 0, 'the simulator saw no request at all');
 is(scalar @{ $sim->request_log }, 0, 'and logged none');
 
 # 2. The CA in ca_file.  The failed token request of step 1 is remembered
-# for a short while (auth.c), but its fingerprint covers the TLS settings,
+# for ccpurge.token_failure_hold, but its fingerprint covers the TLS settings,
 # so the first call right after the change asks again and succeeds.
 $node->safe_psql('postgres',
 	"ALTER SERVER cec OPTIONS (ADD ca_file '$ca')");
