@@ -152,9 +152,13 @@ sub new_node
 #
 # Options:
 #   dbname         => database (default 'postgres')
-#   servers        => array ref: the subset of vendors to create
+#   servers        => array ref: the servers to create, by name; a server
+#                     is of the vendor of its name unless vendors says
+#                     otherwise
+#   vendors        => { slow => 'webhook', ... }: the vendor of servers
+#                     not named after theirs
 #   server_options => { cec => { rate_limit => '10/second' }, ... }:
-#                     extra server options
+#                     extra server options, by server name
 #   url            => base URL instead of $sim->url
 #   extension      => 0 skips CREATE EXTENSION
 sub setup_servers
@@ -168,13 +172,13 @@ sub setup_servers
 	$sql .= "CREATE EXTENSION IF NOT EXISTS ccpurge;\n"
 	  if $opts{extension} // 1;
 
-	for my $vendor (@servers)
+	for my $name (@servers)
 	{
 		$sql .= server_sql(
-			$vendor,
-			vendor => $vendor,
+			$name,
+			vendor => $opts{vendors}{$name} // $name,
 			url => $url,
-			options => $opts{server_options}{$vendor});
+			options => $opts{server_options}{$name});
 	}
 
 	$node->safe_psql($dbname, $sql);
@@ -436,11 +440,11 @@ sub enqueue_sql
 		ARRAY(SELECT '$prefix' || g FROM generate_series($first, $last) g))};
 }
 
-# wait_request runs ccpurge_wait($id, $opts{timeout}) (default '90 s') in
+# ccpurge_wait runs ccpurge_wait($id, $opts{timeout}) (default '90 s') in
 # database $opts{dbname} (default 'postgres') of $node, as the role that
 # $opts{extra_params} names (e.g. ['-U', 'alice']) if given, and returns its
 # answer: 't' once request $id is finished, 'f' if the timeout came first.
-sub wait_request
+sub ccpurge_wait
 {
 	my ($node, $id, %opts) = @_;
 	return $node->safe_psql(
@@ -461,19 +465,19 @@ sub done_counts
 		FROM ccpurge_status WHERE $filter});
 }
 
-# wait_done waits for request $id with wait_request (same options) and
+# wait_done waits for request $id with ccpurge_wait (same options) and
 # returns done_counts of its rows as the test's superuser sees them.
 sub wait_done
 {
 	my ($node, $id, %opts) = @_;
-	wait_request($node, $id, %opts);
+	ccpurge_wait($node, $id, %opts);
 	return done_counts($node, "request_id = $id", dbname => $opts{dbname});
 }
 
 # wait_finished waits until no ccpurge_status row satisfying the SQL
 # condition $filter (in database $opts{dbname}, default 'postgres') is
 # queued or sending, and tells whether that happened within the harness's
-# timeout.  Unlike wait_request it needs no request id, and it survives a
+# timeout.  Unlike ccpurge_wait it needs no request id, and it survives a
 # server restart under it.
 sub wait_finished
 {

@@ -86,7 +86,7 @@ sub wait_prefix_done
 		WHERE starts_with(item, '$prefix') ORDER BY 1});
 	for my $id (@ids)
 	{
-		is(CcpTest::wait_request($node, $id),
+		is(CcpTest::ccpurge_wait($node, $id),
 			't', "request $id of \"$prefix\" items finished");
 	}
 	return CcpTest::done_counts($node, "starts_with(item, '$prefix')");
