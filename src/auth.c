@@ -13,8 +13,8 @@
  * one is used without another request.  That keeps Ozonetel, which allows
  * ten tokens an hour and kills the previous token with each new one, happy.
  *
- * A failed refresh is remembered for a short while so that a wrong secret
- * does not turn into one token request per waiting backend.
+ * A failed refresh is remembered for ccpurge.token_failure_hold so that a
+ * wrong secret does not turn into one token request per waiting backend.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,9 +27,6 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "utils/wait_event.h"
-
-/* A failed refresh answers later requests for this long without a retry. */
-#define CCP_TOKEN_FAIL_HOLD_MS	2000
 
 static bool ccp_token_exit_registered = false;
 
@@ -165,7 +162,7 @@ ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
 	}
 	else if (error != NULL)
 	{
-		slot->fail_until = TimestampTzPlusMilliseconds(now, CCP_TOKEN_FAIL_HOLD_MS);
+		slot->fail_until = TimestampTzPlusMilliseconds(now, ccp_token_fail_hold_ms);
 		ccp_shmem_strcpy(slot->fail_message, error, sizeof(slot->fail_message));
 		slot->fail_status = status;
 	}

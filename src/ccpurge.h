@@ -303,6 +303,7 @@ extern int	ccp_batch_linger_ms;
 extern int	ccp_retention_s;
 extern int	ccp_max_servers;
 extern int	ccp_rate_notice_ms;
+extern int	ccp_token_fail_hold_ms;
 extern void ccp_define_settings(void);
 
 /* ----------

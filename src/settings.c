@@ -27,6 +27,7 @@ int			ccp_batch_linger_ms = 200;
 int			ccp_retention_s = 7 * 24 * 3600;
 int			ccp_max_servers = 64;
 int			ccp_rate_notice_ms = 3000;
+int			ccp_token_fail_hold_ms = 2000;
 
 /*
  * ccp_define_settings defines every setting and reserves the prefix.
@@ -95,6 +96,15 @@ ccp_define_settings(void)
 							&ccp_rate_notice_ms,
 							3000, 0, INT_MAX,
 							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.token_failure_hold",
+							"How long the failure of a token request answers later calls before the vendor is asked again.",
+							"Spares the vendor a token request per waiting session while a secret is wrong.",
+							&ccp_token_fail_hold_ms,
+							2000, 0, 3600000,
+							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -5,7 +5,11 @@
 # (new_node), and creating the extension with one server per vendor
 # pointing at the simulator (setup_servers).  Smaller helpers run sessions
 # together (run_together), read reports from the server log (log_reports)
-# and listen for notifications (CcpTest::Listener).
+# and listen for notifications (CcpTest::Listener).  A section of shared
+# building blocks creates single servers (create_server), queues and waits
+# for requests (enqueue_sql, wait_done, wait_finished, ...), changes
+# settings (set_setting) and waits on observable state instead of sleeping
+# (wait_worker_idle, wait_for_log_count, poll_until, ...).
 #
 #   use CcpTest;
 #   my $sim  = CcpTest::Sim->start;
@@ -36,9 +40,11 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use IPC::Run;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes ();
 
 # Repository root: this file is test/perl/CcpTest.pm.
 our $ROOT = abs_path(dirname(abs_path(__FILE__)) . '/../..');
@@ -168,29 +174,11 @@ sub setup_servers
 
 	for my $name (@servers)
 	{
-		my $vendor = $opts{vendors}{$name} // $name;
-		die "unknown vendor \"$vendor\"" unless $CREDENTIALS{$vendor};
-
-		my %srvopt = (
-			vendor => $vendor,
+		$sql .= server_sql(
+			$name,
+			vendor => $opts{vendors}{$name} // $name,
 			url => $url,
-			%{ $opts{server_options}{$name} // {} });
-		my @pairs = map { "$_ " . quote_literal($srvopt{$_}) }
-		  ('vendor', 'url', sort grep { !/^(vendor|url)$/ } keys %srvopt);
-		$sql .=
-		    "CREATE SERVER "
-		  . quote_ident($name)
-		  . " FOREIGN DATA WRAPPER ccpurge OPTIONS ("
-		  . join(', ', @pairs) . ");\n";
-
-		my $cred = $CREDENTIALS{$vendor};
-		$sql .=
-		    "CREATE USER MAPPING FOR PUBLIC SERVER "
-		  . quote_ident($name)
-		  . " OPTIONS ("
-		  . join(', ',
-			map { "$_ " . quote_literal($cred->{$_}) } sort keys %$cred)
-		  . ");\n";
+			options => $opts{server_options}{$name});
 	}
 
 	$node->safe_psql($dbname, $sql);
@@ -376,6 +364,289 @@ sub log_reports
 	}
 	push @reports, $current if defined $current;
 	return @reports;
+}
+
+# ---------------------------------------------------------------------
+# Shared building blocks of the TAP files: servers, queued requests, and
+# waits on observable state.  A test never sleeps for a fixed time: it
+# waits for the state it needs (a queue state, a log line, the worker's
+# activity, a simulator counter) with one of these, $node->poll_query_until,
+# $node->wait_for_log or $sim->wait_for.
+# ---------------------------------------------------------------------
+
+# server_sql returns the statements that create server $name and a PUBLIC
+# user mapping for it.  Options:
+#   vendor  => vendor of the server (default 'cec')
+#   url     => its url option
+#   options => { name => value }: more server options (they win over url)
+#   mapping => { name => value }: mapping options, added to (or replacing)
+#              the simulator's credentials for the vendor
+# The statements hold secrets: run them with log_statement off, as
+# create_server and setup_servers do.
+sub server_sql
+{
+	my ($name, %opts) = @_;
+	my $vendor = $opts{vendor} // 'cec';
+	die "unknown vendor \"$vendor\"" unless $CREDENTIALS{$vendor};
+
+	my %srv = (vendor => $vendor, url => $opts{url}, %{ $opts{options} // {} });
+	my %um = (%{ $CREDENTIALS{$vendor} }, %{ $opts{mapping} // {} });
+	my $srvopts = join(', ',
+		map { "$_ " . quote_literal($srv{$_}) }
+		  ('vendor', 'url', sort grep { !/^(vendor|url)$/ } keys %srv));
+	my $umopts = join(', ',
+		map { "$_ " . quote_literal($um{$_}) } sort keys %um);
+	return
+	    'CREATE SERVER '
+	  . quote_ident($name)
+	  . " FOREIGN DATA WRAPPER ccpurge OPTIONS ($srvopts);\n"
+	  . 'CREATE USER MAPPING FOR PUBLIC SERVER '
+	  . quote_ident($name)
+	  . " OPTIONS ($umopts);\n";
+}
+
+# create_server creates server $name and its PUBLIC mapping (server_sql,
+# same options) in database $opts{dbname} (default 'postgres') of $node,
+# with log_statement off so that no secret reaches the server log.
+sub create_server
+{
+	my ($node, $name, %opts) = @_;
+	my $dbname = delete $opts{dbname} // 'postgres';
+	$node->safe_psql($dbname,
+		"SET log_statement = 'none';\n" . server_sql($name, %opts));
+	return;
+}
+
+# customers_sql returns a query that erases the customer numbers @numbers
+# through server $server with ccpurge_delete_customers and gives one line
+# "item|ok|http_status|message" per row, ordered by item.
+sub customers_sql
+{
+	my ($server, @numbers) = @_;
+	my $array = 'ARRAY[' . join(',', map { quote_literal($_) } @numbers) . ']';
+	return qq{
+		SELECT item || '|' || ok || '|' || coalesce(http_status::text, '')
+			|| '|' || message
+		FROM ccpurge_delete_customers($array, } . quote_literal($server) . q{)
+		ORDER BY item;};
+}
+
+# customers runs customers_sql in a new session of $node (database
+# postgres) and returns its lines.
+sub customers
+{
+	my ($node, $server, @numbers) = @_;
+	return $node->safe_psql('postgres', customers_sql($server, @numbers));
+}
+
+# enqueue_sql returns a statement that queues the CEC customer numbers
+# "$prefix<first>" .. "$prefix<first + n - 1>" in one request and returns
+# the request's id; $opts{first} defaults to 1.
+sub enqueue_sql
+{
+	my ($prefix, $n, %opts) = @_;
+	my $first = $opts{first} // 1;
+	my $last = $first + $n - 1;
+	return qq{SELECT ccpurge_enqueue('delete_customers',
+		ARRAY(SELECT '$prefix' || g FROM generate_series($first, $last) g))};
+}
+
+# ccpurge_wait runs ccpurge_wait($id, $opts{timeout}) (default '90 s') in
+# database $opts{dbname} (default 'postgres') of $node, as the role that
+# $opts{extra_params} names (e.g. ['-U', 'alice']) if given, and returns its
+# answer: 't' once request $id is finished, 'f' if the timeout came first.
+sub ccpurge_wait
+{
+	my ($node, $id, %opts) = @_;
+	return $node->safe_psql(
+		$opts{dbname} // 'postgres',
+		"SELECT ccpurge_wait($id, " . quote_literal($opts{timeout} // '90 s') . ')',
+		$opts{extra_params} ? (extra_params => $opts{extra_params}) : ());
+}
+
+# done_counts returns "items|done": how many ccpurge_status rows satisfy the
+# SQL condition $filter in database $opts{dbname} (default 'postgres'), and
+# how many of them are done.
+sub done_counts
+{
+	my ($node, $filter, %opts) = @_;
+	return $node->safe_psql(
+		$opts{dbname} // 'postgres', qq{
+		SELECT count(*) || '|' || count(*) FILTER (WHERE state = 'done')
+		FROM ccpurge_status WHERE $filter});
+}
+
+# wait_done waits for request $id with ccpurge_wait (same options) and
+# returns done_counts of its rows as the test's superuser sees them.
+sub wait_done
+{
+	my ($node, $id, %opts) = @_;
+	ccpurge_wait($node, $id, %opts);
+	return done_counts($node, "request_id = $id", dbname => $opts{dbname});
+}
+
+# wait_finished waits until no ccpurge_status row satisfying the SQL
+# condition $filter (in database $opts{dbname}, default 'postgres') is
+# queued or sending, and tells whether that happened within the harness's
+# timeout.  Unlike ccpurge_wait it needs no request id, and it survives a
+# server restart under it.
+sub wait_finished
+{
+	my ($node, $filter, %opts) = @_;
+	return $node->poll_query_until(
+		$opts{dbname} // 'postgres', qq{
+		SELECT count(*) FILTER (WHERE state IN ('queued', 'sending')) = 0
+		FROM ccpurge_status WHERE $filter});
+}
+
+# wait_progress waits until at least $n items of the ccpurge_status rows
+# satisfying $filter (in database $opts{dbname}, default 'postgres') are
+# done; dies when they do not get there within the harness's timeout.
+sub wait_progress
+{
+	my ($node, $filter, $n, %opts) = @_;
+	$node->poll_query_until(
+		$opts{dbname} // 'postgres', qq{
+		SELECT count(*) >= $n FROM ccpurge_status
+		WHERE ($filter) AND state = 'done'})
+	  or die "the items where $filter did not progress to $n done";
+	return;
+}
+
+# wait_age waits until the queue rows of request $id were queued more than
+# $seconds ago by the server's clock, the measure ccpurge.batch_linger is
+# compared with; dies when that does not happen within the harness's
+# timeout.  Database $opts{dbname}, default 'postgres'.
+sub wait_age
+{
+	my ($node, $id, $seconds, %opts) = @_;
+	$node->poll_query_until(
+		$opts{dbname} // 'postgres', qq{
+		SELECT now() - min(enqueued_at) > interval '$seconds s'
+		FROM ccpurge.queue WHERE request_id = $id})
+	  or die "request $id did not age";
+	return;
+}
+
+# wait_worker_connected waits until one ccpurge worker is connected to
+# database $dbname, and tells whether that happened within the harness's
+# timeout.
+sub wait_worker_connected
+{
+	my ($node, $dbname) = @_;
+	return $node->poll_query_until(
+		'postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'ccpurge worker' AND datname = }
+		  . quote_literal($dbname));
+}
+
+# wait_worker_idle waits until the ccpurge worker connected to database
+# $dbname has run a claim whose transaction started after $since (an SQL
+# timestamptz expression, evaluated in $dbname) and is back in its wait for
+# work: its last activity is that claim, it is idle, and it waits on its
+# latch.  A claim that started after a commit saw what that commit wrote.
+# Tells whether that happened within the harness's timeout.
+sub wait_worker_idle
+{
+	my ($node, $dbname, $since) = @_;
+	return $node->poll_query_until(
+		$dbname, qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'ccpurge worker' AND datname = current_database()
+		  AND query = 'ccpurge worker: claiming batches'
+		  AND state = 'idle' AND wait_event = 'Extension'
+		  AND query_start > ($since)});
+}
+
+# set_setting changes setting $name with ALTER SYSTEM (RESET when $value is
+# undef), reloads, and returns once a new session shows $shown: the
+# postmaster has then reloaded and signaled every process, and the worker
+# rereads the file before it next looks at the queue.  Dies when the value
+# does not show within the harness's timeout.
+sub set_setting
+{
+	my ($node, $name, $value, $shown) = @_;
+	$node->safe_psql('postgres',
+		defined $value
+		? "ALTER SYSTEM SET $name = " . quote_literal($value)
+		: "ALTER SYSTEM RESET $name");
+	$node->reload;
+	$node->poll_query_until('postgres',
+		"SELECT current_setting('$name') = " . quote_literal($shown))
+	  or die "$name did not become $shown";
+	return;
+}
+
+# poll_until calls $cond until it returns true, every 100 ms, for at most
+# $seconds; returns 1 when it did, 0 when time ran out.  For waits whose
+# deadline is part of what a test asserts, or that must retry an action;
+# otherwise $node->poll_query_until, with the harness's deadline, serves.
+sub poll_until
+{
+	my ($seconds, $cond) = @_;
+	my $deadline = Time::HiRes::time() + $seconds;
+	for (;;)
+	{
+		return 1 if $cond->();
+		return 0 if Time::HiRes::time() >= $deadline;
+		Time::HiRes::usleep(100_000);
+	}
+}
+
+# poll_sql runs $sql in database $dbname of $node until it returns true,
+# for at most $seconds (poll_until); returns 1 when it did, 0 otherwise.
+sub poll_sql
+{
+	my ($node, $dbname, $sql, $seconds) = @_;
+	return poll_until($seconds,
+		sub { $node->safe_psql($dbname, $sql) eq 't' });
+}
+
+# wait_for_log_count waits until $node's server log after byte $offset
+# (default 0) holds at least $n matches of $re, and tells whether that
+# happened within the harness's timeout.
+sub wait_for_log_count
+{
+	my ($node, $re, $n, $offset) = @_;
+	return poll_until(
+		$PostgreSQL::Test::Utils::timeout_default,
+		sub {
+			my $count = () =
+			  PostgreSQL::Test::Utils::slurp_file($node->logfile, $offset // 0)
+			  =~ /$re/g;
+			return $count >= $n;
+		});
+}
+
+# stop_process ends child process $pid of this test: SIGTERM, then SIGKILL
+# after $grace seconds (default 5), and reaps it.
+sub stop_process
+{
+	my ($pid, $grace) = @_;
+	kill 'TERM', $pid;
+	my $deadline = Time::HiRes::time() + ($grace // 5);
+	while (Time::HiRes::time() < $deadline)
+	{
+		my $r = waitpid($pid, POSIX::WNOHANG());
+		last if $r == $pid || $r == -1;
+		Time::HiRes::usleep(20_000);
+	}
+	if (kill(0, $pid) && waitpid($pid, POSIX::WNOHANG()) == 0)
+	{
+		kill 'KILL', $pid;
+		waitpid($pid, 0);
+	}
+	return;
+}
+
+# CcpTest::Sim::deleted_set is a method of the simulator (the package is
+# further down): it returns deleted set $set (see deleted) as a hash
+# reference, item => 1, for membership tests.
+sub CcpTest::Sim::deleted_set
+{
+	my ($self, $set) = @_;
+	return { map { $_ => 1 } @{ $self->deleted($set) } };
 }
 
 package CcpTest::Listener;
@@ -660,19 +931,7 @@ sub _kill
 	my $pid = $self->{pid};
 	return unless $pid && $self->{owner} == $$;
 
-	kill 'TERM', $pid;
-	my $deadline = time + 5;
-	while (time < $deadline)
-	{
-		my $r = waitpid($pid, WNOHANG);
-		last if $r == $pid || $r == -1;
-		usleep(20_000);
-	}
-	if (kill(0, $pid) && waitpid($pid, WNOHANG) == 0)
-	{
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-	}
+	CcpTest::stop_process($pid);
 	delete $self->{pid};
 	delete $CcpTest::LIVE_SIMS{"$self"};
 	unlink $self->{pid_file};

@@ -6,7 +6,11 @@
 #     the same moment cause exactly one new token (single-flight refresh);
 #   - a 401 on a business call refreshes the token once and the call
 #     succeeds; a second 401 in a row is reported, not retried forever;
-#   - a failed token request becomes a not-ok row;
+#   - a failed token request becomes a not-ok row, and is answered again
+#     without a new request for ccpurge.token_failure_hold (read with SHOW
+#     and waited out on the server's clock; an hour: the next call fails
+#     without a token request until the server's token_ttl changes; 0: the
+#     next call asks again at once);
 #   - no secret reaches the server log, ccpurge.request_log or
 #     pg_stat_activity.
 
@@ -21,7 +25,6 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
@@ -120,10 +123,50 @@ like($msg5, qr/token/i, 'its message says the token failed');
 # the refused token, the failed refresh; the business call is not resent
 is($sim->state->{requests}{cec_customers},
 	$req + 1, 'nothing was resent without a token');
-# a failed refresh is remembered for a short while; wait it out
-usleep(2_500_000);
+# A failed refresh is remembered for ccpurge.token_failure_hold from the
+# moment it failed, which is before this clock reading: wait until the
+# server's clock is past the hold, as the shared token cache measures it.
+my $failed_by = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+my $hold = $node->safe_psql('postgres', 'SHOW ccpurge.token_failure_hold');
+ok( $node->poll_query_until(
+		'postgres', qq{
+	SELECT clock_timestamp() > '$failed_by'::timestamptz + interval '$hold'}),
+	"the server's clock is past the hold ($hold)");
 my (undef, $ok6) = split /\|/, delete_one('token-recovered');
 is($ok6, 'true', 'the next call after the hold gets a token and succeeds');
+
+# With a hold of an hour, a call right after a failed refresh gets the
+# failure again without a token request; a changed token_ttl (part of
+# what a token depends on) ends the hold.
+CcpTest::set_setting($node, 'ccpurge.token_failure_hold', '1h', '1h');
+$sim->fault(kind => 'expire_tokens');
+$sim->fault(kind => 'garbage', count => 1, path => 'tokenByAkSk');
+my (undef, $ok7, undef, $msg7) = split /\|/, delete_one('hold-1');
+is($ok7, 'false', 'a long hold: the call whose token request failed is not ok');
+my $token_req = $sim->state->{requests}{cec_token};
+my (undef, $ok8, undef, $msg8) = split /\|/, delete_one('hold-2');
+is($ok8, 'false', 'a long hold: the next call is not ok either');
+is($msg8, $msg7, 'a long hold: with the same message');
+is($sim->state->{requests}{cec_token},
+	$token_req, 'a long hold: and without a token request');
+$node->safe_psql('postgres', "ALTER SERVER cec OPTIONS (ADD token_ttl '3000')");
+my (undef, $ok9) = split /\|/, delete_one('hold-3');
+is($ok9, 'true', 'a long hold: a changed token_ttl ends it');
+is($sim->state->{requests}{cec_token},
+	$token_req + 1, 'a long hold: with one token request');
+
+# With no hold, the call right after a failed refresh asks again.
+CcpTest::set_setting($node, 'ccpurge.token_failure_hold', '0', '0');
+$sim->fault(kind => 'expire_tokens');
+$sim->fault(kind => 'garbage', count => 1, path => 'tokenByAkSk');
+my (undef, $ok10) = split /\|/, delete_one('nohold-1');
+is($ok10, 'false', 'no hold: the call whose token request failed is not ok');
+$token_req = $sim->state->{requests}{cec_token};
+my (undef, $ok11) = split /\|/, delete_one('nohold-2');
+is($ok11, 'true', 'no hold: the next call gets a token at once and succeeds');
+is($sim->state->{requests}{cec_token},
+	$token_req + 1, 'no hold: with one token request');
+CcpTest::set_setting($node, 'ccpurge.token_failure_hold', undef, '2s');
 
 # 5. Secrets stay out of pg_stat_activity, the request log and the log.
 $sim->fault(kind => 'delay', delay_ms => 1500, count => 1,

@@ -25,7 +25,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
@@ -102,6 +102,7 @@ cmp_ok($elapsed, '<', 2, 'within 2 seconds');
 my $bg = $node->background_psql('postgres', on_error_stop => 0, timeout => 60);
 my $pid = $bg->query_safe('SELECT pg_backend_pid()');
 $sim->fault(kind => 'delay', delay_ms => 10000, count => 1, path => $cec_path);
+my $sent = $sim->state->{requests}{cec_customers};
 $bg->query_until(qr/sending/,
 	"\\echo sending\nSELECT * FROM ccpurge_delete_customers(ARRAY['slow-cancel']);\n"
 );
@@ -109,8 +110,11 @@ ok( $node->poll_query_until(
 		'postgres', qq{
 	SELECT state = 'active' AND query LIKE '%slow-cancel%'
 	FROM pg_stat_activity WHERE pid = $pid}),
+	'the call is running');
+# the request has reached the simulator, which holds it for 10 s: the
+# call now waits for the answer
+ok($sim->wait_for(sub { $_[0]->{requests}{cec_customers} > $sent }),
 	'the call is waiting for the slow answer');
-usleep(200_000);
 $t0 = time;
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)"),
 	't', 'pg_cancel_backend signals the session');
@@ -132,7 +136,7 @@ like($bg->{stderr}, qr/canceling statement due to user request/,
 	'the cancelled call failed with the cancel error');
 is($after, "$pid true",
 	'the same session succeeds afterwards (max_inflight 1: no leaked ticket)');
-ok((grep { $_ eq 'after-cancel' } @{ $sim->get('/_sim/deleted/cec_customers') }),
+ok($sim->deleted_set('cec_customers')->{'after-cancel'},
 	'the call after the cancel reached the simulator');
 $bg->quit;
 
@@ -145,6 +149,7 @@ is( $node->safe_psql(
 	't',
 	'Ozonetel warm-up call succeeds');
 $sim->fault(kind => 'delay', delay_ms => 1500, count => 1, path => $oz_path);
+my $oz_deleted = $sim->state->{deleted}{ozonetel};
 $bg = $node->background_psql('postgres', on_error_stop => 0, timeout => 60);
 $t0 = time;
 my ($o, $e) = $bg->query(q{
@@ -155,8 +160,10 @@ like($bg->{stderr}, qr/canceling statement due to statement timeout/,
 cmp_ok(time - $t0, '<', 2, 'within 2 seconds');
 $bg->{stderr} = '';
 
-# the simulator still processes the abandoned request; wait until it is done
-usleep(2_000_000);
+# the simulator still processes the abandoned request, and refuses any
+# other meanwhile; it is done when it has deleted the number
+ok($sim->wait_for(sub { $_[0]->{deleted}{ozonetel} > $oz_deleted }),
+	'the simulator finished the abandoned request');
 my $req = $sim->state->{requests}{oz_delete};
 my $rej = $sim->state->{rejections};
 ($o, $e) = $bg->query(q{

@@ -42,12 +42,6 @@ is( $node->safe_psql(
 	't',
 	'warm-up call succeeds');
 
-# deleted returns the simulator's set of deleted customer numbers as a hash.
-sub deleted
-{
-	return { map { $_ => 1 } @{ $sim->get('/_sim/deleted/cec_customers') } };
-}
-
 # Each case: name, fault (its count included), expected http_status of the
 # failed rows ('' for none), a pattern for their message, the number of
 # requests the simulator sees, and whether the vendor still deleted the
@@ -117,7 +111,7 @@ for my $case (@cases)
 	is($sim->state->{requests}{cec_customers} - $req,
 		$nreq, "$name: $nreq requests, the failed chunk was not retried");
 
-	my $deleted = deleted();
+	my $deleted = $sim->deleted_set('cec_customers');
 	if ($vendor_deleted)
 	{
 		is_deeply([ grep { $deleted->{$_} } @items ],

@@ -53,7 +53,7 @@ sub phones_sql
 sub deleted_phones
 {
 	my %h;
-	for my $pair (@{ $sim->get('/_sim/deleted/ozonetel') })
+	for my $pair (@{ $sim->deleted('ozonetel') })
 	{
 		my ($phone, $camp) = split /\|/, $pair, 2;
 		$h{$phone} = 1 if $camp eq $campaign;

@@ -66,18 +66,12 @@ sub calldata
 		FROM ccpurge_delete_calldata(1, 42, '{"sessionId": "$session"}')});
 }
 
-# deleted_callers returns the simulator's deleted caller numbers as a hash.
-sub deleted_callers
-{
-	return { map { $_ => 1 }
-		  @{ $sim->get('/_sim/deleted/isales_caller_numbers') } };
-}
-
 # The right SK works.
 my $first = callers('5245241');
 like($first, qr/^5245241\|true\|200\|/, 'the right SK deletes a caller number')
   or diag($first);
-ok(deleted_callers()->{'1/42/5245241'}, 'the simulator deleted it');
+ok($sim->deleted_set('isales_caller_numbers')->{'1/42/5245241'},
+	'the simulator deleted it');
 
 $sim->post('/_sim/isales/calldata',
 	{ vdn => 1, campaign => 42, records => [ { sessionId => 'sess-1' } ] });
@@ -98,7 +92,7 @@ is($after->{requests}{isales_caller_numbers}
 	1, 'the refused request was not retried');
 is($after->{rejections}{auth} - $st->{rejections}{auth},
 	1, 'the simulator refused one signature');
-my $deleted = deleted_callers();
+my $deleted = $sim->deleted_set('isales_caller_numbers');
 ok(!$deleted->{'1/42/5245242'} && !$deleted->{'1/42/5245243'},
 	'nothing was deleted with the wrong SK');
 
@@ -111,7 +105,7 @@ set_sk($CcpTest::CREDENTIALS{isales}{sk});
 $rows = callers('5245242', '5245243');
 like($rows, qr/\A5245242\|true\|200\|0200000\|[^\n]*\n5245243\|true\|200\|0200000\|/,
 	'the next call with the right SK succeeds for every item');
-$deleted = deleted_callers();
+$deleted = $sim->deleted_set('isales_caller_numbers');
 ok($deleted->{'1/42/5245242'} && $deleted->{'1/42/5245243'},
 	'the simulator deleted both');
 like(calldata('sess-2'), qr/^true\|200\|1$/,

@@ -7,8 +7,8 @@
 #     ca_file gets rows with ok = false and a message about the
 #     certificate, and the simulator sees no request at all;
 #   - with ca_file naming the CA the same call succeeds at once (a failed
-#     token request is remembered for 2 seconds, but not across a change
-#     of the TLS settings);
+#     token request is remembered for ccpurge.token_failure_hold, but not
+#     across a change of the TLS settings);
 #   - a certificate for another name fails even with the CA;
 #   - verify_tls 'false' succeeds without the CA;
 #   - a relative ca_file and a bad verify_tls are refused at DDL;
@@ -53,37 +53,6 @@ is($sim->state->{requests}{cec_token}, 0,
 
 my $node = CcpTest::new_node('main');
 
-# create_server creates a CEC server pointing at $url with extra options
-# and a PUBLIC mapping with the simulator's credentials.
-sub create_server
-{
-	my ($name, $url, %extra) = @_;
-	my $opts = join('',
-		map { ", $_ " . CcpTest::quote_literal($extra{$_}) } sort keys %extra);
-	my $cred = $CcpTest::CREDENTIALS{cec};
-	$node->safe_psql(
-		'postgres', qq{SET log_statement = 'none';
-		CREATE SERVER $name FOREIGN DATA WRAPPER ccpurge
-			OPTIONS (vendor 'cec', url '$url'$opts);
-		CREATE USER MAPPING FOR PUBLIC SERVER $name
-			OPTIONS (app_key '$cred->{app_key}', app_secret '$cred->{app_secret}')});
-	return;
-}
-
-# customers deletes customer numbers through server $server and returns the
-# rows as "item|ok|http_status|message" lines.
-sub customers
-{
-	my ($server, @numbers) = @_;
-	my $array = 'ARRAY[' . join(',', map { "'$_'" } @numbers) . ']';
-	return $node->safe_psql(
-		'postgres', qq{
-		SELECT item || '|' || ok || '|' || coalesce(http_status::text, '')
-			|| '|' || message
-		FROM ccpurge_delete_customers($array, '$server')
-		ORDER BY item});
-}
-
 # total_requests returns the number of vendor requests a simulator saw.
 sub total_requests
 {
@@ -102,10 +71,10 @@ sub ddl_error
 }
 
 $node->safe_psql('postgres', 'CREATE EXTENSION ccpurge');
-create_server('cec', $sim->url);
+CcpTest::create_server($node, 'cec', url => $sim->url);
 
 # 1. Verification is on by default: the simulator's CA is unknown.
-my $rows = customers('cec', '880001', '880002');
+my $rows = CcpTest::customers($node, 'cec', '880001', '880002');
 my @rows = split /\n/, $rows;
 is(scalar @rows, 2, 'without ca_file every item gets a row');
 like($_, qr/^\d+\|false\|\|/, 'row has ok = false and no HTTP status')
@@ -116,26 +85,32 @@ is(total_requests($sim), 0, 'the simulator saw no request at all');
 is(scalar @{ $sim->request_log }, 0, 'and logged none');
 
 # 2. The CA in ca_file.  The failed token request of step 1 is remembered
-# for a short while (auth.c), but its fingerprint covers the TLS settings,
+# for ccpurge.token_failure_hold, but its fingerprint covers the TLS settings,
 # so the first call right after the change asks again and succeeds.
 $node->safe_psql('postgres',
 	"ALTER SERVER cec OPTIONS (ADD ca_file '$ca')");
-like(customers('cec', '880010'), qr/^880010\|true\|200\|/,
+like(CcpTest::customers($node, 'cec', '880010'),
+	qr/^880010\|true\|200\|/,
 	'with ca_file the call succeeds at once');
-$rows = customers('cec', '880001', '880002');
+$rows = CcpTest::customers($node, 'cec', '880001', '880002');
 like($rows, qr/\A880001\|true\|200\|[^\n]*\n880002\|true\|200\|[^\n]*\z/,
 	'with ca_file the call succeeds');
-my %deleted = map { $_ => 1 } @{ $sim->deleted('cec_customers') };
-ok($deleted{880001} && $deleted{880002}, 'the simulator deleted both numbers');
+my $deleted = $sim->deleted_set('cec_customers');
+ok($deleted->{880001} && $deleted->{880002}, 'the simulator deleted both numbers');
 
 # A second server with the CA from the start.
-create_server('cec_ca', $sim->url, ca_file => $ca);
-like(customers('cec_ca', '880003'), qr/^880003\|true\|200\|/,
+CcpTest::create_server($node, 'cec_ca',
+	url => $sim->url,
+	options => { ca_file => $ca });
+like(CcpTest::customers($node, 'cec_ca', '880003'),
+	qr/^880003\|true\|200\|/,
 	'a server created with ca_file succeeds');
 
 # 3. A certificate for another name fails even with the CA.
-create_server('cec_wrong', $wrong->url, ca_file => $ca);
-$rows = customers('cec_wrong', '880004');
+CcpTest::create_server($node, 'cec_wrong',
+	url => $wrong->url,
+	options => { ca_file => $ca });
+$rows = CcpTest::customers($node, 'cec_wrong', '880004');
 like($rows, qr/^880004\|false\|\|/, 'a certificate for another name fails');
 like($rows, qr/certificate subject name.*host name/i,
 	'the message is about the name in the certificate')
@@ -145,17 +120,24 @@ is(total_requests($wrong), 0,
 	'the simulator with the wrong name saw no request');
 
 # 4. verify_tls 'false' needs no CA, and ignores the name too.
-create_server('cec_noverify', $sim->url, verify_tls => 'false');
-like(customers('cec_noverify', '880005'), qr/^880005\|true\|200\|/,
+CcpTest::create_server($node, 'cec_noverify',
+	url => $sim->url,
+	options => { verify_tls => 'false' });
+like(CcpTest::customers($node, 'cec_noverify', '880005'),
+	qr/^880005\|true\|200\|/,
 	"verify_tls 'false' succeeds without the CA");
-create_server('cec_noverify_wrong', $wrong->url, verify_tls => 'off');
-like(customers('cec_noverify_wrong', '880006'), qr/^880006\|true\|200\|/,
+CcpTest::create_server($node, 'cec_noverify_wrong',
+	url => $wrong->url,
+	options => { verify_tls => 'off' });
+like(CcpTest::customers($node, 'cec_noverify_wrong', '880006'),
+	qr/^880006\|true\|200\|/,
 	"verify_tls 'off' accepts a certificate for another name");
 
 # And back on: the connection without verification is not reused.
 $node->safe_psql('postgres',
 	"ALTER SERVER cec_noverify OPTIONS (SET verify_tls 'true')");
-like(customers('cec_noverify', '880007'), qr/^880007\|false\|\|.*certificate/i,
+like(CcpTest::customers($node, 'cec_noverify', '880007'),
+	qr/^880007\|false\|\|.*certificate/i,
 	"verify_tls 'true' again fails without the CA");
 
 # 5. DDL checks of the TLS options.

@@ -51,7 +51,6 @@ use POSIX qw(WNOHANG);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
 
 plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
@@ -112,18 +111,7 @@ close $conf or die "could not write $proxy_dir/tinyproxy.conf: $!";
 sub stop_proxy
 {
 	return unless $proxy_pid;
-	kill 'TERM', $proxy_pid;
-	my $deadline = time + 5;
-	while (time < $deadline)
-	{
-		last if waitpid($proxy_pid, WNOHANG) != 0;
-		usleep(20_000);
-	}
-	if (kill(0, $proxy_pid) && waitpid($proxy_pid, WNOHANG) == 0)
-	{
-		kill 'KILL', $proxy_pid;
-		waitpid($proxy_pid, 0);
-	}
+	CcpTest::stop_process($proxy_pid);
 	undef $proxy_pid;
 	return;
 }
@@ -160,59 +148,25 @@ sub proxy_log_size
 	return -e $proxy_log ? -s $proxy_log : 0;
 }
 
-my $deadline = time + 30;
-until (proxy_log_text() =~ /Accepting connections/)
+# tinyproxy is ready once its log says so; it may exit instead
+my $exited = 0;
+CcpTest::poll_until(
+	30,
+	sub {
+		return 1 if proxy_log_text() =~ /Accepting connections/;
+		$exited = waitpid($proxy_pid, WNOHANG) != 0;
+		return $exited;
+	});
+if (proxy_log_text() !~ /Accepting connections/)
 {
-	if (waitpid($proxy_pid, WNOHANG) != 0 || time > $deadline)
-	{
-		my $out = -e "$proxy_dir/stdout.log" ? slurp_file("$proxy_dir/stdout.log") : '';
-		undef $proxy_pid;
-		BAIL_OUT("tinyproxy did not start: $out" . proxy_log_text());
-	}
-	usleep(50_000);
+	my $out = -e "$proxy_dir/stdout.log" ? slurp_file("$proxy_dir/stdout.log") : '';
+	undef $proxy_pid if $exited;
+	BAIL_OUT("tinyproxy did not start: $out" . proxy_log_text());
 }
 note("tinyproxy pid $proxy_pid on port $proxy_port");
 
 my $node = CcpTest::new_node('main');
 $node->safe_psql('postgres', 'CREATE EXTENSION ccpurge');
-
-# create_server creates a CEC server pointing at $url with extra options,
-# and a PUBLIC mapping with the simulator's credentials plus %mapping.
-sub create_server
-{
-	my ($name, $url, $server_opts, %mapping) = @_;
-	my $cred = $CcpTest::CREDENTIALS{cec};
-	my %srv = (vendor => 'cec', url => $url, %{ $server_opts // {} });
-	my %um = (%$cred, %mapping);
-	my $srvopts = join(', ',
-		map { "$_ " . CcpTest::quote_literal($srv{$_}) } sort keys %srv);
-	my $umopts = join(', ',
-		map { "$_ " . CcpTest::quote_literal($um{$_}) } sort keys %um);
-	$node->safe_psql(
-		'postgres', qq{SET log_statement = 'none';
-		CREATE SERVER $name FOREIGN DATA WRAPPER ccpurge OPTIONS ($srvopts);
-		CREATE USER MAPPING FOR PUBLIC SERVER $name OPTIONS ($umopts)});
-	return;
-}
-
-# customers_sql returns a query deleting customer numbers through server
-# $server, with one "item|ok|http_status|message" line per row.
-sub customers_sql
-{
-	my ($server, @numbers) = @_;
-	my $array = 'ARRAY[' . join(',', map { "'$_'" } @numbers) . ']';
-	return qq{
-		SELECT item || '|' || ok || '|' || coalesce(http_status::text, '')
-			|| '|' || message
-		FROM ccpurge_delete_customers($array, '$server')
-		ORDER BY item;};
-}
-
-# customers runs customers_sql in a session of its own.
-sub customers
-{
-	return $node->safe_psql('postgres', customers_sql(@_));
-}
 
 # count_matches returns how often $re matches $text.
 sub count_matches
@@ -220,13 +174,6 @@ sub count_matches
 	my ($text, $re) = @_;
 	my $n = () = $text =~ /$re/g;
 	return $n;
-}
-
-# deleted tells whether simulator $s erased customer $number.
-sub deleted
-{
-	my ($s, $number) = @_;
-	return scalar grep { $_ eq $number } @{ $s->deleted('cec_customers') };
 }
 
 my %proxy_auth = (proxy_user => $proxy_user, proxy_password => $proxy_password);
@@ -238,9 +185,12 @@ my $connect_re = qr{Request \(file descriptor \d+\): CONNECT 127\.0\.0\.1:$tls_p
 my $activity_re = qr{(?:Connect|Request) \(file descriptor \d+\)};
 
 # (a) Plain http through the proxy.
-create_server('via_http', $sim->url, { proxy => $proxy_url }, %proxy_auth);
+CcpTest::create_server($node, 'via_http',
+	url => $sim->url,
+	options => { proxy => $proxy_url },
+	mapping => \%proxy_auth);
 my $mark = proxy_log_size();
-like(customers('via_http', '170001', '170002'),
+like(CcpTest::customers($node, 'via_http', '170001', '170002'),
 	qr/\A170001\|true\|200\|[^\n]*\n170002\|true\|200\|[^\n]*\z/,
 	'(a) plain http through the proxy: both numbers erased');
 my $seen = proxy_log_text($mark);
@@ -249,17 +199,21 @@ is(count_matches($seen, $forward_re), 2,
   or diag($seen);
 like($seen, qr{POST http://127\.0\.0\.1:$sim_port/apigovernance/api/oauth/tokenByAkSk },
 	'(a) the proxy log names the token request');
-ok(deleted($sim, '170001') && deleted($sim, '170002'),
+my $erased = $sim->deleted_set('cec_customers');
+ok($erased->{170001} && $erased->{170002},
 	'(a) the simulator erased both numbers');
 
 # (b) HTTPS through a CONNECT tunnel, verified against the CA.
-create_server('via_tls', $tls->url, { proxy => $proxy_url, ca_file => $ca },
-	%proxy_auth);
+CcpTest::create_server($node, 'via_tls',
+	url => $tls->url,
+	options => { proxy => $proxy_url, ca_file => $ca },
+	mapping => \%proxy_auth);
 $mark = proxy_log_size();
 like(
 	$node->safe_psql(
 		'postgres',
-		customers_sql('via_tls', '170011') . customers_sql('via_tls', '170012')),
+		CcpTest::customers_sql('via_tls', '170011')
+		  . CcpTest::customers_sql('via_tls', '170012')),
 	qr/\A170011\|true\|200\|[^\n]*\n170012\|true\|200\|[^\n]*\z/,
 	'(b) https through a tunnel: two calls in one session succeed');
 $seen = proxy_log_text($mark);
@@ -267,22 +221,29 @@ is(count_matches($seen, $connect_re), 1,
 	'(b) the proxy opened one tunnel for the token and both erasures')
   or diag($seen);
 is(count_matches($seen, $forward_re), 0, '(b) and forwarded nothing in clear');
-ok(deleted($tls, '170011') && deleted($tls, '170012'),
+$erased = $tls->deleted_set('cec_customers');
+ok($erased->{170011} && $erased->{170012},
 	'(b) the HTTPS simulator erased both numbers');
 
-create_server('via_tls_noca', $tls->url, { proxy => $proxy_url }, %proxy_auth);
+CcpTest::create_server($node, 'via_tls_noca',
+	url => $tls->url,
+	options => { proxy => $proxy_url },
+	mapping => \%proxy_auth);
 $mark = proxy_log_size();
-like(customers('via_tls_noca', '170013'), qr/^170013\|false\|\|.*certificate/i,
+like(CcpTest::customers($node, 'via_tls_noca', '170013'),
+	qr/^170013\|false\|\|.*certificate/i,
 	'(b) without ca_file the certificate is refused through the tunnel too');
 is(count_matches(proxy_log_text($mark), $connect_re), 1,
 	'(b) that call did go through the proxy');
-ok(!deleted($tls, '170013'), '(b) and erased nothing');
+ok(!$tls->deleted_set('cec_customers')->{170013}, '(b) and erased nothing');
 
 # (c) A wrong proxy password, and no proxy credentials at all.
-create_server('wrong_tls', $tls->url, { proxy => $proxy_url, ca_file => $ca },
-	proxy_user => $proxy_user, proxy_password => $wrong_password);
+CcpTest::create_server($node, 'wrong_tls',
+	url => $tls->url,
+	options => { proxy => $proxy_url, ca_file => $ca },
+	mapping => { proxy_user => $proxy_user, proxy_password => $wrong_password });
 $mark = proxy_log_size();
-my $rows = customers('wrong_tls', '170021', '170022');
+my $rows = CcpTest::customers($node, 'wrong_tls', '170021', '170022');
 note("wrong password: $rows");
 my @rows = split /\n/, $rows;
 is(scalar @rows, 2, '(c) a wrong proxy password: every item gets a row');
@@ -291,13 +252,16 @@ like($_, qr/^\d+\|false\|\|.*the proxy refused to open a tunnel to the server \(
   for @rows;
 like(proxy_log_text($mark), $connect_re, '(c) the proxy saw the tunnel request');
 
-create_server('noauth_http', $sim->url, { proxy => $proxy_url });
-$rows = customers('noauth_http', '170023');
+CcpTest::create_server($node, 'noauth_http',
+	url => $sim->url,
+	options => { proxy => $proxy_url });
+$rows = CcpTest::customers($node, 'noauth_http', '170023');
 note("no credentials: $rows");
 like($rows,
 	qr/^170023\|false\|\|.*the proxy requires authentication \(HTTP 407\), and no proxy credentials were given/,
 	'(c) no proxy credentials: ok = false and the proxy\'s 407');
-ok(!deleted($sim, '170023') && !deleted($tls, '170021'),
+ok( !$sim->deleted_set('cec_customers')->{170023}
+	  && !$tls->deleted_set('cec_customers')->{170021},
 	'(c) nothing was erased');
 
 my $logged = $node->safe_psql('postgres',
@@ -317,14 +281,18 @@ for my $secret (@proxy_secrets)
 }
 
 # (d) no_proxy: 127.0.0.1 is reached directly.
-create_server('bypass', $sim->url,
-	{ proxy => $proxy_url, no_proxy => 'localhost, 127.0.0.1' }, %proxy_auth);
+CcpTest::create_server($node, 'bypass',
+	url => $sim->url,
+	options => { proxy => $proxy_url, no_proxy => 'localhost, 127.0.0.1' },
+	mapping => \%proxy_auth);
 $mark = proxy_log_size();
-like(customers('bypass', '170031'), qr/^170031\|true\|200\|/,
+like(CcpTest::customers($node, 'bypass', '170031'),
+	qr/^170031\|true\|200\|/,
 	'(d) no_proxy: the call succeeds');
 is(count_matches(proxy_log_text($mark), $activity_re), 0,
 	'(d) the proxy log shows no new connection');
-ok(deleted($sim, '170031'), '(d) the simulator erased the number');
+ok($sim->deleted_set('cec_customers')->{170031},
+	'(d) the simulator erased the number');
 
 # (f) Roles with other proxy credentials never share a tunnel.
 $node->safe_psql(
@@ -334,7 +302,9 @@ $node->safe_psql(
 	GRANT EXECUTE ON FUNCTION ccpurge_delete_customers(text[], text)
 		TO prx_alice, prx_mallory;
 });
-create_server('roles_tls', $tls->url, { proxy => $proxy_url, ca_file => $ca });
+CcpTest::create_server($node, 'roles_tls',
+	url => $tls->url,
+	options => { proxy => $proxy_url, ca_file => $ca });
 for my $role ([ 'prx_alice', $proxy_password ], [ 'prx_mallory', $wrong_password ])
 {
 	my $cred = $CcpTest::CREDENTIALS{cec};
@@ -349,11 +319,11 @@ $mark = proxy_log_size();
 $rows = $node->safe_psql(
 	'postgres',
 	'SET ROLE prx_alice;'
-	  . customers_sql('roles_tls', '170041')
+	  . CcpTest::customers_sql('roles_tls', '170041')
 	  . 'SET ROLE prx_mallory;'
-	  . customers_sql('roles_tls', '170042')
+	  . CcpTest::customers_sql('roles_tls', '170042')
 	  . 'SET ROLE prx_alice;'
-	  . customers_sql('roles_tls', '170043'));
+	  . CcpTest::customers_sql('roles_tls', '170043'));
 note("roles: $rows");
 like($rows, qr/^170041\|true\|200\|/m, '(f) the role with the right password succeeds');
 like($rows, qr/^170042\|false\|\|.*HTTP 401/m,
@@ -362,7 +332,8 @@ like($rows, qr/^170043\|true\|200\|/m, '(f) the first role succeeds again');
 is(count_matches(proxy_log_text($mark), $connect_re), 2,
 	'(f) one tunnel per role; the first role\'s tunnel was reused')
   or diag(proxy_log_text($mark));
-ok(!deleted($tls, '170042'), '(f) nothing was erased for the wrong password');
+ok(!$tls->deleted_set('cec_customers')->{170042},
+	'(f) nothing was erased for the wrong password');
 
 my $cec = $CcpTest::CREDENTIALS{cec};
 my $sql = "SET log_statement = 'none';\n";
@@ -382,7 +353,8 @@ my $n = 0;
 for my $r (@many, $many[0])
 {
 	$n++;
-	$sql .= "SET ROLE $r->[0];" . customers_sql('roles_tls', 170100 + $n);
+	$sql .= "SET ROLE $r->[0];"
+	  . CcpTest::customers_sql('roles_tls', 170100 + $n);
 }
 $mark = proxy_log_size();
 $rows = $node->safe_psql('postgres', $sql);
@@ -412,16 +384,21 @@ my $environ = slurp_file("/proc/$pm_pid/environ");
 like($environ, qr/(?:^|\0)https_proxy=http:\/\/127\.0\.0\.1:$dead_port\0/,
 	'(e) the postmaster runs with the proxy variables set');
 
-create_server('direct_http', $sim->url);
-create_server('direct_tls', $tls->url, { ca_file => $ca });
+CcpTest::create_server($node, 'direct_http', url => $sim->url);
+CcpTest::create_server($node, 'direct_tls',
+	url => $tls->url,
+	options => { ca_file => $ca });
 $mark = proxy_log_size();
-like(customers('direct_http', '170051'), qr/^170051\|true\|200\|/,
+like(CcpTest::customers($node, 'direct_http', '170051'),
+	qr/^170051\|true\|200\|/,
 	'(e) plain http without a proxy option goes directly');
-like(customers('direct_tls', '170052'), qr/^170052\|true\|200\|/,
+like(CcpTest::customers($node, 'direct_tls', '170052'),
+	qr/^170052\|true\|200\|/,
 	'(e) https without a proxy option goes directly');
 is(count_matches(proxy_log_text($mark), $activity_re), 0,
 	'(e) the proxy saw neither');
-like(customers('via_http', '170053'), qr/^170053\|true\|200\|/,
+like(CcpTest::customers($node, 'via_http', '170053'),
+	qr/^170053\|true\|200\|/,
 	'(e) a server with a proxy still succeeds');
 like(proxy_log_text($mark), $forward_re,
 	'(e) through its proxy, although NO_PROXY lists 127.0.0.1');
@@ -438,7 +415,8 @@ is( $node->safe_psql(
 	'done',
 	'(e) the queued item is done');
 like(proxy_log_text($mark), $forward_re, '(e) the worker went through the proxy');
-ok(deleted($sim, '170061'), '(e) the simulator erased the queued number');
+ok($sim->deleted_set('cec_customers')->{170061},
+	'(e) the simulator erased the queued number');
 
 # Nothing leaked the secrets meanwhile.
 my $server_log = slurp_file($node->logfile);

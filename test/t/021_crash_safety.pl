@@ -42,18 +42,12 @@ $sim->fault(
 	count => 100000,
 	path => 'cleancustpersonaldata');
 
-
-
 # wait_partly_done waits until at least $n items starting with $prefix are
 # done, and returns "done|unfinished" at that moment.
 sub wait_partly_done
 {
 	my ($prefix, $n) = @_;
-	$node->poll_query_until(
-		'postgres', qq{
-		SELECT count(*) >= $n FROM ccpurge_status
-		WHERE starts_with(item, '$prefix') AND state = 'done'})
-	  or die "the drain of \"$prefix\" items did not progress";
+	CcpTest::wait_progress($node, "starts_with(item, '$prefix')", $n);
 	return $node->safe_psql(
 		'postgres', qq{
 		SELECT count(*) FILTER (WHERE state = 'done') || '|'
@@ -66,10 +60,7 @@ sub wait_partly_done
 sub check_all_done
 {
 	my ($prefix, $what) = @_;
-	ok( $node->poll_query_until(
-			'postgres', qq{
-		SELECT count(*) FILTER (WHERE state IN ('queued', 'sending')) = 0
-		FROM ccpurge_status WHERE starts_with(item, '$prefix')}),
+	ok(CcpTest::wait_finished($node, "starts_with(item, '$prefix')"),
 		"$what: the queue drained");
 	is( $node->safe_psql(
 			'postgres', qq{
@@ -89,10 +80,7 @@ sub check_all_done
 	my $pid = CcpTest::worker_pid($node);
 	like($pid, qr/^\d+$/, 'the worker runs');
 
-	$node->safe_psql(
-		'postgres', qq{
-		SELECT ccpurge_enqueue('delete_customers',
-			ARRAY(SELECT '$prefix' || g FROM generate_series(1, $nitems) g))});
+	$node->safe_psql('postgres', CcpTest::enqueue_sql($prefix, $nitems));
 	my ($done, $left) = split /\|/, wait_partly_done($prefix, 2000);
 	cmp_ok($left, '>', 0, "kill -9: the drain is in progress ($done done)");
 
@@ -120,11 +108,8 @@ sub check_all_done
 	my $per = $nitems / 20;
 	for my $i (0 .. 19)
 	{
-		my ($from, $to) = ($i * $per + 1, ($i + 1) * $per);
-		$node->safe_psql(
-			'postgres', qq{
-			SELECT ccpurge_enqueue('delete_customers',
-				ARRAY(SELECT '$prefix' || g FROM generate_series($from, $to) g))});
+		$node->safe_psql('postgres',
+			CcpTest::enqueue_sql($prefix, $per, first => $i * $per + 1));
 	}
 	my ($done, $left) = split /\|/, wait_partly_done($prefix, 2000);
 	cmp_ok($left, '>', 0,

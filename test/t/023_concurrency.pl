@@ -21,7 +21,6 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 
 use CcpTest;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -71,43 +70,17 @@ my $total = 2 * $per_session;
 
 my $requests_before = $sim->state->{requests}{cec_customers};
 
-# Both sessions wait at an advisory lock held here, so that they start
-# together.
-my $holder = $node->background_psql('postgres');
-$holder->query_safe('SELECT pg_advisory_lock(2323)');
-my @runs;
-for my $prefix ('a-', 'b-')
+# Both sessions start together (run_together's barrier).
+my @prefixes = ('a-', 'b-');
+my @res =
+  CcpTest::run_together($node, 2323, map { enqueue_loop($_) } @prefixes);
+for my $i (0 .. $#res)
 {
-	my %r = (out => '', err => '', prefix => $prefix);
-	$r{h} = IPC::Run::start(
-		[
-			'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'),
-			'-c', 'SELECT pg_advisory_lock_shared(2323)',
-			'-c', enqueue_loop($prefix)
-		],
-		'>', \$r{out}, '2>', \$r{err});
-	push @runs, \%r;
-}
-ok( $node->poll_query_until(
-		'postgres', q{
-	SELECT count(*) = 2 FROM pg_locks
-	WHERE locktype = 'advisory' AND objid = 2323 AND NOT granted}),
-	'both sessions wait at the start line');
-$holder->query_safe('SELECT pg_advisory_unlock(2323)');
-$holder->quit;
-
-for my $r (@runs)
-{
-	ok($r->{h}->finish, "session \"$r->{prefix}\" queued its $loops requests")
-	  or diag($r->{err});
+	ok($res[$i][2], "session \"$prefixes[$i]\" queued its $loops requests")
+	  or diag($res[$i][1]);
 }
 
-ok( $node->poll_query_until(
-		'postgres', q{
-	SELECT count(*) FILTER (WHERE state IN ('queued', 'sending')) = 0
-	FROM ccpurge_status}),
-	'the queue drained');
+ok(CcpTest::wait_finished($node, 'true'), 'the queue drained');
 
 is( $node->safe_psql(
 		'postgres', q{

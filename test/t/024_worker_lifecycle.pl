@@ -7,22 +7,24 @@
 #     the same trace does see them once work arrives;
 #   - a SIGHUP while the worker is busy: it keeps draining, and a changed
 #     ccpurge.batch_linger takes effect (a 30 s linger holds a partial
-#     batch back; going back to 0 lets it go at once);
+#     batch back, 3 s old, through a claim that sends another server's
+#     full batch; going back to 0 lets it go at once);
 #   - the enqueuing role's own user mapping is used: a role whose mapping
 #     has a wrong app_secret gets failed items while PUBLIC's succeed, and
 #     once its mapping is fixed ccpurge_retry gets them done;
 #   - DROP EXTENSION ccpurge while a drain is in progress succeeds, the
-#     worker survives, and after CREATE EXTENSION new work drains again,
+#     worker survives (and claims again when signaled afterwards), and
+#     after CREATE EXTENSION new work drains again,
 #     also from a session that queued work before the drop;
 #   - DROP DATABASE of the worker's database while it is busy succeeds,
 #     and once the database is created again the worker comes back to it;
-#   - an error inside the worker (its queue table renamed away for a few
-#     seconds) is survived: new work drains afterwards and the worker
-#     still exits cleanly on SIGTERM;
+#   - an error inside the worker (its queue table renamed away until the
+#     worker has reported the error three times) is survived: new work
+#     drains afterwards and the worker still exits cleanly on SIGTERM;
 #   - a worker stopped while a batch is in flight: its successor queues
 #     the batch's rows again and its log line counts their items and rows;
 #   - a DROP DATABASE that is refused (the role does not own the database)
-#     leaves the worker alone.
+#     leaves the worker alone: the same worker does the next work.
 
 use strict;
 use warnings;
@@ -35,7 +37,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time sleep usleep);
+use Time::HiRes qw(time);
 
 plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
@@ -66,46 +68,16 @@ sub setup
 }
 setup();
 
-
-
-# enqueue_sql returns the statement that queues "$prefix1" .. "$prefix$n".
-sub enqueue_sql
-{
-	my ($prefix, $n) = @_;
-	return qq{SELECT ccpurge_enqueue('delete_customers',
-		ARRAY(SELECT '$prefix' || g FROM generate_series(1, $n) g))};
-}
-
 # enqueue queues "$prefix1" .. "$prefix$n" in one request and returns its
 # id; %params go to safe_psql (extra_params => ['-U', role]).
 sub enqueue
 {
 	my ($prefix, $n, %params) = @_;
-	return $node->safe_psql($db, enqueue_sql($prefix, $n), %params);
+	return $node->safe_psql($db, CcpTest::enqueue_sql($prefix, $n), %params);
 }
 
-# wait_done waits until request $id is finished and returns "items|done".
-sub wait_done
-{
-	my ($id, %params) = @_;
-	$node->safe_psql($db, "SELECT ccpurge_wait($id, '90 s')", %params);
-	return $node->safe_psql(
-		$db, qq{
-		SELECT count(*) || '|' || count(*) FILTER (WHERE state = 'done')
-		FROM ccpurge_status WHERE request_id = $id});
-}
-
-# wait_progress waits until at least $n items of request $id are done.
-sub wait_progress
-{
-	my ($id, $n) = @_;
-	$node->poll_query_until(
-		$db, qq{
-		SELECT count(*) >= $n FROM ccpurge_status
-		WHERE request_id = $id AND state = 'done'})
-	  or die "request $id did not progress";
-	return;
-}
+# the options of the shared queue helpers: the worker's database
+my %in_db = (dbname => $db);
 
 # slow_vendor makes the next customer-deletion requests take 200 ms.
 sub slow_vendor
@@ -135,12 +107,12 @@ sub strace_syscalls
 			'-p', $pid
 		],
 		'>', \$stdout, '2>', \$stderr);
-	my $deadline = time + 10;
-	while ($stderr !~ /attached/ && $h->pumpable && time < $deadline)
-	{
-		$h->pump_nb;
-		usleep(20_000);
-	}
+	CcpTest::poll_until(
+		10,
+		sub {
+			$h->pump_nb if $h->pumpable;
+			return $stderr =~ /attached/ || !$h->pumpable;
+		});
 	$during->() if $during && $stderr =~ /attached/;
 	$h->finish;
 	return (undef, $stderr) unless $stderr =~ /attached/;
@@ -160,22 +132,25 @@ sub strace_syscalls
 }
 
 # the worker connects once the database exists (it retries every 5 s)
-ok($node->poll_query_until('postgres', qq{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
+ok(CcpTest::wait_worker_connected($node, $db),
 	"the worker is connected to $db");
 
 # 1. An idle worker makes no system calls.
 SKIP:
 {
 	my $strace = `sh -c 'command -v strace'`;
-	skip 'strace is not installed (see test/install-deps.sh)', 4
+	skip 'strace is not installed (see test/install-deps.sh)', 5
 	  unless $strace;
 
 	# some work first, so that the worker has its token and connections
 	my $id = enqueue('idle-warm-', 10);
-	is(wait_done($id), '10|10', 'idle: a first request is done');
-	sleep(1);
+	is(CcpTest::wait_done($node, $id, %in_db), '10|10',
+		'idle: a first request is done');
+	# the worker recorded it; after the claim that follows it waits for work
+	ok( CcpTest::wait_worker_idle(
+			$node, $db,
+			"SELECT max(finished_at) FROM ccpurge.queue WHERE request_id = $id"),
+		'idle: the worker waits for work');
 	my $pid = CcpTest::worker_pid($node, $db);
 
 	my ($calls, $what) = strace_syscalls($pid, 5);
@@ -189,7 +164,7 @@ SKIP:
 			close $fh;
 		}
 		skip "strace cannot attach to the worker (kernel.yama.ptrace_scope = $scope): $what",
-		  4;
+		  3;
 	}
 	is($calls, 0, 'idle: the worker made no system calls in 5 s')
 	  or diag("system calls: $what");
@@ -205,7 +180,8 @@ SKIP:
 	cmp_ok($calls, '>', 0,
 		"idle: woken by a commit, the worker made system calls ($calls)");
 	note("system calls while busy: $what");
-	is(wait_done($busy_id), '10|10', 'idle: the work that woke it is done');
+	is(CcpTest::wait_done($node, $busy_id, %in_db),
+		'10|10', 'idle: the work that woke it is done');
 }
 
 # 2. SIGHUP while the worker is busy.
@@ -213,20 +189,30 @@ SKIP:
 	slow_vendor();
 	my $pid = CcpTest::worker_pid($node, $db);
 	my $id = enqueue('hup-', 10000);
-	wait_progress($id, 1000);
+	CcpTest::wait_progress($node, "request_id = $id", 1000, %in_db);
 
-	$node->safe_psql($db, "ALTER SYSTEM SET ccpurge.batch_linger = '30s'");
-	$node->reload;
-	is(wait_done($id), '10000|10000',
+	CcpTest::set_setting($node, 'ccpurge.batch_linger', '30s', '30s');
+	is(CcpTest::wait_done($node, $id, %in_db), '10000|10000',
 		'SIGHUP: the worker kept draining after the reload');
 	is(CcpTest::worker_pid($node, $db), $pid, 'SIGHUP: the same worker is still running');
 	is($sim->deleted_with_prefix('hup-'), 10000,
 		'SIGHUP: the simulator erased all 10000 customers');
 	$sim->post('/_sim/fault/clear');
 
-	# a partial batch now lingers for 30 s ...
+	# a partial batch now lingers for 30 s: 3 s old, it is still left
+	# queued by a claim that sends a full batch of another server (one
+	# item, as its batch_size is 1), a claim that looks at every due row
 	my $linger = enqueue('linger-', 5);
-	sleep(3);
+	CcpTest::wait_age($node, $linger, 3, %in_db);
+	CcpTest::create_server($node, 'cec_one',
+		dbname => $db,
+		url => $sim->url,
+		options => { batch_size => '1' });
+	my $other = $node->safe_psql($db,
+		"SELECT ccpurge_enqueue('delete_customers', ARRAY['linger-other'], '{}', 'cec_one')"
+	);
+	is(CcpTest::wait_done($node, $other, %in_db),
+		'1|1', 'SIGHUP: meanwhile a full batch of another server is sent');
 	is( $node->safe_psql(
 			$db,
 			"SELECT string_agg(DISTINCT state, ',') FROM ccpurge_status WHERE request_id = $linger"
@@ -238,12 +224,14 @@ SKIP:
 	$node->safe_psql($db, "ALTER SYSTEM SET ccpurge.batch_linger = 0");
 	my $t0 = time;
 	$node->reload;
-	is(wait_done($linger), '5|5', 'SIGHUP: with batch_linger = 0 it is sent');
+	is(CcpTest::wait_done($node, $linger, %in_db),
+		'5|5', 'SIGHUP: with batch_linger = 0 it is sent');
 	my $took = time - $t0;
 	cmp_ok($took, '<', 15,
 		sprintf('SIGHUP: it went %.1f s after the reload, not after 30 s', $took));
-	$node->safe_psql($db, 'ALTER SYSTEM RESET ccpurge.batch_linger');
-	$node->reload;
+	CcpTest::set_setting($node, 'ccpurge.batch_linger', undef, '200ms');
+	# calls without a server argument need cec to be the only CEC server
+	$node->safe_psql($db, 'DROP SERVER cec_one CASCADE');
 }
 
 # 3. The enqueuing role's own user mapping.
@@ -264,7 +252,8 @@ SKIP:
 	my $a_id = enqueue('alice-', 3, @alice);
 	my $p_id = enqueue('public-', 3);
 	$node->safe_psql($db, "SELECT ccpurge_wait($a_id, '60 s')", @alice);
-	is(wait_done($p_id), '3|3', "mapping: PUBLIC's items are done");
+	is(CcpTest::wait_done($node, $p_id, %in_db),
+		'3|3', "mapping: PUBLIC's items are done");
 
 	my ($n, $state, $attempts, $msg) = split /\|/,
 	  $node->safe_psql(
@@ -290,7 +279,7 @@ SKIP:
 			OPTIONS (SET app_secret 'cec-app-secret');});
 	is($node->safe_psql($db, "SELECT ccpurge_retry($a_id)", @alice),
 		'3', "mapping: alice requeues her items");
-	is(wait_done($a_id, @alice), '3|3',
+	is(CcpTest::wait_done($node, $a_id, %in_db, @alice), '3|3',
 		"mapping: with her mapping fixed, alice's items are done");
 	is($sim->deleted_with_prefix('alice-'), 3, "mapping: and erased");
 }
@@ -300,8 +289,8 @@ SKIP:
 	my $bg = $node->background_psql($db);
 	slow_vendor();
 	my $pid = CcpTest::worker_pid($node, $db);
-	my $id = $bg->query_safe(enqueue_sql('drop-ext-', 10000));
-	wait_progress($id, 1000);
+	my $id = $bg->query_safe(CcpTest::enqueue_sql('drop-ext-', 10000));
+	CcpTest::wait_progress($node, "request_id = $id", 1000, %in_db);
 
 	my $log_offset = -s $node->logfile;
 	my $t0 = time;
@@ -315,7 +304,12 @@ SKIP:
 	cmp_ok($took, '<', 10, sprintf('DROP EXTENSION: it took %.1f s', $took));
 	$sim->post('/_sim/fault/clear');
 
-	sleep(1);
+	# Signaled after the drop (a reload sets its latch), the worker claims
+	# again in a database without ccpurge, and waits for work.
+	my $dropped = $node->safe_psql($db, 'SELECT clock_timestamp()');
+	$node->reload;
+	ok(CcpTest::wait_worker_idle($node, $db, "'$dropped'::timestamptz"),
+		'DROP EXTENSION: the worker looked at the queue again after the drop');
 	like(CcpTest::worker_pid($node, $db), qr/^\d+$/, 'DROP EXTENSION: a worker still runs');
 	note('worker pid before ' . $pid . ', after ' . CcpTest::worker_pid($node, $db));
 	ok( !$node->log_contains(
@@ -325,9 +319,9 @@ SKIP:
 
 	setup();
 	# the session that queued before the drop queues again
-	my $id2 = $bg->query_safe(enqueue_sql('recreated-', 5));
+	my $id2 = $bg->query_safe(CcpTest::enqueue_sql('recreated-', 5));
 	$bg->quit;
-	is(wait_done($id2), '5|5',
+	is(CcpTest::wait_done($node, $id2, %in_db), '5|5',
 		'DROP EXTENSION: after CREATE EXTENSION new work is done');
 	is($sim->deleted_with_prefix('recreated-'), 5,
 		'DROP EXTENSION: and erased by the simulator');
@@ -337,7 +331,7 @@ SKIP:
 {
 	slow_vendor();
 	my $id = enqueue('drop-db-', 10000);
-	wait_progress($id, 1000);
+	CcpTest::wait_progress($node, "request_id = $id", 1000, %in_db);
 
 	my $log_offset = -s $node->logfile;
 	my $t0 = time;
@@ -357,7 +351,8 @@ SKIP:
 	$node->safe_psql('postgres', "CREATE DATABASE $db");
 	setup();
 	my $id2 = enqueue('new-db-', 5);
-	is(wait_done($id2), '5|5', 'DROP DATABASE: work in the new database is done');
+	is(CcpTest::wait_done($node, $id2, %in_db),
+		'5|5', 'DROP DATABASE: work in the new database is done');
 	is($sim->deleted_with_prefix('new-db-'), 5, 'DROP DATABASE: and erased by the simulator');
 	like(CcpTest::worker_pid($node, $db), qr/^\d+$/, 'DROP DATABASE: the worker serves the new database');
 }
@@ -374,21 +369,22 @@ SKIP:
 	ok( $node->wait_for_log(qr/relation "ccpurge.queue" does not exist/,
 			$log_offset),
 		'worker error: the worker reported the missing table');
-	# it tries again every second: let it fail a few more times
-	sleep(2.5);
+	# it tries again every second: let it fail twice more
+	ok( CcpTest::wait_for_log_count(
+			$node, qr/relation "ccpurge.queue" does not exist/,
+			3, $log_offset),
+		'worker error: the worker reported it again at its next attempts');
 	# (retried: a worker crashing here restarts the whole server)
-	my $back = 0;
-	for (1 .. 60)
-	{
-		$node->psql($db,
-			"SET lock_timeout = '5s'; ALTER TABLE ccpurge.queue_away RENAME TO queue"
-		);
-		$back = $node->safe_psql($db,
-			"SELECT to_regclass('ccpurge.queue') IS NOT NULL") eq 't'
-		  if $node->psql($db, 'SELECT 1') == 0;
-		last if $back;
-		sleep(0.5);
-	}
+	my $back = CcpTest::poll_until(
+		180,
+		sub {
+			$node->psql($db,
+				"SET lock_timeout = '5s'; ALTER TABLE ccpurge.queue_away RENAME TO queue"
+			);
+			return $node->psql($db, 'SELECT 1') == 0
+			  && $node->safe_psql($db,
+				"SELECT to_regclass('ccpurge.queue') IS NOT NULL") eq 't';
+		});
 	ok($back, 'worker error: the queue table is back');
 
 	my $id = enqueue('after-error-', 3);
@@ -397,14 +393,8 @@ SKIP:
 	is($sim->deleted_with_prefix('after-error-'), 3,
 		'worker error: and erased by the simulator');
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-	my $gone = 0;
-	for (1 .. 100)
-	{
-		$gone = $node->safe_psql('postgres',
-			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid") eq 't';
-		last if $gone;
-		sleep(0.1);
-	}
+	my $gone = CcpTest::poll_sql($node, 'postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid", 10);
 	ok($gone, 'worker error: the worker still obeys SIGTERM');
 	ok( $node->log_contains(
 			qr/terminating background worker "ccpurge worker" due to administrator command/,
@@ -425,10 +415,7 @@ SKIP:
 #    batch's rows again, sends them, and its log line counts the items and
 #    the rows.
 {
-	ok( $node->poll_query_until(
-			'postgres', qq{
-		SELECT count(*) = 1 FROM pg_stat_activity
-		WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
+	ok(CcpTest::wait_worker_connected($node, $db),
 		"stopped in flight: the worker is connected to $db");
 	my $log_offset = -s $node->logfile;
 	$sim->fault(
@@ -437,13 +424,19 @@ SKIP:
 		count => 1,
 		path => 'cleancustpersonaldata');
 	my $before = $sim->state->{requests}{cec_customers};
-	my @ids = split /\n/, $node->safe_psql($db,
-		'BEGIN;' . enqueue_sql('inflight-a-', 2) . ';' . enqueue_sql('inflight-b-', 1) . ';COMMIT;');
+	my @ids = split /\n/,
+	  $node->safe_psql($db,
+		    'BEGIN;'
+		  . CcpTest::enqueue_sql('inflight-a-', 2) . ';'
+		  . CcpTest::enqueue_sql('inflight-b-', 1)
+		  . ';COMMIT;');
 	ok($sim->wait_for(sub { $_[0]->{requests}{cec_customers} > $before }, 30),
 		'stopped in flight: the batch of both requests went out');
 	my $pid = CcpTest::worker_pid($node, $db);
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-	is(wait_done($ids[0]) . ' ' . wait_done($ids[1]), '2|2 1|1',
+	is( CcpTest::wait_done($node, $ids[0], %in_db) . ' '
+		  . CcpTest::wait_done($node, $ids[1], %in_db),
+		'2|2 1|1',
 		'stopped in flight: a new worker sends both requests again');
 	is_deeply(
 		[ CcpTest::log_reports($node, qr/ccpurge worker queued /, $log_offset) ],
@@ -459,10 +452,7 @@ SKIP:
 #    disturb the worker.  (Last, as the hook holds the worker away from
 #    its database for 30 s when it signals it.)
 {
-	ok( $node->poll_query_until(
-			'postgres', qq{
-		SELECT count(*) = 1 FROM pg_stat_activity
-		WHERE backend_type = 'ccpurge worker' AND datname = '$db'}),
+	ok(CcpTest::wait_worker_connected($node, $db),
 		"the worker is connected to $db");
 	my $pid = CcpTest::worker_pid($node, $db);
 	my $log_offset = -s $node->logfile;
@@ -471,7 +461,10 @@ SKIP:
 		extra_params => [ '-U', 'alice' ]);
 	like($err, qr/must be owner of database/,
 		'DROP DATABASE by a non-owner: refused');
-	sleep(1);
+	# a worker signaled to leave would stop before it takes new work
+	my $id = enqueue('non-owner-', 1);
+	is(CcpTest::wait_done($node, $id, %in_db),
+		'1|1', 'DROP DATABASE by a non-owner: new work is done');
 	is(CcpTest::worker_pid($node, $db), $pid,
 		'DROP DATABASE by a non-owner: the worker was left alone');
 	ok( !$node->log_contains(

@@ -32,7 +32,6 @@ use CcpTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
 
 plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
@@ -40,33 +39,6 @@ plan skip_all => 'ccpurge is not installed (run "make install" first)'
 my $sim = CcpTest::Sim->start;
 my $node = CcpTest::new_node('main', conf => ["ccpurge.batch_linger = '0'"]);
 CcpTest::setup_servers($node, $sim, servers => ['cec']);
-
-# set_setting changes a setting with ALTER SYSTEM (RESET when $value is
-# undef) and reloads, and returns once a new session sees $shown: the
-# postmaster has then reloaded and signaled the worker, which rereads the
-# file before it next looks at the queue.
-sub set_setting
-{
-	my ($name, $value, $shown) = @_;
-	$node->safe_psql('postgres',
-		defined $value
-		? "ALTER SYSTEM SET $name = " . CcpTest::quote_literal($value)
-		: "ALTER SYSTEM RESET $name");
-	$node->reload;
-	$node->poll_query_until('postgres',
-		"SELECT current_setting('$name') = " . CcpTest::quote_literal($shown))
-	  or die "$name did not become $shown";
-	return;
-}
-
-# enqueue_sql returns the statement that queues "$prefix1" .. "$prefix$n"
-# for deletion at CEC.
-sub enqueue_sql
-{
-	my ($prefix, $n) = @_;
-	return qq{SELECT ccpurge_enqueue('delete_customers',
-		ARRAY(SELECT '$prefix' || g FROM generate_series(1, $n) g))};
-}
 
 # status returns "items|states" of request $id as ccpurge_status shows it.
 sub status
@@ -78,35 +50,9 @@ sub status
 		FROM ccpurge_status WHERE request_id = $id});
 }
 
-# wait_age waits until request $id was queued more than $seconds ago.
-sub wait_age
-{
-	my ($id, $seconds) = @_;
-	$node->poll_query_until(
-		'postgres', qq{
-		SELECT now() - min(enqueued_at) > interval '$seconds s'
-		FROM ccpurge.queue WHERE request_id = $id})
-	  or die "request $id did not age";
-	return;
-}
-
-# poll_for runs $sql until it returns true, for at most $seconds, and
-# tells whether it did.
-sub poll_for
-{
-	my ($sql, $seconds) = @_;
-	my $deadline = time + $seconds;
-	for (;;)
-	{
-		return 1 if $node->safe_psql('postgres', $sql) eq 't';
-		return 0 if time >= $deadline;
-		usleep(200_000);
-	}
-}
-
 # 1. Retention while idle.
 {
-	set_setting('ccpurge.retention', '5s', '5s');
+	CcpTest::set_setting($node, 'ccpurge.retention', '5s', '5s');
 
 	# a request that fails for good: CEC's 400 is not retried
 	$sim->fault(
@@ -114,7 +60,8 @@ sub poll_for
 		status => 400,
 		count => 1,
 		path => 'cleancustpersonaldata');
-	my $failed = $node->safe_psql('postgres', enqueue_sql('rt-failed-', 1));
+	my $failed =
+	  $node->safe_psql('postgres', CcpTest::enqueue_sql('rt-failed-', 1));
 	is($node->safe_psql('postgres', "SELECT ccpurge_wait($failed, '30 s')"),
 		't', 'retention: the failing request finishes');
 	is( $node->safe_psql(
@@ -124,14 +71,15 @@ sub poll_for
 		'failed|1|400',
 		'retention: it failed at the first attempt with HTTP 400');
 
-	my $done = $node->safe_psql('postgres', enqueue_sql('rt-', 500));
+	my $done = $node->safe_psql('postgres', CcpTest::enqueue_sql('rt-', 500));
 	is($node->safe_psql('postgres', "SELECT ccpurge_wait($done, '60 s')"),
 		't', 'retention: 500 items finish');
 	is(status($done), '500|done', 'retention: all 500 are done');
 	is($sim->deleted_with_prefix('rt-'), 500, 'retention: and erased');
 
 	# nothing else is queued from here on
-	ok( poll_for(
+	ok( CcpTest::poll_sql(
+			$node, 'postgres',
 			"SELECT count(*) = 0 FROM ccpurge.queue WHERE request_id = $done", 90),
 		'retention: the done rows are removed without any new work');
 	is( $node->safe_psql(
@@ -141,16 +89,16 @@ sub poll_for
 		'failed|true',
 		'retention: the failed row, older than the retention, is kept');
 
-	set_setting('ccpurge.retention', undef, '7d');
+	CcpTest::set_setting($node, 'ccpurge.retention', undef, '7d');
 }
 
 # 2. Rows the worker finds locked by a user.
 my $enqueuer = $node->background_psql('postgres');
 my $locker = $node->background_psql('postgres');
-set_setting('ccpurge.batch_linger', '3s', '3s');
+CcpTest::set_setting($node, 'ccpurge.batch_linger', '3s', '3s');
 {
 	my $id = $enqueuer->query_safe(
-		'BEGIN; ' . enqueue_sql('lk-', 2) . '; COMMIT;');
+		'BEGIN; ' . CcpTest::enqueue_sql('lk-', 2) . '; COMMIT;');
 	is( $locker->query_safe(
 			qq{BEGIN;
 		SELECT string_agg(state, ',') FROM (
@@ -161,7 +109,7 @@ set_setting('ccpurge.batch_linger', '3s', '3s');
 
 	# past the linger the worker tries to claim the row, skips it, and
 	# tries again a second later
-	wait_age($id, 5);
+	CcpTest::wait_age($node, $id, 5);
 	is(status($id), '2|queued', 'locked rows: the items stay queued while locked');
 	is($sim->deleted_with_prefix('lk-'), 0, 'locked rows: nothing was sent');
 
@@ -175,11 +123,11 @@ set_setting('ccpurge.batch_linger', '3s', '3s');
 # 3. Rows held by a ccpurge_cancel that is rolled back.
 {
 	my $id = $enqueuer->query_safe(
-		'BEGIN; ' . enqueue_sql('cx-', 2) . '; COMMIT;');
+		'BEGIN; ' . CcpTest::enqueue_sql('cx-', 2) . '; COMMIT;');
 	is($locker->query_safe("BEGIN; SELECT ccpurge_cancel($id);"),
 		'2', 'rolled-back cancel: the cancel holds both items');
 
-	wait_age($id, 5);
+	CcpTest::wait_age($node, $id, 5);
 	is(status($id), '2|queued',
 		'rolled-back cancel: the items stay queued while it is open');
 	is($sim->deleted_with_prefix('cx-'), 0,
@@ -193,21 +141,22 @@ set_setting('ccpurge.batch_linger', '3s', '3s');
 }
 $enqueuer->quit;
 $locker->quit;
-set_setting('ccpurge.batch_linger', undef, '0');
+CcpTest::set_setting($node, 'ccpurge.batch_linger', undef, '0');
 
 # 4. A lowered retention applies to rows that finished under the old one.
 {
 	my $rows = $node->safe_psql('postgres',
 		"SELECT count(*) FROM ccpurge.queue WHERE state = 'done'");
 	is($rows, '2', 'lowered retention: the done rows of sections 2 and 3 are kept (7 days)');
-	set_setting('ccpurge.retention', '5s', '5s');
+	CcpTest::set_setting($node, 'ccpurge.retention', '5s', '5s');
 
 	# The worker timed the next removal under the 7-day retention; the
 	# reload makes it look again.
-	ok( poll_for(
+	ok( CcpTest::poll_sql(
+			$node, 'postgres',
 			"SELECT count(*) = 0 FROM ccpurge.queue WHERE state = 'done'", 40),
 		'lowered retention: they are removed without any new work');
-	set_setting('ccpurge.retention', undef, '7d');
+	CcpTest::set_setting($node, 'ccpurge.retention', undef, '7d');
 }
 
 $node->stop;
@@ -216,20 +165,11 @@ $node->stop;
 {
 	$sim->reset;
 	my $slots = CcpTest::new_node('slots', conf => ['ccpurge.max_servers = 4']);
-	my $cred = $CcpTest::CREDENTIALS{cec};
-	my $sql = "SET log_statement = 'none';\nCREATE EXTENSION ccpurge;\n";
-	for my $n (1 .. 6)
-	{
-		$sql .= sprintf(
-			"CREATE SERVER cec%d FOREIGN DATA WRAPPER ccpurge OPTIONS "
-			  . "(vendor 'cec', url %s, rate_limit '1/hour');\n"
-			  . "CREATE USER MAPPING FOR PUBLIC SERVER cec%d "
-			  . "OPTIONS (app_key %s, app_secret %s);\n",
-			$n, CcpTest::quote_literal($sim->url), $n,
-			CcpTest::quote_literal($cred->{app_key}),
-			CcpTest::quote_literal($cred->{app_secret}));
-	}
-	$slots->safe_psql('postgres', $sql);
+	$slots->safe_psql('postgres', 'CREATE EXTENSION ccpurge');
+	CcpTest::create_server($slots, "cec$_",
+		url => $sim->url,
+		options => { rate_limit => '1/hour' })
+	  for 1 .. 6;
 
 	for my $n (1 .. 4)
 	{

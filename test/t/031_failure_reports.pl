@@ -114,11 +114,11 @@ sub failure_log
 sub wait_failed
 {
 	my ($id, $n, $what) = @_;
-	ok( $node->poll_query_until(
+	ok( CcpTest::wait_finished($node, "request_id = $id")
+		  && $node->safe_psql(
 			'postgres', qq{
-		SELECT count(*) FILTER (WHERE state = 'failed') = $n
-		   AND count(*) FILTER (WHERE state IN ('queued', 'sending')) = 0
-		FROM ccpurge_status WHERE request_id = $id}),
+			SELECT count(*) FILTER (WHERE state = 'failed') = $n
+			FROM ccpurge_status WHERE request_id = $id}) eq 't',
 		"$what: request $id has $n failed items");
 	return;
 }
