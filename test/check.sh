@@ -9,7 +9,9 @@
 #   bash test/check.sh isolation        isolation specs only (test/specs)
 #   bash test/check.sh tap [FILE...]    TAP tests only, all or the named ones
 #                                       (test/t/001_x.pl, 001_x.pl or 001_x)
-#   bash test/check.sh selftest         the simulator's self-test only
+#   bash test/check.sh selftest         the simulator's self-test only (and
+#                                       test/bin/structure: no circle of
+#                                       source files using each other)
 #   bash test/check.sh bench [NAME...]  benchmarks (test/bench/NAME.pl); not
 #                                       part of the default run
 #   bash test/check.sh package          builds the Debian package from a clean
@@ -777,6 +779,22 @@ run_tap() {
 	done <"$WORK/tap.results"
 }
 
+# run_structure checks that no source files use each other in a circle
+# (test/bin/structure reads the build's object files).
+run_structure() {
+	say "structure of the source"
+	if ! ls src/*.o >/dev/null 2>&1; then
+		echo "check.sh: no object files to read (build first)" >&2
+		record fail "structure (no build)"
+		return
+	fi
+	if run_job test/bin/structure; then
+		record pass structure
+	else
+		record fail structure
+	fi
+}
+
 # run_selftest runs the simulator's own test script.
 run_selftest() {
 	say "simulator self-test"
@@ -793,6 +811,7 @@ run_selftest() {
 }
 
 [ "$RUN_SELFTEST" -eq 1 ] && run_selftest
+[ "$RUN_SELFTEST" -eq 1 ] && run_structure
 
 if [ "$RUN_REGRESS" -eq 1 ]; then
 	if compgen -G 'sql/*.sql' >/dev/null; then
