@@ -373,7 +373,7 @@ ccp_api_send(FunctionCallInfo fcinfo, const CcpApiShape *shape,
 		} while (start < nitems);
 	}
 	MemoryContextDelete(chunk_cxt);
-	ccp_reqlog_flush();
+	ccp_reqlog_flush_at_statement_end();
 }
 
 /*

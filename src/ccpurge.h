@@ -729,6 +729,7 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 const int64 *request_ids, int nrequest_ids,
 							 const char *scope);
 extern void ccp_reqlog_flush(void);
+extern void ccp_reqlog_flush_at_statement_end(void);
 extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
 extern void ccp_reqlog_orphan_pending(void);

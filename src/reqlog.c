@@ -25,6 +25,7 @@
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "mb/pg_wchar.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "commands/dbcommands.h"
@@ -33,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 typedef struct CcpLogEntry
 {
@@ -60,6 +62,23 @@ static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
 static List *ccp_log_written = NIL; /* inserted by the open transaction */
 static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
+
+/*
+ * Rows of synchronous calls are written when the statement that made the
+ * calls ends (ccp_reqlog_flush_at_statement_end): a function called once
+ * per row then costs one INSERT per statement, not one per call.  The
+ * executor's nesting is counted as pg_stat_statements does, so that the
+ * end of the outermost statement is known.
+ */
+static ExecutorRun_hook_type ccp_prev_executor_run = NULL;
+static ExecutorFinish_hook_type ccp_prev_executor_finish = NULL;
+static ExecutorEnd_hook_type ccp_prev_executor_end = NULL;
+static int	ccp_exec_level = 0;
+static bool ccp_log_deferred = false;	/* pending rows wait for a statement end */
+static bool ccp_log_flushing = false;
+
+/* Most rows a statement's calls leave pending before they are written. */
+#define CCP_LOG_FLUSH_ROWS	1000
 
 /*
  * The INSERT of ccp_reqlog_flush, prepared once per process (it runs once
@@ -381,6 +400,13 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
+			/* rows whose statement end never came: the worker writes them */
+			if (ccp_log_pending != NIL)
+			{
+				ccp_reqlog_orphan(ccp_log_pending);
+				ccp_log_pending = NIL;
+			}
+			ccp_log_deferred = false;
 			/* the worker chains the new rows (see chain.c) */
 			if (event == XACT_EVENT_COMMIT && ccp_log_written != NIL &&
 				!IsBackgroundWorker)
@@ -393,6 +419,9 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 			ccp_reqlog_orphan(list_concat(ccp_log_written, ccp_log_pending));
 			ccp_log_written = NIL;
 			ccp_log_pending = NIL;
+			ccp_log_deferred = false;
+			ccp_log_flushing = false;
+			ccp_exec_level = 0;
 			if (ccp_log_cxt != NULL)
 				MemoryContextReset(ccp_log_cxt);
 			break;
@@ -447,12 +476,109 @@ ccp_reqlog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	ccp_reqlog_orphan(lost);
 }
 
+/* ccp_reqlog_executor_run counts the executor's nesting around a run. */
+static void
+ccp_reqlog_executor_run(QueryDesc *queryDesc, ScanDirection direction,
+						uint64 count, bool execute_once)
+{
+	ccp_exec_level++;
+	PG_TRY();
+	{
+		if (ccp_prev_executor_run)
+			ccp_prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		ccp_exec_level--;
+	}
+	PG_END_TRY();
+}
+
+/* ccp_reqlog_executor_finish counts the nesting around a finish, too. */
+static void
+ccp_reqlog_executor_finish(QueryDesc *queryDesc)
+{
+	ccp_exec_level++;
+	PG_TRY();
+	{
+		if (ccp_prev_executor_finish)
+			ccp_prev_executor_finish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		ccp_exec_level--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * ccp_reqlog_executor_end writes, when the outermost statement ends, the
+ * rows its synchronous calls left pending.
+ */
+static void
+ccp_reqlog_executor_end(QueryDesc *queryDesc)
+{
+	if (ccp_prev_executor_end)
+		ccp_prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+
+	if (ccp_exec_level == 0 && ccp_log_deferred && !ccp_log_flushing &&
+		IsTransactionState())
+	{
+		bool		snapshot = !ActiveSnapshotSet();
+
+		ccp_log_flushing = true;
+		PG_TRY();
+		{
+			/* the statement's own snapshot is gone with it */
+			if (snapshot)
+				PushActiveSnapshot(GetTransactionSnapshot());
+			ccp_reqlog_flush();
+			if (snapshot)
+				PopActiveSnapshot();
+		}
+		PG_FINALLY();
+		{
+			ccp_log_flushing = false;
+			ccp_log_deferred = false;
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
+ * ccp_reqlog_flush_at_statement_end leaves the pending rows of a
+ * synchronous call to be written when the statement that made the call
+ * ends, or writes them now when CCP_LOG_FLUSH_ROWS are pending.  The
+ * caller is in a transaction and not connected to SPI.
+ */
+void
+ccp_reqlog_flush_at_statement_end(void)
+{
+	/* a statement of very many calls writes in slices, to bound memory */
+	if (list_length(ccp_log_pending) >= CCP_LOG_FLUSH_ROWS)
+		ccp_reqlog_flush();
+	else if (ccp_log_pending != NIL)
+		ccp_log_deferred = true;
+}
+
 /* ccp_reqlog_register_callbacks installs the callbacks; from _PG_init. */
 void
 ccp_reqlog_register_callbacks(void)
 {
 	RegisterXactCallback(ccp_reqlog_xact_callback, NULL);
 	RegisterSubXactCallback(ccp_reqlog_subxact_callback, NULL);
+	ccp_prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = ccp_reqlog_executor_run;
+	ccp_prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ccp_reqlog_executor_finish;
+	ccp_prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = ccp_reqlog_executor_end;
 }
 
 /*
