@@ -25,7 +25,6 @@ use CcpTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(sleep);
 
 plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
@@ -36,7 +35,7 @@ my $node = CcpTest::new_node(
 	conf => [
 		"ccpurge.retry_backoff = '200ms'",
 		"ccpurge.retry_backoff_max = '2s'",
-		# enough attempts to outlast the 10 s outage below
+		# enough attempts to outlast the outage below
 		'ccpurge.max_attempts = 100',
 	]);
 CcpTest::setup_servers(
@@ -50,10 +49,7 @@ CcpTest::setup_servers(
 sub enqueue_customers
 {
 	my ($prefix, $n) = @_;
-	return $node->safe_psql(
-		'postgres', qq{
-		SELECT ccpurge_enqueue('delete_customers',
-			ARRAY(SELECT '$prefix' || g FROM generate_series(1, $n) g))});
+	return $node->safe_psql('postgres', CcpTest::enqueue_sql($prefix, $n));
 }
 
 # request_summary returns "items|state|min attempts|max attempts|
@@ -72,27 +68,15 @@ sub request_summary
 		FROM ccpurge_status WHERE request_id = $id});
 }
 
-# set_guc changes a ccpurge setting with ALTER SYSTEM (undef: RESET),
-# reloads, and gives the worker a moment to read it.
-sub set_guc
-{
-	my ($name, $value) = @_;
-	my $sql =
-	  defined $value
-	  ? "ALTER SYSTEM SET $name = " . CcpTest::quote_literal($value)
-	  : "ALTER SYSTEM RESET $name";
-	$node->safe_psql('postgres', $sql);
-	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-	sleep(1);
-	return;
-}
-
-# 1. The simulator is down for 10 seconds.
+# 1. The simulator is down until the worker has retried.
 {
 	my $prefix = 'down-';
 	$sim->stop;
 	my $id = enqueue_customers($prefix, 3000);
-	sleep(10);
+	# the worker has tried, failed and queued the items again
+	$node->poll_query_until('postgres', qq{
+		SELECT max(attempts) > 1 FROM ccpurge_status WHERE request_id = $id})
+	  or die 'the worker did not retry';
 
 	my ($done, $maxatt, $msg) = split /\|/,
 	  $node->safe_psql(
@@ -219,7 +203,7 @@ sub set_guc
 
 # 4. ccpurge.max_attempts = 3 and a vendor that always answers 503.
 {
-	set_guc('ccpurge.max_attempts', '3');
+	CcpTest::set_setting($node, 'ccpurge.max_attempts', '3', '3');
 	$sim->fault(
 		kind => 'status',
 		status => 503,
@@ -234,13 +218,13 @@ sub set_guc
 	is($sim->state->{requests}{cec_customers} - $before,
 		3, 'persistent 503: exactly 3 requests were made');
 	$sim->post('/_sim/fault/clear');
-	set_guc('ccpurge.max_attempts', undef);
+	CcpTest::set_setting($node, 'ccpurge.max_attempts', undef, '100');
 }
 
 # 5. ccpurge_cancel.  A long batch linger keeps a partial batch queued
 #    while it is canceled.
 {
-	set_guc('ccpurge.batch_linger', '30s');
+	CcpTest::set_setting($node, 'ccpurge.batch_linger', '30s', '30s');
 	my $before = $sim->state->{requests}{cec_customers};
 	my $id = enqueue_customers('cancel-', 5);
 	is($node->safe_psql('postgres', "SELECT ccpurge_cancel($id)"),
@@ -256,7 +240,7 @@ sub set_guc
 		SELECT :ccpurge_enqueue;});
 	($id2) = reverse split /\n/, $id2;
 
-	set_guc('ccpurge.batch_linger', undef);
+	CcpTest::set_setting($node, 'ccpurge.batch_linger', undef, '200ms');
 	# work queued after the cancel goes out, so the worker has looked
 	my $later = enqueue_customers('after-cancel-', 5);
 	CcpTest::wait_request($node, $later, 'cancel');
