@@ -362,6 +362,25 @@ is( $node->safe_psql(
 	'12',
 	'the request log records the worker sending the 12 items once');
 
+# The worker chains every row, 1.0's included, and the chain verifies;
+# 1.0's rows keep their unkeyed digest, new rows have a keyed one.
+ok( $node->poll_query_until(
+		'postgres',
+		'SELECT count(*) = 0 FROM ccpurge.request_log WHERE chain_seq IS NULL'),
+	'after the update the worker chains every row of the log');
+is($node->safe_psql('postgres', q{SELECT ok || '|' || detail FROM ccpurge_verify_log()}),
+	'true|every row is chained', 'and the chain verifies');
+# rows the 1.2 library wrote into 1.0's log, which had no keys, have no
+# digest; rows written after the update have a keyed one
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT count(*) FILTER (WHERE log_id IN ($old_ids) AND items_hmac IS NOT NULL)
+		|| '|' || bool_and(items_hmac IS NOT NULL AND key_id IS NOT NULL)
+			FILTER (WHERE log_id NOT IN ($old_ids))
+	FROM ccpurge.request_log WHERE item_count > 0}),
+	'0|true',
+	'rows written after the update carry a keyed digest, older ones none');
+
 # 5. A fresh install and updated ones have the same objects.
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('postgres', 'CREATE DATABASE updated');
