@@ -448,3 +448,23 @@ REVOKE USAGE ON FOREIGN SERVER cec FROM regress_q60_alice, regress_q60_bob;
 DELETE FROM ccpurge.queue WHERE request_id = :req_alice;
 DROP ROLE regress_q60_bob;
 DROP ROLE regress_q60_alice;
+
+--
+-- ccpurge_requests: one row per request, the items by state
+--
+SELECT ccpurge_enqueue('delete_customers', ARRAY['rq-1', 'rq-2', 'rq-3']) AS req_r \gset
+SELECT ccpurge_wait(:req_r, '30 seconds');
+SELECT operation, server, role = current_user::regrole AS my_role,
+	   queued, sending, done, failed, canceled, last_code, last_message,
+	   finished_at >= enqueued_at AS finished
+  FROM ccpurge_requests WHERE request_id = :req_r;
+-- a request whose items failed, the worker's part played by hand, next to one still queued
+BEGIN;
+SELECT ccpurge_enqueue('delete_customers', ARRAY['rq-4', 'rq-5']) AS req_f \gset
+UPDATE ccpurge.queue SET state = 'failed', code = '1', message = 'refused',
+	   finished_at = now() WHERE request_id = :req_f;
+SELECT ccpurge_enqueue('delete_customers', ARRAY['rq-6']) AS req_q \gset
+SELECT request_id = :req_f AS failed_one, queued, done, failed, last_code, last_message,
+	   finished_at IS NOT NULL AS finished
+  FROM ccpurge_requests WHERE request_id IN (:req_f, :req_q) ORDER BY request_id;
+ROLLBACK;

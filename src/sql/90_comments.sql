@@ -55,6 +55,8 @@ COMMENT ON FUNCTION ccpurge_c2_sign(text, text, text, text, text, text, text[], 
 /* the queue (src/sql/40_queue.sql) */
 COMMENT ON TABLE ccpurge.queue IS
   'erasure requests waiting for, or done by, the ccpurge background worker';
+COMMENT ON VIEW ccpurge_requests IS
+  'one row per queue request: its items by state and the last vendor code and message, for the role that queued it';
 COMMENT ON VIEW ccpurge_status IS
   'one row per queued item, visible to members of the role that queued it';
 COMMENT ON FUNCTION ccpurge_enqueue(text, text[], jsonb, text) IS

@@ -168,3 +168,32 @@ LANGUAGE C STRICT VOLATILE;
 
 REVOKE EXECUTE ON FUNCTION ccpurge_verify_log(), ccpurge_prune_log(timestamptz)
 FROM PUBLIC;
+
+/*
+ * ccpurge_requests shows one row per queue request, to members of the role
+ * that queued it (superusers see every request): its items by state and
+ * the last vendor code and message, so that a DBA needs no item-by-item
+ * scan of ccpurge_status.
+ */
+CREATE VIEW ccpurge_requests WITH (security_barrier) AS
+SELECT q.request_id,
+	   pg_catalog.min(q.operation) AS operation,
+	   pg_catalog.min(q.server) AS server,
+	   (pg_catalog.array_agg(q.role))[1] AS role,
+	   pg_catalog.min(q.enqueued_at) AS enqueued_at,
+	   CASE WHEN pg_catalog.bool_and(q.state OPERATOR(pg_catalog.<>) ALL (ARRAY['queued', 'sending']))
+			THEN pg_catalog.max(q.finished_at) END AS finished_at,
+	   COALESCE(pg_catalog.sum(q.nitems) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'queued'), 0)::bigint AS queued,
+	   COALESCE(pg_catalog.sum(q.nitems) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'sending'), 0)::bigint AS sending,
+	   COALESCE(pg_catalog.sum(q.nitems) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'done'), 0)::bigint AS done,
+	   COALESCE(pg_catalog.sum(q.nitems) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'failed'), 0)::bigint AS failed,
+	   COALESCE(pg_catalog.sum(q.nitems) FILTER (WHERE q.state OPERATOR(pg_catalog.=) 'canceled'), 0)::bigint AS canceled,
+	   (pg_catalog.array_agg(q.code ORDER BY q.finished_at DESC NULLS LAST, q.chunk_id DESC)
+		FILTER (WHERE q.code IS NOT NULL))[1] AS last_code,
+	   (pg_catalog.array_agg(q.message ORDER BY q.finished_at DESC NULLS LAST, q.chunk_id DESC)
+		FILTER (WHERE q.message IS NOT NULL))[1] AS last_message
+  FROM ccpurge.queue AS q
+ WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER')
+ GROUP BY q.request_id;
+
+REVOKE ALL ON ccpurge_requests FROM PUBLIC;
