@@ -209,7 +209,7 @@ ccp_token_fetch(const CcpServer *srv, int *ttl_s, char **error, int *status,
 	if (!out.ok)
 		*error = out.message;
 	ccp_reqlog_write(srv, "token", NULL, 0, &out, res.elapsed_ms, origin, 0,
-					 NULL, 0, NULL);
+					 NULL, 0, NULL, 0);
 	return out.ok ? token : NULL;
 }
 

@@ -464,6 +464,7 @@ typedef struct CcpLogRecord
 	bool		has_digest;
 	char		digest[65];		/* hex HMAC of the items */
 	int			key_id;			/* of its key */
+	int64		log_id;			/* the intent row it finishes; 0: a new row */
 	bool		has_request_ids;
 	char		request_ids[256];	/* "{1,2}", left out when longer */
 	bool		has_scope;
@@ -727,7 +728,12 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 							 const CcpOutcome *out, double elapsed_ms,
 							 CcpOrigin origin, int64 request_id,
 							 const int64 *request_ids, int nrequest_ids,
-							 const char *scope);
+							 const char *scope, int64 intent_id);
+extern int64 ccp_reqlog_intent(const CcpServer *srv, const char *operation,
+							   char **items, int nitems, int64 request_id,
+							   const int64 *request_ids, int nrequest_ids,
+							   const char *scope);
+extern int64 ccp_reqlog_mark_unknown(void);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_flush_at_statement_end(void);
 extern void ccp_reqlog_discard(void);
@@ -788,6 +794,7 @@ typedef struct CcpExchange
 	const int64 *request_ids;	/* every queue request carried; NULL: none */
 	int			nrequest_ids;
 	char	   *scope;			/* the request's params for the log */
+	int64		intent_id;		/* the durable row of the next send; 0: none */
 	bool		blocking;		/* may wait for the limiter */
 	int			ticket;			/* rate-limit ticket held, -1: none */
 	bool		token_retried;
@@ -805,6 +812,7 @@ extern void ccp_exchange_init(CcpExchange *x, const CcpServer *srv,
 extern CcpStep ccp_exchange_prepare(CcpExchange *x);
 extern CcpStep ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res);
 extern void ccp_exchange_abandon(CcpExchange *x);
+extern void ccp_exchange_unsent(CcpExchange *x);
 extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 						 const void *params, char **items, int nitems,
 						 CcpOrigin origin, int64 request_id,

@@ -196,7 +196,8 @@ ccp_chain_seal(void)
 	ccp_chain_head(&prev, &seq, &pruned, &pruned_seq);
 	if (SPI_execute(psprintf("SELECT " CCP_CHAIN_COLUMNS
 							 " FROM ccpurge.request_log"
-							 " WHERE row_hash IS NULL AND ok IS NOT NULL"
+							 " WHERE row_hash IS NULL"
+							 " AND (ok IS NOT NULL OR code = 'outcome_unknown')"
 							 " ORDER BY log_id LIMIT %d", CCP_CHAIN_BATCH),
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the ccpurge request log");

@@ -174,8 +174,29 @@ ccp_exchange_prepare(CcpExchange *x)
 	PG_END_TRY();
 
 	if (step == CCP_STEP_DONE)
+	{
 		ccp_exchange_abandon(x);
+		ccp_exchange_unsent(x);
+	}
 	return step;
+}
+
+/*
+ * ccp_exchange_unsent finishes the durable row written for x's next send
+ * (x->intent_id, see ccp_reqlog_intent) with x->out when that send never
+ * happened (no ticket, no token, an error before the transfer started), so
+ * that the row does not read "outcome unknown" for a request that never
+ * left.  Does nothing without such a row.
+ */
+void
+ccp_exchange_unsent(CcpExchange *x)
+{
+	if (x->intent_id == 0)
+		return;
+	ccp_reqlog_write(x->srv, x->def->name, x->chunk.items, x->chunk.nitems,
+					 &x->out, 0, x->origin, x->request_id, x->request_ids,
+					 x->nrequest_ids, x->scope, x->intent_id);
+	x->intent_id = 0;
 }
 
 /*
@@ -196,7 +217,9 @@ ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res)
 	ccp_classify_answer(srv, x->def, &x->chunk, res, &x->out);
 	ccp_reqlog_write(srv, x->def->name, x->chunk.items, x->chunk.nitems,
 					 &x->out, res->elapsed_ms, x->origin, x->request_id,
-					 x->request_ids, x->nrequest_ids, x->scope);
+					 x->request_ids, x->nrequest_ids, x->scope, x->intent_id);
+	/* a send after this one (a new token) gets a row of its own */
+	x->intent_id = 0;
 
 	if (x->out.retry == CCP_RETRY_TOKEN && !x->token_retried &&
 		srv->vendor->build_token_request != NULL)

@@ -56,6 +56,7 @@ typedef struct CcpLogEntry
 	char	   *message;
 	double		duration_ms;
 	int			level;			/* nest level that wrote it, 0: not written */
+	int64		log_id;			/* the intent row it finishes; 0: a new row */
 } CcpLogEntry;
 
 static MemoryContext ccp_log_cxt = NULL;
@@ -156,7 +157,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 				 char **items, int nitems, const CcpOutcome *out,
 				 double elapsed_ms, CcpOrigin origin, int64 request_id,
 				 const int64 *request_ids, int nrequest_ids,
-				 const char *scope)
+				 const char *scope, int64 intent_id)
 {
 	MemoryContext old;
 	CcpLogEntry *e;
@@ -229,6 +230,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	e->ok = ccp_outcome_all_ok(out, nitems);
 	e->http_status = out->http_status;
 	e->duration_ms = elapsed_ms;
+	e->log_id = intent_id;
 	ccp_log_pending = lappend(ccp_log_pending, e);
 	MemoryContextSwitchTo(old);
 }
@@ -298,6 +300,7 @@ ccp_reqlog_orphan(List *entries)
 		if (e->digest)
 			ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
 		r->key_id = e->key_id;
+		r->log_id = e->log_id;
 		/* what does not fit is left out rather than cut */
 		r->has_request_ids = (e->request_ids != NULL &&
 							  strlen(e->request_ids) < sizeof(r->request_ids));
@@ -374,6 +377,7 @@ ccp_reqlog_adopt_orphans(void)
 		e->item_count = r->item_count;
 		e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
 		e->key_id = r->key_id;
+		e->log_id = r->log_id;
 		e->request_ids = r->has_request_ids ? pstrdup(r->request_ids) : NULL;
 		e->scope = r->has_scope ? pstrdup(r->scope) : NULL;
 		e->ok = r->ok;
@@ -581,6 +585,205 @@ ccp_reqlog_register_callbacks(void)
 	ExecutorEnd_hook = ccp_reqlog_executor_end;
 }
 
+/* The outcome of intent rows (see ccp_reqlog_intent), prepared once. */
+static CcpStmt ccp_log_finish_stmt = {
+	"UPDATE ccpurge.request_log AS l SET ok = u.ok, http_status = u.http_status,"
+	" code = u.code, message = u.message, duration_ms = u.duration_ms"
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+	" pg_catalog.unnest($6))"
+	" AS u(log_id, ok, http_status, code, message, duration_ms)"
+	" WHERE l.log_id OPERATOR(pg_catalog.=) u.log_id AND l.row_hash IS NULL",
+	6, {INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	FLOAT8ARRAYOID}
+};
+
+/*
+ * ccp_reqlog_finish_intents writes the outcomes of pending entries that
+ * finish an intent row, as the log's owner, leaves the other entries
+ * pending (written entries are kept, as by ccp_reqlog_flush) and returns
+ * how many are left.  Needs a transaction; connects to SPI itself.
+ */
+static int
+ccp_reqlog_finish_intents(Oid owner)
+{
+	List	   *rest = NIL;
+	List	   *done = NIL;
+	ListCell   *lc;
+	Datum	   *cols[6];
+	bool	   *colnulls[6];
+	Oid			elemtypes[6] = {INT8OID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID};
+	Datum		args[6];
+	int			n = 0;
+	MemoryContext old;
+
+	foreach(lc, ccp_log_pending)
+	{
+		CcpLogEntry *e = lfirst(lc);
+
+		if (e->log_id != 0)
+			done = lappend(done, e);
+		else
+			rest = lappend(rest, e);
+	}
+	if (done == NIL)
+	{
+		list_free(rest);
+		return list_length(ccp_log_pending);
+	}
+	for (int c = 0; c < 6; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * list_length(done));
+		colnulls[c] = palloc0(sizeof(bool) * list_length(done));
+	}
+	foreach(lc, done)
+	{
+		CcpLogEntry *e = lfirst(lc);
+
+		cols[0][n] = Int64GetDatum(e->log_id);
+		cols[1][n] = BoolGetDatum(e->ok);
+		cols[2][n] = Int32GetDatum(e->http_status);
+		colnulls[2][n] = (e->http_status == 0);
+		cols[3][n] = e->code ? CStringGetTextDatum(e->code) : (Datum) 0;
+		colnulls[3][n] = (e->code == NULL);
+		cols[4][n] = e->message ? CStringGetTextDatum(e->message) : (Datum) 0;
+		colnulls[4][n] = (e->message == NULL);
+		cols[5][n] = Float8GetDatum(e->duration_ms);
+		n++;
+	}
+	for (int c = 0; c < 6; c++)
+	{
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(elemtypes[c], &typlen, &typbyval, &typalign);
+		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
+													 dims, lbs, elemtypes[c],
+													 typlen, typbyval, typalign));
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	(void) ccp_stmt_exec_as(owner, &ccp_log_finish_stmt, args, NULL,
+							SPI_OK_UPDATE);
+	SPI_finish();
+
+	foreach(lc, done)
+		((CcpLogEntry *) lfirst(lc))->level = GetCurrentTransactionNestLevel();
+	old = MemoryContextSwitchTo(ccp_log_cxt);
+	ccp_log_written = list_concat(ccp_log_written, done);
+	ccp_log_pending = rest;
+	MemoryContextSwitchTo(old);
+	return list_length(rest);
+}
+
+/* The row of a request about to be sent, prepared once. */
+static CcpStmt ccp_log_intent_stmt = {
+	"INSERT INTO ccpurge.request_log (server, vendor, operation, origin, role,"
+	" request_id, item_count, items_hmac, key_id, request_ids, scope, ok, code,"
+	" message, duration_ms)"
+	" VALUES ($1, $2, $3, 'worker', $4, $5, $6, $7, $8, $9::pg_catalog.int8[],"
+	" $10::pg_catalog.jsonb, NULL, 'pending', 'sent; no answer yet', 0)"
+	" RETURNING log_id",
+	10, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID, BYTEAOID,
+	INT4OID, TEXTOID, TEXTOID}
+};
+
+/*
+ * ccp_reqlog_intent writes, in the worker's claim transaction, the row of
+ * a request it is about to send: everything but the outcome (ok NULL,
+ * code "pending"), so that once the transaction commits the request has a
+ * durable record before it leaves.  Returns the row's log_id, which the
+ * answer's ccp_reqlog_write finishes, or 0 when the log has no room for
+ * it (an installation not yet updated to 1.2).  The caller is the worker,
+ * connected to SPI.
+ */
+int64
+ccp_reqlog_intent(const CcpServer *srv, const char *operation,
+				  char **items, int nitems, int64 request_id,
+				  const int64 *request_ids, int nrequest_ids,
+				  const char *scope)
+{
+	Oid			relid;
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
+	int			key_id;
+	bool		isnull;
+	char	   *role = GetUserNameFromId(srv->userid, true);
+
+	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
+		get_attnum(relid, "row_hash") == InvalidAttrNumber)
+		return 0;
+	values[0] = CStringGetTextDatum(srv->servername);
+	values[1] = CStringGetTextDatum(srv->vendor->name);
+	values[2] = CStringGetTextDatum(operation);
+	values[3] = CStringGetTextDatum(role ? role : "(dropped role)");
+	values[4] = Int64GetDatum(request_id);
+	nulls[4] = (request_id == 0) ? 'n' : ' ';
+	values[5] = Int32GetDatum(nitems);
+	nulls[6] = nulls[7] = 'n';
+	if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
+	{
+		bytea	   *b = palloc(VARHDRSZ + sizeof(hmac));
+
+		memcpy(VARDATA(b), hmac, sizeof(hmac));
+		SET_VARSIZE(b, VARHDRSZ + sizeof(hmac));
+		values[6] = PointerGetDatum(b);
+		values[7] = Int32GetDatum(key_id);
+		nulls[6] = nulls[7] = ' ';
+	}
+	nulls[8] = 'n';
+	if (nrequest_ids > 0)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '{');
+		for (int i = 0; i < nrequest_ids; i++)
+			appendStringInfo(&buf, "%s" INT64_FORMAT, i > 0 ? "," : "",
+							 request_ids[i]);
+		appendStringInfoChar(&buf, '}');
+		values[8] = CStringGetTextDatum(buf.data);
+		nulls[8] = ' ';
+	}
+	values[9] = scope ? CStringGetTextDatum(scope) : (Datum) 0;
+	nulls[9] = scope ? ' ' : 'n';
+	(void) ccp_stmt_exec(&ccp_log_intent_stmt, values, nulls,
+						 SPI_OK_INSERT_RETURNING);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Intent rows whose answer never came, prepared once. */
+static CcpStmt ccp_log_unknown_stmt = {
+	"UPDATE ccpurge.request_log SET code = 'outcome_unknown',"
+	" message = 'no answer was recorded: the worker stopped while the request was in flight'"
+	" WHERE row_hash IS NULL AND code OPERATOR(pg_catalog.=) 'pending'",
+	0, {InvalidOid}
+};
+
+/*
+ * ccp_reqlog_mark_unknown marks every intent row still pending "outcome
+ * unknown" (ok stays NULL), so that a request sent by a worker that
+ * stopped before it recorded the answer keeps a row that says so, and
+ * returns how many.  The worker calls it when it starts or recovers from
+ * an error, connected to SPI, after it has written the outcomes it held.
+ */
+int64
+ccp_reqlog_mark_unknown(void)
+{
+	Oid			relid;
+
+	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
+		get_attnum(relid, "row_hash") == InvalidAttrNumber)
+		return 0;
+	return (int64) ccp_stmt_exec(&ccp_log_unknown_stmt, NULL, NULL,
+								 SPI_OK_UPDATE);
+}
+
 /*
  * ccp_reqlog_flush writes every pending row in one INSERT.  Must run inside
  * a transaction with an active snapshot; SPI must not be connected by the
@@ -616,6 +819,14 @@ ccp_reqlog_flush(void)
 		return;
 	}
 	keyed = (get_attnum(relid, "items_hmac") != InvalidAttrNumber) ? 1 : 0;
+
+	/* outcomes of intent rows update them; the rest are new rows */
+	n = ccp_reqlog_finish_intents(owner);
+	if (n == 0)
+	{
+		ccp_log_pending = NIL;
+		return;
+	}
 
 	for (int c = 0; c < 17; c++)
 	{

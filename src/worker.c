@@ -316,7 +316,9 @@ ccp_worker_housekeeping(void)
 	TimestampTz now = GetCurrentTimestamp();
 	int64		due_ms;
 
-	if (!ccp_recovered)
+	bool		recovering = !ccp_recovered;
+
+	if (recovering)
 	{
 		int64		items;
 		int64		rows = ccp_store_requeue_interrupted(&items);
@@ -329,11 +331,22 @@ ccp_worker_housekeeping(void)
 					 errdetail_plural("%lld queue row was left in state \"sending\" when a worker stopped or failed.",
 									  "%lld queue rows were left in state \"sending\" when a worker stopped or failed.",
 									  (unsigned long) rows, (long long) rows)));
-		ccp_recovered = true;
 	}
 	/* request-log rows of rolled-back synchronous calls */
 	ccp_reqlog_adopt_orphans();
 	ccp_reqlog_flush();
+	if (recovering)
+	{
+		/* requests sent by a worker that stopped before their answer */
+		int64		unknown = ccp_reqlog_mark_unknown();
+
+		if (unknown > 0)
+			ereport(LOG,
+					(errmsg_plural("ccpurge worker marked %lld request whose answer was not recorded \"outcome unknown\"",
+								   "ccpurge worker marked %lld requests whose answers were not recorded \"outcome unknown\"",
+								   (unsigned long) unknown, (long long) unknown)));
+		ccp_recovered = true;
+	}
 	/* the worker is the one writer of the chain */
 	(void) ccp_chain_seal();
 
@@ -554,6 +567,13 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 	/* every queue request the batch carries goes into its log rows */
 	batch->x.request_ids = batch->rows.request_ids;
 	batch->x.nrequest_ids = batch->rows.nrequest_ids;
+	/* durable when the claim commits, before the request leaves */
+	batch->x.intent_id = ccp_reqlog_intent(batch->srv, batch->def->name,
+										   batch->rows.items, batch->rows.nitems,
+										   batch->rows.request_id,
+										   batch->rows.request_ids,
+										   batch->rows.nrequest_ids,
+										   batch->x.scope);
 
 	due->queued -= claimed;
 	if (due->batch_key != NULL || due->queued <= 0)
@@ -717,6 +737,7 @@ ccp_worker_start(CcpBatch *batch)
 		ccp_outcome_transient(&batch->x.out, 0,
 							  psprintf("could not send the request: %s",
 									   edata->message));
+		ccp_exchange_unsent(&batch->x);
 	}
 	PG_END_TRY();
 

@@ -11,7 +11,7 @@ CREATE TABLE ccpurge.request_log (
 	request_id	bigint,
 	item_count	integer NOT NULL,
 	items_sha256 text,			-- 1.0 and 1.1 rows only: an unkeyed digest
-	ok			boolean NOT NULL,
+	ok			boolean,			-- NULL: no answer yet, or outcome unknown
 	http_status integer,
 	code		text,
 	message		text,

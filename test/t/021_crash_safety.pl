@@ -9,8 +9,11 @@
 #     ends done; the simulator's deleted set holds all 20,000;
 #   - an immediate shutdown and a start: the same.
 # Both runs also check that no item was lost or duplicated in the queue
-# itself (exactly 20,000 status rows, all done), and that the restarted
-# worker's log line counts the items and rows it queued again.
+# itself (exactly 20,000 status rows, all done), that the restarted
+# worker's log line counts the items and rows it queued again, and that
+# every request the simulator received has a request-log row: the worker
+# writes a request's row before the request leaves, so the one in flight
+# at the crash keeps a row marked "outcome unknown".
 
 use strict;
 use warnings;
@@ -74,6 +77,34 @@ sub check_all_done
 	return;
 }
 
+# check_log checks that the request log has a row for every deletion
+# request the simulator received: rows with an answer are at most as many
+# as the requests received, and with the rows whose answer was never
+# recorded ("outcome unknown": sent, or about to be sent, when the worker
+# died) at least as many.  Without a record written before sending, the
+# request in flight at a crash had none.
+sub check_log
+{
+	my ($what) = @_;
+	my $received = $sim->state->{requests}{cec_customers};
+	my ($known, $unknown) = split /\|/,
+	  $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FILTER (WHERE ok IS NOT NULL) || '|'
+			|| count(*) FILTER (WHERE ok IS NULL AND code = 'outcome_unknown')
+		FROM ccpurge.request_log WHERE operation = 'delete_customers'});
+	note("$what: $received requests received, $known log rows with an answer, $unknown outcome unknown");
+	cmp_ok($known, '<=', $received, "$what: no answer is logged that was not received");
+	cmp_ok($known + $unknown, '>=', $received,
+		"$what: every request received has a log row ($received received, $known + $unknown rows)");
+	is( $node->safe_psql(
+			'postgres', q{
+		SELECT count(*) FROM ccpurge.request_log
+		WHERE operation = 'delete_customers' AND code = 'pending'}),
+		'0', "$what: no row is left pending");
+	return;
+}
+
 # 1. kill -9 of the worker in the middle of a drain.
 {
 	my $prefix = 'kill9-';
@@ -99,6 +130,7 @@ sub check_all_done
 			$log_offset),
 		'kill -9: the postmaster saw the worker die');
 	check_all_done($prefix, 'kill -9');
+	check_log('kill -9');
 }
 
 # 2. Immediate shutdown and a start in the middle of a drain; this time the
@@ -119,6 +151,7 @@ sub check_all_done
 	$node->start;
 	like(CcpTest::worker_pid($node), qr/^\d+$/, 'immediate shutdown: the worker runs again');
 	check_all_done($prefix, 'immediate shutdown');
+	check_log('immediate shutdown');
 }
 
 # Nothing failed, and the log says why items were sent again.
@@ -141,6 +174,14 @@ is_deeply(
 		) x @requeued
 	],
 	'each restart that queued items again counted 1,000 items in 1 row');
+
+# The worker chained every row, those of interrupted requests included.
+ok( $node->poll_query_until(
+		'postgres',
+		'SELECT count(*) = 0 FROM ccpurge.request_log WHERE chain_seq IS NULL'),
+	'every log row is chained');
+is($node->safe_psql('postgres', 'SELECT ok FROM ccpurge_verify_log()'),
+	't', 'the chain verifies after the crashes');
 
 $node->stop;
 done_testing();
