@@ -134,6 +134,7 @@ typedef struct CcpHttpResult
 	char	   *body;			/* palloc'd, NUL-terminated, maybe "" */
 	size_t		body_len;
 	double		elapsed_ms;
+	int			resends;		/* times libcurl sent the request again */
 } CcpHttpResult;
 
 typedef struct CcpHttpCall CcpHttpCall;
@@ -465,6 +466,7 @@ typedef struct CcpLogRecord
 	char		digest[65];		/* hex HMAC of the items */
 	int			key_id;			/* of its key */
 	int64		log_id;			/* the intent row it finishes; 0: a new row */
+	bool		ok_unknown;		/* ok is NULL */
 	bool		has_request_ids;
 	char		request_ids[256];	/* "{1,2}", left out when longer */
 	bool		has_scope;
@@ -734,6 +736,10 @@ extern int64 ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 							   const int64 *request_ids, int nrequest_ids,
 							   const char *scope);
 extern int64 ccp_reqlog_mark_unknown(void);
+extern void ccp_reqlog_resent(const CcpServer *srv, const char *operation,
+							  char **items, int nitems, CcpOrigin origin,
+							  int64 request_id, const int64 *request_ids,
+							  int nrequest_ids, const char *scope, int resends);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_flush_at_statement_end(void);
 extern void ccp_reqlog_discard(void);

@@ -215,6 +215,11 @@ ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res)
 
 	ccp_exchange_abandon(x);
 	ccp_classify_answer(srv, x->def, &x->chunk, res, &x->out);
+	/* each send is its own record, libcurl's own resends included */
+	if (res->resends > 0)
+		ccp_reqlog_resent(srv, x->def->name, x->chunk.items, x->chunk.nitems,
+						  x->origin, x->request_id, x->request_ids,
+						  x->nrequest_ids, x->scope, res->resends);
 	ccp_reqlog_write(srv, x->def->name, x->chunk.items, x->chunk.nitems,
 					 &x->out, res->elapsed_ms, x->origin, x->request_id,
 					 x->request_ids, x->nrequest_ids, x->scope, x->intent_id);

@@ -90,6 +90,7 @@ struct CcpHttpCall
 	bool		queued;			/* in ccp_http_done */
 	CURLcode	result;
 	size_t		max_len;		/* largest body accepted */
+	int			sends;			/* requests libcurl sent for the transfer */
 	bool		too_big;		/* write callback refused the body */
 	bool		no_memory;		/* write callback could not grow buf */
 	char	   *buf;			/* response body so far, malloc'd */
@@ -369,6 +370,25 @@ ccp_http_release(CcpHttpCall *call)
 }
 
 /*
+ * ccp_http_debug_cb counts the requests libcurl sends for a transfer (the
+ * request headers going out, a proxy's CONNECT left aside): libcurl sends
+ * a request again on a new connection when a reused one turns out dead,
+ * and each send must be its own record.  It runs inside libcurl: no
+ * ereport, no palloc.  Everything else libcurl would print is dropped.
+ */
+static int
+ccp_http_debug_cb(CURL *easy, curl_infotype type, char *data, size_t size,
+				  void *userdata)
+{
+	CcpHttpCall *call = (CcpHttpCall *) userdata;
+
+	if (type == CURLINFO_HEADER_OUT &&
+		!(size >= 8 && memcmp(data, "CONNECT ", 8) == 0))
+		call->sends++;
+	return 0;
+}
+
+/*
  * ccp_http_write_cb appends received body bytes to the call's buffer.  It
  * runs inside libcurl: it must not ereport or palloc.  Returning anything
  * but the given size makes libcurl abort the transfer.
@@ -629,6 +649,10 @@ ccp_http_setup(CcpHttpCall *call, const CcpHttpOptions *opts,
 		CCP_MAX_RESPONSE_BYTES;
 	CCP_SETOPT(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) call->max_len);
 	CCP_SETOPT(easy, CURLOPT_WRITEFUNCTION, ccp_http_write_cb);
+	/* count what goes out: libcurl resends on a reused connection it finds dead */
+	CCP_SETOPT(easy, CURLOPT_DEBUGFUNCTION, ccp_http_debug_cb);
+	CCP_SETOPT(easy, CURLOPT_DEBUGDATA, (void *) call);
+	CCP_SETOPT(easy, CURLOPT_VERBOSE, 1L);
 	CCP_SETOPT(easy, CURLOPT_WRITEDATA, (void *) call);
 	CCP_SETOPT(easy, CURLOPT_USERAGENT, "ccpurge/1.0");
 	CCP_SETOPT(easy, CURLOPT_HTTPHEADER, call->headers);
@@ -1267,6 +1291,7 @@ ccp_http_finish(CcpHttpCall *call, CcpHttpResult *res)
 			refusal = ccp_http_proxy_refusal(call, &status);
 		res->status = (int) status;
 		res->elapsed_ms = call->elapsed_ms;
+		res->resends = Max(call->sends - 1, 0);
 
 		if (refusal != NULL)
 		{

@@ -57,6 +57,7 @@ typedef struct CcpLogEntry
 	double		duration_ms;
 	int			level;			/* nest level that wrote it, 0: not written */
 	int64		log_id;			/* the intent row it finishes; 0: a new row */
+	bool		ok_unknown;		/* ok is NULL: the outcome is not known */
 } CcpLogEntry;
 
 static MemoryContext ccp_log_cxt = NULL;
@@ -301,6 +302,7 @@ ccp_reqlog_orphan(List *entries)
 			ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
 		r->key_id = e->key_id;
 		r->log_id = e->log_id;
+		r->ok_unknown = e->ok_unknown;
 		/* what does not fit is left out rather than cut */
 		r->has_request_ids = (e->request_ids != NULL &&
 							  strlen(e->request_ids) < sizeof(r->request_ids));
@@ -378,6 +380,7 @@ ccp_reqlog_adopt_orphans(void)
 		e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
 		e->key_id = r->key_id;
 		e->log_id = r->log_id;
+		e->ok_unknown = r->ok_unknown;
 		e->request_ids = r->has_request_ids ? pstrdup(r->request_ids) : NULL;
 		e->scope = r->has_scope ? pstrdup(r->scope) : NULL;
 		e->ok = r->ok;
@@ -583,6 +586,33 @@ ccp_reqlog_register_callbacks(void)
 	ExecutorFinish_hook = ccp_reqlog_executor_finish;
 	ccp_prev_executor_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = ccp_reqlog_executor_end;
+}
+
+/*
+ * ccp_reqlog_resent records, besides the row of the answer, one row per
+ * time libcurl sent a request again on a new connection after the first
+ * one failed unseen: the earlier sends reached the vendor or not, and
+ * their outcome is unknown (ok NULL, code "outcome_unknown").  Arguments
+ * as for ccp_reqlog_write.
+ */
+void
+ccp_reqlog_resent(const CcpServer *srv, const char *operation,
+				  char **items, int nitems, CcpOrigin origin,
+				  int64 request_id, const int64 *request_ids,
+				  int nrequest_ids, const char *scope, int resends)
+{
+	CcpOutcome	out;
+
+	memset(&out, 0, sizeof(out));
+	out.success_count = -1;
+	out.code = "outcome_unknown";
+	out.message = "sent, then sent again by libcurl on a new connection: the first connection failed before any answer";
+	for (int i = 0; i < resends; i++)
+	{
+		ccp_reqlog_write(srv, operation, items, nitems, &out, 0, origin,
+						 request_id, request_ids, nrequest_ids, scope, 0);
+		((CcpLogEntry *) llast(ccp_log_pending))->ok_unknown = true;
+	}
 }
 
 /* The outcome of intent rows (see ccp_reqlog_intent), prepared once. */
@@ -866,6 +896,7 @@ ccp_reqlog_flush(void)
 		cols[16][i] = e->scope ? CStringGetTextDatum(e->scope) : (Datum) 0;
 		colnulls[16][i] = (e->scope == NULL);
 		cols[9][i] = BoolGetDatum(e->ok);
+		colnulls[9][i] = e->ok_unknown;
 		cols[10][i] = Int32GetDatum(e->http_status);
 		colnulls[10][i] = (e->http_status == 0);
 		cols[11][i] = e->code ? CStringGetTextDatum(e->code) : (Datum) 0;

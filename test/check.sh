@@ -310,7 +310,9 @@ if [ "$INNER" -eq 0 ]; then
 		for f in "$tree"/versions/ccpurge--*.sql; do
 			[ -f "$f" ] && echo ".$extdir/$(basename "$f")"
 		done
-		for f in "$tree"/src/update/*.sql; do
+		# src/update/X--Y.sql becomes the update script ccpurge--X--Y.sql;
+		# other files there (owners.sql) are pieces of it
+		for f in "$tree"/src/update/*--*.sql; do
 			[ -f "$f" ] && echo ".$extdir/ccpurge--$(basename "$f")"
 		done
 	}
