@@ -467,8 +467,15 @@ if [ "$INNER" -eq 0 ]; then
 	# The postgres phase gets a clean environment: no proxy settings for
 	# libcurl, no PG* variables, a fixed locale.  It runs in the background
 	# so that a signal reaches this shell's trap at once.
+	# the benchmarks' own settings (CCP_BENCH_N, CCP_BENCH_FSYNC, ...) go along
+	bench_env=()
+	bench_v=
+	while IFS= read -r bench_v; do
+		bench_env+=("$bench_v")
+	done < <(env | grep '^CCP_BENCH_[A-Z_]*=' || true)
 	runuser -u postgres -- env -i \
 		HOME="$WORK" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+		"${bench_env[@]}" \
 		TERM="${TERM:-dumb}" PG_CONFIG="$PG_CONFIG" \
 		CCP_TAP_JOBS="${CCP_TAP_JOBS:-}" CCP_TAP_VERBOSE="${CCP_TAP_VERBOSE:-}" \
 		PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-}" \

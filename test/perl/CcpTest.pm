@@ -117,6 +117,7 @@ sub quote_ident
 #   preload       => 0 leaves ccpurge out of shared_preload_libraries
 #   init          => hash ref of options for $node->init
 #   start         => 0 returns the node initialised but not started
+# The environment's CCP_BENCH_FSYNC (on or off) sets fsync, for benchmarks.
 sub new_node
 {
 	my ($name, %opts) = @_;
@@ -138,6 +139,10 @@ sub new_node
 		next unless defined $extra;
 		push @conf, ref $extra eq 'ARRAY' ? @$extra : ($extra);
 	}
+	# benchmarks measure durable commits with CCP_BENCH_FSYNC=on (test
+	# clusters run with fsync = off)
+	push @conf, 'fsync = ' . ($ENV{CCP_BENCH_FSYNC} eq 'on' ? 'on' : 'off')
+	  if defined $ENV{CCP_BENCH_FSYNC};
 	$node->append_conf('postgresql.conf', join("\n", @conf) . "\n");
 
 	$node->start if $opts{start} // 1;
