@@ -20,6 +20,10 @@
  */
 #include "ccpurge.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -28,6 +32,8 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "common/file_perm.h"
+#include "storage/fd.h"
 #include "commands/dbcommands.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -58,7 +64,21 @@ typedef struct CcpLogEntry
 	int			level;			/* nest level that wrote it, 0: not written */
 	int64		log_id;			/* the intent row it finishes; 0: a new row */
 	bool		ok_unknown;		/* ok is NULL: the outcome is not known */
+	bool		from_spill;		/* adopted from a spill file, see below */
 } CcpLogEntry;
+
+/*
+ * Rows of rolled-back transactions go to the worker through a ring in
+ * shared memory; when it is full they are spilled to files in
+ * $PGDATA/pg_ccpurge, written and synced before the abort completes, so
+ * that no cap drops a row.  The worker adopts both, and removes a spill
+ * file only when the transaction that wrote its rows commits; if that
+ * transaction fails, the rows that came from files are not handed on
+ * again (the files are still there).
+ */
+#define CCP_SPILL_DIR		"pg_ccpurge"
+static List *ccp_spill_adopted = NIL;	/* file names, in TopMemoryContext */
+static uint32 ccp_spill_seq = 0;
 
 static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
@@ -261,6 +281,191 @@ ccp_reqlog_worker_db(void)
 }
 
 /*
+ * ccp_reqlog_to_record copies entry e into the fixed-size record r, text cut
+ * at character boundaries, and request ids or a scope too long for it left
+ * out rather than cut.
+ */
+static void
+ccp_reqlog_to_record(const CcpLogEntry *e, CcpLogRecord *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->dbid = MyDatabaseId;
+	r->at = e->at;
+	ccp_shmem_strcpy(r->server, e->server, sizeof(r->server));
+	ccp_shmem_strcpy(r->vendor, e->vendor, sizeof(r->vendor));
+	ccp_shmem_strcpy(r->operation, e->operation, sizeof(r->operation));
+	r->worker = (strcmp(e->origin, "worker") == 0);
+	r->role = e->role;
+	r->request_id = e->request_id;
+	r->item_count = e->item_count;
+	r->has_digest = (e->digest != NULL);
+	if (e->digest)
+		ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
+	r->key_id = e->key_id;
+	r->log_id = e->log_id;
+	r->ok_unknown = e->ok_unknown;
+	r->has_request_ids = (e->request_ids != NULL &&
+						  strlen(e->request_ids) < sizeof(r->request_ids));
+	if (r->has_request_ids)
+		strcpy(r->request_ids, e->request_ids);
+	r->has_scope = (e->scope != NULL && strlen(e->scope) < sizeof(r->scope));
+	if (r->has_scope)
+		strcpy(r->scope, e->scope);
+	r->ok = e->ok;
+	r->http_status = e->http_status;
+	r->has_code = (e->code != NULL);
+	if (e->code)
+		ccp_shmem_strcpy(r->code, e->code, sizeof(r->code));
+	if (e->message)
+		ccp_shmem_strcpy(r->message, e->message, sizeof(r->message));
+	r->duration_ms = e->duration_ms;
+}
+
+/*
+ * ccp_reqlog_from_record returns a pending-list entry, palloc'd in the
+ * current context, for record r.
+ */
+static CcpLogEntry *
+ccp_reqlog_from_record(const CcpLogRecord *r)
+{
+	CcpLogEntry *e = palloc0(sizeof(CcpLogEntry));
+
+	e->at = r->at;
+	e->server = pstrdup(r->server);
+	e->vendor = pstrdup(r->vendor);
+	e->operation = pstrdup(r->operation);
+	e->origin = r->worker ? "worker" : "sync";
+	e->role = r->role;
+	e->request_id = r->request_id;
+	e->item_count = r->item_count;
+	e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
+	e->key_id = r->key_id;
+	e->log_id = r->log_id;
+	e->ok_unknown = r->ok_unknown;
+	e->request_ids = r->has_request_ids ? pstrdup(r->request_ids) : NULL;
+	e->scope = r->has_scope ? pstrdup(r->scope) : NULL;
+	e->ok = r->ok;
+	e->http_status = r->http_status;
+	e->code = r->has_code ? pstrdup(r->code) : NULL;
+	e->message = pstrdup(r->message);
+	e->duration_ms = r->duration_ms;
+	return e;
+}
+
+/*
+ * ccp_reqlog_spill writes n records to a new spill file, synced and then
+ * renamed into place, so that a file the worker sees is whole.  Runs in
+ * the abort of a transaction, so it uses plain system calls and raises no
+ * error; returns false when the file could not be written.
+ */
+static bool
+ccp_reqlog_spill(const CcpLogRecord *records, int n)
+{
+	char		dir[MAXPGPATH];
+	char		tmp[MAXPGPATH];
+	char		path[MAXPGPATH];
+	int			fd;
+	bool		ok;
+
+	snprintf(dir, sizeof(dir), "%s/%s", DataDir, CCP_SPILL_DIR);
+	(void) mkdir(dir, pg_dir_create_mode);
+	snprintf(path, sizeof(path), "%s/spill-%u-%d-%u.rec", dir,
+			 MyDatabaseId, MyProcPid, ++ccp_spill_seq);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, pg_file_create_mode);
+	if (fd < 0)
+		return false;
+	ok = (write(fd, records, sizeof(CcpLogRecord) * n) ==
+		  (ssize_t) (sizeof(CcpLogRecord) * n)) && pg_fsync(fd) == 0;
+	if (close(fd) != 0)
+		ok = false;
+	if (ok)
+		ok = (rename(tmp, path) == 0);
+	if (!ok)
+	{
+		(void) unlink(tmp);
+		return false;
+	}
+	/* the rename must survive a crash too */
+	fd = open(dir, O_RDONLY | PG_BINARY, 0);
+	if (fd >= 0)
+	{
+		(void) pg_fsync(fd);
+		(void) close(fd);
+	}
+	return true;
+}
+
+/*
+ * ccp_reqlog_adopt_spills reads the spill files of this database into the
+ * pending list, their rows marked as from a spill file, and remembers the
+ * files, to be removed when the transaction commits.  The worker calls it
+ * in a transaction.
+ */
+static void
+ccp_reqlog_adopt_spills(void)
+{
+	char		dir[MAXPGPATH];
+	char		prefix[32];
+	DIR		   *d;
+	struct dirent *de;
+
+	snprintf(dir, sizeof(dir), "%s/%s", DataDir, CCP_SPILL_DIR);
+	snprintf(prefix, sizeof(prefix), "spill-%u-", MyDatabaseId);
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return;
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		char		path[MAXPGPATH];
+		int			fd;
+		CcpLogRecord r;
+		MemoryContext old;
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+			strlen(de->d_name) < 4 ||
+			strcmp(de->d_name + strlen(de->d_name) - 4, ".rec") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
+			continue;
+		old = MemoryContextSwitchTo(ccp_log_cxt);
+		while (read(fd, &r, sizeof(r)) == sizeof(r))
+		{
+			CcpLogEntry *e = ccp_reqlog_from_record(&r);
+
+			e->from_spill = true;
+			ccp_log_pending = lappend(ccp_log_pending, e);
+		}
+		MemoryContextSwitchTo(TopMemoryContext);
+		ccp_spill_adopted = lappend(ccp_spill_adopted, pstrdup(path));
+		MemoryContextSwitchTo(old);
+		CloseTransientFile(fd);
+	}
+	FreeDir(d);
+}
+
+/*
+ * ccp_reqlog_spills_done removes the adopted spill files when their rows
+ * are committed, and only forgets them otherwise (they are read again).
+ */
+static void
+ccp_reqlog_spills_done(bool committed)
+{
+	ListCell   *lc;
+
+	foreach(lc, ccp_spill_adopted)
+	{
+		if (committed)
+			(void) unlink((char *) lfirst(lc));
+		pfree(lfirst(lc));
+	}
+	list_free(ccp_spill_adopted);
+	ccp_spill_adopted = NIL;
+}
+
+/*
  * ccp_reqlog_orphan hands rows whose transaction rolled back to the worker
  * through shared memory.  Runs in transaction callbacks: it must not
  * access catalogs or raise errors.  Rows of a database the worker does not
@@ -271,6 +476,8 @@ ccp_reqlog_orphan(List *entries)
 {
 	ListCell   *lc;
 	int			lost = 0;
+	CcpLogRecord *spill = NULL;
+	int			nspill = 0;
 
 	if (entries == NIL || ccp_shared == NULL)
 		return;
@@ -280,47 +487,27 @@ ccp_reqlog_orphan(List *entries)
 		CcpLogEntry *e = lfirst(lc);
 		CcpLogRecord *r;
 
-		if (!ccp_reqlog_worker_db() ||
-			ccp_shared->log_count >= CCP_LOG_RING)
+		/* still in its spill file, which stays until it is written */
+		if (e->from_spill)
+			continue;
+		if (!ccp_reqlog_worker_db())
 		{
 			lost++;
 			continue;
 		}
-		r = &ccp_shared->log_ring[ccp_shared->log_count++];
-		memset(r, 0, sizeof(*r));
-		r->dbid = MyDatabaseId;
-		r->at = e->at;
-		ccp_shmem_strcpy(r->server, e->server, sizeof(r->server));
-		ccp_shmem_strcpy(r->vendor, e->vendor, sizeof(r->vendor));
-		ccp_shmem_strcpy(r->operation, e->operation, sizeof(r->operation));
-		r->worker = (strcmp(e->origin, "worker") == 0);
-		r->role = e->role;
-		r->request_id = e->request_id;
-		r->item_count = e->item_count;
-		r->has_digest = (e->digest != NULL);
-		if (e->digest)
-			ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
-		r->key_id = e->key_id;
-		r->log_id = e->log_id;
-		r->ok_unknown = e->ok_unknown;
-		/* what does not fit is left out rather than cut */
-		r->has_request_ids = (e->request_ids != NULL &&
-							  strlen(e->request_ids) < sizeof(r->request_ids));
-		if (r->has_request_ids)
-			strcpy(r->request_ids, e->request_ids);
-		r->has_scope = (e->scope != NULL && strlen(e->scope) < sizeof(r->scope));
-		if (r->has_scope)
-			strcpy(r->scope, e->scope);
-		r->ok = e->ok;
-		r->http_status = e->http_status;
-		r->has_code = (e->code != NULL);
-		if (e->code)
-			ccp_shmem_strcpy(r->code, e->code, sizeof(r->code));
-		if (e->message)
-			ccp_shmem_strcpy(r->message, e->message, sizeof(r->message));
-		r->duration_ms = e->duration_ms;
+		if (ccp_shared->log_count < CCP_LOG_RING)
+			r = &ccp_shared->log_ring[ccp_shared->log_count++];
+		else
+		{
+			if (spill == NULL)
+				spill = palloc(sizeof(CcpLogRecord) * list_length(entries));
+			r = &spill[nspill++];
+		}
+		ccp_reqlog_to_record(e, r);
 	}
 	LWLockRelease(ccp_shared->log_lock);
+	if (nspill > 0 && !ccp_reqlog_spill(spill, nspill))
+		lost += nspill;
 	ccp_wake_worker();
 	if (lost > 0)
 		ereport(WARNING,
@@ -328,7 +515,7 @@ ccp_reqlog_orphan(List *entries)
 				 errmsg_plural("%d request log row of a rolled-back transaction was not kept",
 							   "%d request log rows of a rolled-back transaction were not kept",
 							   lost, lost),
-				 errdetail("The ccpurge worker serves another database, or its buffer for such rows is full.")));
+				 errdetail("The ccpurge worker serves another database, or its spill file could not be written.")));
 }
 
 /*
@@ -354,7 +541,7 @@ ccp_reqlog_adopt_orphans(void)
 {
 	MemoryContext old;
 
-	if (ccp_shared == NULL || ccp_shared->log_count == 0)
+	if (ccp_shared == NULL)
 		return;
 	if (ccp_log_cxt == NULL)
 		ccp_log_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge request log",
@@ -364,35 +551,16 @@ ccp_reqlog_adopt_orphans(void)
 	for (int i = 0; i < ccp_shared->log_count; i++)
 	{
 		CcpLogRecord *r = &ccp_shared->log_ring[i];
-		CcpLogEntry *e;
 
 		if (r->dbid != MyDatabaseId)
 			continue;
-		e = palloc0(sizeof(CcpLogEntry));
-		e->at = r->at;
-		e->server = pstrdup(r->server);
-		e->vendor = pstrdup(r->vendor);
-		e->operation = pstrdup(r->operation);
-		e->origin = r->worker ? "worker" : "sync";
-		e->role = r->role;
-		e->request_id = r->request_id;
-		e->item_count = r->item_count;
-		e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
-		e->key_id = r->key_id;
-		e->log_id = r->log_id;
-		e->ok_unknown = r->ok_unknown;
-		e->request_ids = r->has_request_ids ? pstrdup(r->request_ids) : NULL;
-		e->scope = r->has_scope ? pstrdup(r->scope) : NULL;
-		e->ok = r->ok;
-		e->http_status = r->http_status;
-		e->code = r->has_code ? pstrdup(r->code) : NULL;
-		e->message = pstrdup(r->message);
-		e->duration_ms = r->duration_ms;
-		ccp_log_pending = lappend(ccp_log_pending, e);
+		ccp_log_pending = lappend(ccp_log_pending, ccp_reqlog_from_record(r));
 	}
 	ccp_shared->log_count = 0;
 	LWLockRelease(ccp_shared->log_lock);
 	MemoryContextSwitchTo(old);
+	if (ccp_spill_adopted == NIL)
+		ccp_reqlog_adopt_spills();
 }
 
 /*
@@ -419,6 +587,8 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 				!IsBackgroundWorker)
 				ccp_wake_worker();
 			ccp_log_written = NIL;
+			if (event == XACT_EVENT_COMMIT)
+				ccp_reqlog_spills_done(true);
 			if (ccp_log_pending == NIL && ccp_log_cxt != NULL)
 				MemoryContextReset(ccp_log_cxt);
 			break;
@@ -429,6 +599,7 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 			ccp_log_deferred = false;
 			ccp_log_flushing = false;
 			ccp_exec_level = 0;
+			ccp_reqlog_spills_done(false);
 			if (ccp_log_cxt != NULL)
 				MemoryContextReset(ccp_log_cxt);
 			break;

@@ -1,0 +1,64 @@
+#
+# test/t/033_rollback_spill.pl: no cap drops the request-log rows of a
+# rolled-back transaction.
+#
+# The requests of a synchronous call went out whatever becomes of the
+# caller's transaction, so when it rolls back its log rows go to the worker:
+# through a ring of 256 rows in shared memory, and beyond that through
+# spill files in $PGDATA/pg_ccpurge.  Here one rolled-back transaction
+# makes 300 requests (and a token request), more than the ring holds; every
+# one of them ends up in the log, and nothing says a row was not kept.
+#
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+
+use CcpTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+plan skip_all => 'ccpurge is not installed (run "make install" first)'
+  unless CcpTest::extension_installed();
+
+my $sim = CcpTest::Sim->start;
+my $node = CcpTest::new_node('main');
+CcpTest::setup_servers($node, $sim, servers => ['cec'],
+	server_options => { cec => { batch_size => '1' } });
+
+my $log_offset = -s $node->logfile;
+my ($ret, $stdout, $stderr) = $node->psql(
+	'postgres', q{
+	BEGIN;
+	SELECT count(*) FILTER (WHERE ok) FROM ccpurge_delete_customers(
+		ARRAY(SELECT 'spill-' || g FROM generate_series(1, 300) g));
+	ROLLBACK;});
+is($ret, 0, 'the rolled-back transaction ran');
+is($stdout, '300', 'it made 300 requests, each erasing its item');
+unlike($stderr, qr/not kept/, 'no row was dropped');
+is($sim->state->{requests}{cec_customers}, 300,
+	'the simulator received the 300 requests');
+
+ok( $node->poll_query_until(
+		'postgres', q{
+	SELECT count(*) = 300 FROM ccpurge.request_log
+	WHERE operation = 'delete_customers' AND origin = 'sync' AND ok}),
+	'the worker wrote the 300 rows of the rolled-back requests');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) || '|' || count(DISTINCT items_hmac)
+	FROM ccpurge.request_log WHERE operation = 'delete_customers'}),
+	'300|300', 'each request has exactly one row (the ring holds 256: 44 or more came through spill files)');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM pg_ls_dir('pg_ccpurge') AS f
+	WHERE f LIKE 'spill-%.rec'}),
+	'0', 'the spill files are gone once their rows are written');
+ok(!$node->log_contains(qr/was not kept|were not kept/, $log_offset),
+	'the server log reports no lost row');
+
+$node->stop;
+$sim->stop;
+done_testing();
