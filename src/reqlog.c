@@ -80,6 +80,21 @@ typedef struct CcpLogEntry
 static List *ccp_spill_adopted = NIL;	/* file names, in TopMemoryContext */
 static uint32 ccp_spill_seq = 0;
 
+/*
+ * A transaction keeps the rows it wrote until it ends, to hand them to the
+ * worker if it rolls back.  Beyond CCP_LOG_KEEP rows of the top level,
+ * they are kept in a temporary file of this process instead of memory, so
+ * that a statement of many thousand calls stays within a fixed amount of
+ * memory.  The file is in base/pgsql_tmp, whose files PostgreSQL removes
+ * at a restart.
+ */
+#define CCP_LOG_KEEP		1000
+static int	ccp_keep_fd = -1;
+static char ccp_keep_path[MAXPGPATH];
+static uint32 ccp_keep_seq = 0;
+
+static void ccp_reqlog_keep_end(bool orphan);
+
 static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
 static List *ccp_log_written = NIL; /* inserted by the open transaction */
@@ -265,6 +280,7 @@ ccp_reqlog_discard(void)
 {
 	ccp_log_pending = NIL;
 	ccp_log_written = NIL;
+	ccp_reqlog_keep_end(false);
 	if (ccp_log_cxt != NULL)
 		MemoryContextReset(ccp_log_cxt);
 }
@@ -564,6 +580,82 @@ ccp_reqlog_adopt_orphans(void)
 }
 
 /*
+ * ccp_reqlog_keep writes written entries of the top-level transaction to
+ * this process's keep file (see CCP_LOG_KEEP) and frees them.  Raises an
+ * error when the file cannot be written; the transaction then rolls back
+ * and hands everything to the worker.
+ */
+static void
+ccp_reqlog_keep(List *entries)
+{
+	ListCell   *lc;
+
+	if (ccp_keep_fd < 0)
+	{
+		char		dir[MAXPGPATH];
+
+		snprintf(dir, sizeof(dir), "%s/base/%s", DataDir, PG_TEMP_FILES_DIR);
+		(void) mkdir(dir, pg_dir_create_mode);
+		snprintf(ccp_keep_path, sizeof(ccp_keep_path), "%s/%sccpurge%d.%u",
+				 dir, PG_TEMP_FILE_PREFIX, MyProcPid, ++ccp_keep_seq);
+		ccp_keep_fd = open(ccp_keep_path, O_RDWR | O_CREAT | O_TRUNC | PG_BINARY,
+						   pg_file_create_mode);
+		if (ccp_keep_fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create file \"%s\": %m", ccp_keep_path)));
+	}
+	foreach(lc, entries)
+	{
+		CcpLogEntry *e = lfirst(lc);
+		CcpLogRecord r;
+
+		/* a row from a spill file stays there until it is committed */
+		if (e->from_spill)
+			continue;
+		ccp_reqlog_to_record(e, &r);
+		if (write(ccp_keep_fd, &r, sizeof(r)) != sizeof(r))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", ccp_keep_path)));
+		pfree(e);
+	}
+}
+
+/*
+ * ccp_reqlog_keep_end closes and removes the keep file; with orphan, the
+ * rows in it are first handed to the worker (a rollback).  Runs at the end
+ * of a transaction: raises no error.
+ */
+static void
+ccp_reqlog_keep_end(bool orphan)
+{
+	if (ccp_keep_fd < 0)
+		return;
+	if (orphan && lseek(ccp_keep_fd, 0, SEEK_SET) == 0)
+	{
+		CcpLogRecord r;
+		List	   *batch = NIL;
+
+		while (read(ccp_keep_fd, &r, sizeof(r)) == sizeof(r))
+		{
+			batch = lappend(batch, ccp_reqlog_from_record(&r));
+			if (list_length(batch) >= CCP_LOG_RING)
+			{
+				ccp_reqlog_orphan(batch);
+				list_free_deep(batch);
+				batch = NIL;
+			}
+		}
+		ccp_reqlog_orphan(batch);
+		list_free_deep(batch);
+	}
+	(void) close(ccp_keep_fd);
+	(void) unlink(ccp_keep_path);
+	ccp_keep_fd = -1;
+}
+
+/*
  * ccp_reqlog_xact_callback keeps the rows of a committed transaction
  * written, and wakes the worker to chain them, and hands those of a
  * rolled-back one to the worker.
@@ -587,6 +679,7 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 				!IsBackgroundWorker)
 				ccp_wake_worker();
 			ccp_log_written = NIL;
+			ccp_reqlog_keep_end(false);
 			if (event == XACT_EVENT_COMMIT)
 				ccp_reqlog_spills_done(true);
 			if (ccp_log_pending == NIL && ccp_log_cxt != NULL)
@@ -594,6 +687,13 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 			ccp_reqlog_orphan(list_concat(ccp_log_written, ccp_log_pending));
+			if (ccp_log_cxt != NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(ccp_log_cxt);
+
+				ccp_reqlog_keep_end(true);
+				MemoryContextSwitchTo(old);
+			}
 			ccp_log_written = NIL;
 			ccp_log_pending = NIL;
 			ccp_log_deferred = false;
@@ -1101,8 +1201,18 @@ ccp_reqlog_flush(void)
 	/* written, but only as durable as this transaction */
 	foreach(lc, ccp_log_pending)
 		((CcpLogEntry *) lfirst(lc))->level = GetCurrentTransactionNestLevel();
-	old = MemoryContextSwitchTo(ccp_log_cxt);
-	ccp_log_written = list_concat(ccp_log_written, ccp_log_pending);
-	MemoryContextSwitchTo(old);
+	if (GetCurrentTransactionNestLevel() == 1 &&
+		list_length(ccp_log_written) >= CCP_LOG_KEEP)
+	{
+		/* beyond the memory budget: kept in a file (see CCP_LOG_KEEP) */
+		ccp_reqlog_keep(ccp_log_pending);
+		list_free(ccp_log_pending);
+	}
+	else
+	{
+		old = MemoryContextSwitchTo(ccp_log_cxt);
+		ccp_log_written = list_concat(ccp_log_written, ccp_log_pending);
+		MemoryContextSwitchTo(old);
+	}
 	ccp_log_pending = NIL;
 }

@@ -8,6 +8,9 @@
 # spill files in $PGDATA/pg_ccpurge.  Here one rolled-back transaction
 # makes 300 requests (and a token request), more than the ring holds; every
 # one of them ends up in the log, and nothing says a row was not kept.
+# A second transaction makes 1,300 separate one-item calls and rolls back:
+# past 1,000 written rows a transaction keeps them in a temporary file
+# instead of memory, and those too reach the log.
 #
 use strict;
 use warnings;
@@ -58,6 +61,36 @@ is( $node->safe_psql(
 	'0', 'the spill files are gone once their rows are written');
 ok(!$node->log_contains(qr/was not kept|were not kept/, $log_offset),
 	'the server log reports no lost row');
+
+# 1,300 separate calls in one statement: the log rows are written in slices
+# as the statement runs, and past 1,000 the transaction keeps them in its
+# temporary file; the rollback hands all of them to the worker.
+($ret, $stdout, $stderr) = $node->psql(
+	'postgres', q{
+	BEGIN;
+	SELECT count(*) FILTER (WHERE r.ok) FROM generate_series(1, 1300) g,
+		ccpurge_delete_customers(ARRAY['keep-' || g]) r;
+	ROLLBACK;});
+is($ret, 0, 'the rolled-back transaction of 1,300 calls ran');
+is($stdout, '1300', 'each of the 1,300 calls erased its item');
+unlike($stderr, qr/not kept/, 'no row of the 1,300 was dropped');
+ok( $node->poll_query_until(
+		'postgres', q{
+	SELECT count(*) = 1600 FROM ccpurge.request_log
+	WHERE operation = 'delete_customers' AND origin = 'sync' AND ok}),
+	'the worker wrote the 1,300 rows, those kept in the file included');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) || '|' || count(DISTINCT items_hmac)
+	FROM ccpurge.request_log WHERE operation = 'delete_customers'}),
+	'1600|1600', 'each request of both transactions has exactly one row');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM pg_ls_dir('base/pgsql_tmp', true, false) AS f
+	WHERE f LIKE 'pgsql_tmpccpurge%'}),
+	'0', 'the temporary file is gone after the rollback');
+ok(!$node->log_contains(qr/was not kept|were not kept/, $log_offset),
+	'the server log still reports no lost row');
 
 $node->stop;
 $sim->stop;
