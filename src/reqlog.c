@@ -658,13 +658,26 @@ ccp_reqlog_keep_end(bool orphan)
 /*
  * ccp_reqlog_xact_callback keeps the rows of a committed transaction
  * written, and wakes the worker to chain them, and hands those of a
- * rolled-back one to the worker.
+ * rolled-back one to the worker.  A transaction that sent requests cannot
+ * be prepared (as postgres_fdw refuses to prepare one that used a remote
+ * connection): a later ROLLBACK PREPARED would lose the rows of requests
+ * that went out, as no process holds them any more.  The refusal aborts
+ * the transaction, which hands its rows to the worker.
  */
 static void
 ccp_reqlog_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (ccp_log_written != NIL || ccp_log_pending != NIL ||
+				ccp_keep_fd >= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that sent ccpurge requests"),
+						 errdetail("The request log rows of the requests it sent would be lost if the prepared transaction were rolled back."),
+						 errhint("Make synchronous ccpurge calls outside transactions that use two-phase commit, or queue the work with ccpurge_enqueue.")));
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			/* rows whose statement end never came: the worker writes them */

@@ -10,7 +10,9 @@
 # one of them ends up in the log, and nothing says a row was not kept.
 # A second transaction makes 1,300 separate one-item calls and rolls back:
 # past 1,000 written rows a transaction keeps them in a temporary file
-# instead of memory, and those too reach the log.
+# instead of memory, and those too reach the log.  A transaction that sent
+# requests cannot be prepared for two-phase commit (ROLLBACK PREPARED would
+# lose its rows): PREPARE TRANSACTION fails and its rows reach the log.
 #
 use strict;
 use warnings;
@@ -27,7 +29,7 @@ plan skip_all => 'ccpurge is not installed (run "make install" first)'
   unless CcpTest::extension_installed();
 
 my $sim = CcpTest::Sim->start;
-my $node = CcpTest::new_node('main');
+my $node = CcpTest::new_node('main', conf => 'max_prepared_transactions = 2');
 CcpTest::setup_servers($node, $sim, servers => ['cec'],
 	server_options => { cec => { batch_size => '1' } });
 
@@ -91,6 +93,35 @@ is( $node->safe_psql(
 	'0', 'the temporary file is gone after the rollback');
 ok(!$node->log_contains(qr/was not kept|were not kept/, $log_offset),
 	'the server log still reports no lost row');
+
+# two-phase commit: refused once a request went out, and nothing is lost
+($ret, $stdout, $stderr) = $node->psql(
+	'postgres', q{
+	BEGIN;
+	SELECT count(*) FILTER (WHERE ok) FROM ccpurge_delete_customers(
+		ARRAY['twophase-1', 'twophase-2']);
+	PREPARE TRANSACTION 'ccp_2pc';});
+like($stderr,
+	qr/cannot prepare a transaction that sent ccpurge requests/,
+	'PREPARE TRANSACTION after a synchronous call is refused');
+is( $node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'),
+	'0', 'no transaction was prepared');
+ok( $node->poll_query_until(
+		'postgres', q{
+	SELECT count(*) = 1602 FROM ccpurge.request_log
+	WHERE operation = 'delete_customers' AND origin = 'sync' AND ok}),
+	'the worker wrote the rows of the refused transaction');
+
+# a transaction that only queues work can still be prepared
+$node->safe_psql(
+	'postgres', q{
+	BEGIN;
+	SELECT ccpurge_enqueue('delete_customers', ARRAY['twophase-q'], server => 'cec');
+	PREPARE TRANSACTION 'ccp_2pc_queue';
+	COMMIT PREPARED 'ccp_2pc_queue';});
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM ccpurge.queue WHERE 'twophase-q' = ANY (items)}),
+	'1', 'a transaction that queued work was prepared and committed');
 
 $node->stop;
 $sim->stop;
