@@ -139,6 +139,15 @@ ccp_chain_head(char **head, int64 *head_seq, char **pruned, int64 *pruned_seq)
 	}
 }
 
+/* Seals one row into the chain: prepared once, run per row. */
+static CcpStmt ccp_chain_seal_stmt = {
+	"UPDATE ccpurge.request_log"
+	" SET prev_hash = pg_catalog.decode($2, 'hex'),"
+	" row_hash = pg_catalog.decode($3, 'hex'), chain_seq = $4"
+	" WHERE log_id OPERATOR(pg_catalog.=) $1",
+	4, {INT8OID, TEXTOID, TEXTOID, INT8OID}
+};
+
 /*
  * ccp_chain_set_head records the chain's new head (hash, sequence number)
  * in ccpurge.log_chain.  The caller is connected to SPI.
@@ -205,7 +214,6 @@ ccp_chain_seal(void)
 	n = SPI_processed;
 	for (uint64 i = 0; i < n; i++)
 	{
-		Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
 		Datum		values[4];
 		char	   *hash;
 
@@ -215,12 +223,7 @@ ccp_chain_seal(void)
 		values[1] = CStringGetTextDatum(prev);
 		values[2] = CStringGetTextDatum(hash);
 		values[3] = Int64GetDatum(seq);
-		if (SPI_execute_with_args("UPDATE ccpurge.request_log"
-								  " SET prev_hash = pg_catalog.decode($2, 'hex'),"
-								  " row_hash = pg_catalog.decode($3, 'hex'), chain_seq = $4"
-								  " WHERE log_id = $1",
-								  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not chain a ccpurge request log row");
+		(void) ccp_stmt_exec(&ccp_chain_seal_stmt, values, NULL, SPI_OK_UPDATE);
 		prev = hash;
 		sealed++;
 	}

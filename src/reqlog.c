@@ -899,6 +899,58 @@ ccp_reqlog_resent(const CcpServer *srv, const char *operation,
 	}
 }
 
+/*
+ * ccp_reqlog_columns_alloc allocates, in the current memory context, the
+ * value and null vectors of n rows for each argument of stmt, a statement
+ * that takes its rows as parallel arrays (unnest); nulls start false.
+ */
+static void
+ccp_reqlog_columns_alloc(const CcpStmt *stmt, int n, Datum **cols,
+						 bool **colnulls)
+{
+	for (int c = 0; c < stmt->nargs; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		colnulls[c] = palloc0(sizeof(bool) * n);
+	}
+}
+
+/*
+ * ccp_reqlog_set_text sets one text value of a column vector, NULL when s
+ * is NULL.
+ */
+static void
+ccp_reqlog_set_text(Datum *value, bool *isnull, const char *s)
+{
+	*value = s ? CStringGetTextDatum(s) : (Datum) 0;
+	*isnull = (s == NULL);
+}
+
+/*
+ * ccp_reqlog_columns_args makes the column vectors of n rows into the
+ * one-dimensional array arguments of stmt, one per argument, each of the
+ * element type of the argument's array type.
+ */
+static void
+ccp_reqlog_columns_args(const CcpStmt *stmt, int n, Datum **cols,
+						bool **colnulls, Datum *args)
+{
+	for (int c = 0; c < stmt->nargs; c++)
+	{
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+		Oid			elemtype = get_element_type(stmt->types[c]);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
+													 dims, lbs, elemtype,
+													 typlen, typbyval, typalign));
+	}
+}
+
 /* The outcome of intent rows (see ccp_reqlog_intent), prepared once. */
 static CcpStmt ccp_log_finish_stmt = {
 	"UPDATE ccpurge.request_log AS l SET ok = u.ok, http_status = u.http_status,"
@@ -926,7 +978,6 @@ ccp_reqlog_finish_intents(Oid owner)
 	ListCell   *lc;
 	Datum	   *cols[6];
 	bool	   *colnulls[6];
-	Oid			elemtypes[6] = {INT8OID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID};
 	Datum		args[6];
 	int			n = 0;
 	MemoryContext old;
@@ -945,11 +996,8 @@ ccp_reqlog_finish_intents(Oid owner)
 		list_free(rest);
 		return list_length(ccp_log_pending);
 	}
-	for (int c = 0; c < 6; c++)
-	{
-		cols[c] = palloc(sizeof(Datum) * list_length(done));
-		colnulls[c] = palloc0(sizeof(bool) * list_length(done));
-	}
+	ccp_reqlog_columns_alloc(&ccp_log_finish_stmt, list_length(done), cols,
+							 colnulls);
 	foreach(lc, done)
 	{
 		CcpLogEntry *e = lfirst(lc);
@@ -958,26 +1006,12 @@ ccp_reqlog_finish_intents(Oid owner)
 		cols[1][n] = BoolGetDatum(e->ok);
 		cols[2][n] = Int32GetDatum(e->http_status);
 		colnulls[2][n] = (e->http_status == 0);
-		cols[3][n] = e->code ? CStringGetTextDatum(e->code) : (Datum) 0;
-		colnulls[3][n] = (e->code == NULL);
-		cols[4][n] = e->message ? CStringGetTextDatum(e->message) : (Datum) 0;
-		colnulls[4][n] = (e->message == NULL);
+		ccp_reqlog_set_text(&cols[3][n], &colnulls[3][n], e->code);
+		ccp_reqlog_set_text(&cols[4][n], &colnulls[4][n], e->message);
 		cols[5][n] = Float8GetDatum(e->duration_ms);
 		n++;
 	}
-	for (int c = 0; c < 6; c++)
-	{
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(elemtypes[c], &typlen, &typbyval, &typalign);
-		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
-													 dims, lbs, elemtypes[c],
-													 typlen, typbyval, typalign));
-	}
+	ccp_reqlog_columns_args(&ccp_log_finish_stmt, n, cols, colnulls, args);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	(void) ccp_stmt_exec_as(owner, &ccp_log_finish_stmt, args, NULL,
@@ -1110,14 +1144,8 @@ ccp_reqlog_flush(void)
 	Oid			relid;
 	Oid			owner;
 	Datum		args[17];
-	char		argnulls[17];
 	Datum	   *cols[17];
 	bool	   *colnulls[17];
-	Oid			elemtypes[17] = {
-		TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
-		INT4OID, BYTEAOID, BOOLOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID,
-		INT4OID, TEXTOID, TEXTOID
-	};
 	ListCell   *lc;
 	int			i = 0;
 	int			keyed;
@@ -1142,11 +1170,7 @@ ccp_reqlog_flush(void)
 		return;
 	}
 
-	for (int c = 0; c < 17; c++)
-	{
-		cols[c] = palloc(sizeof(Datum) * n);
-		colnulls[c] = palloc0(sizeof(bool) * n);
-	}
+	ccp_reqlog_columns_alloc(&ccp_log_insert_stmt[keyed], n, cols, colnulls);
 	foreach(lc, ccp_log_pending)
 	{
 		CcpLogEntry *e = lfirst(lc);
@@ -1175,39 +1199,22 @@ ccp_reqlog_flush(void)
 		}
 		cols[14][i] = Int32GetDatum(e->key_id);
 		colnulls[14][i] = (e->digest == NULL);
-		cols[15][i] = e->request_ids ? CStringGetTextDatum(e->request_ids) : (Datum) 0;
-		colnulls[15][i] = (e->request_ids == NULL);
-		cols[16][i] = e->scope ? CStringGetTextDatum(e->scope) : (Datum) 0;
-		colnulls[16][i] = (e->scope == NULL);
+		ccp_reqlog_set_text(&cols[15][i], &colnulls[15][i], e->request_ids);
+		ccp_reqlog_set_text(&cols[16][i], &colnulls[16][i], e->scope);
 		cols[9][i] = BoolGetDatum(e->ok);
 		colnulls[9][i] = e->ok_unknown;
 		cols[10][i] = Int32GetDatum(e->http_status);
 		colnulls[10][i] = (e->http_status == 0);
-		cols[11][i] = e->code ? CStringGetTextDatum(e->code) : (Datum) 0;
-		colnulls[11][i] = (e->code == NULL);
-		cols[12][i] = e->message ? CStringGetTextDatum(e->message) : (Datum) 0;
-		colnulls[12][i] = (e->message == NULL);
+		ccp_reqlog_set_text(&cols[11][i], &colnulls[11][i], e->code);
+		ccp_reqlog_set_text(&cols[12][i], &colnulls[12][i], e->message);
 		cols[13][i] = Float8GetDatum(e->duration_ms);
 		i++;
 	}
-	for (int c = 0; c < 17; c++)
-	{
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(elemtypes[c], &typlen, &typbyval, &typalign);
-		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
-													 dims, lbs, elemtypes[c],
-													 typlen, typbyval, typalign));
-		argnulls[c] = ' ';
-	}
+	ccp_reqlog_columns_args(&ccp_log_insert_stmt[keyed], n, cols, colnulls, args);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	(void) ccp_stmt_exec_as(owner, &ccp_log_insert_stmt[keyed], args, argnulls,
+	(void) ccp_stmt_exec_as(owner, &ccp_log_insert_stmt[keyed], args, NULL,
 							SPI_OK_INSERT);
 	SPI_finish();
 
