@@ -341,36 +341,54 @@ ccp_api_send(FunctionCallInfo fcinfo, const CcpApiShape *shape,
 	MemoryContext chunk_cxt;
 	MemoryContext old;
 	List	   *parts = ccp_params_split(def, params);
-	ListCell   *lc;
 	int			batch = Min(srv->batch_size, def->max_batch);
-	int			request_no = 0;
+	int			per_part = (nitems == 0) ? 1 : (nitems - 1) / batch + 1;
+	int64		nchunks = (int64) list_length(parts) * per_part;
+	CcpChunk	win[CCP_INTENT_WINDOW];
+	int64		win_ids[CCP_INTENT_WINDOW];
+	int64		win_start = 0;
+	int			win_len = 0;
+	int			window = 1;
 
 	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "ccpurge chunk",
 									  ALLOCSET_DEFAULT_SIZES);
-	foreach(lc, parts)
+	for (int64 c = 0; c < nchunks; c++)
 	{
-		const void *part = lfirst(lc);
-		int			start = 0;
+		const CcpChunk *chunk;
+		CcpOutcome	out;
 
-		do
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(chunk_cxt);
+		if (c == win_start + win_len)
 		{
-			int			n = Min(batch, nitems - start);
-			CcpOutcome	out;
+			/*
+			 * The next requests, in the order they go out, and their
+			 * intents, made durable in one sync (see intent.c): one for the
+			 * first request, then twice as many each time, up to
+			 * CCP_INTENT_WINDOW.
+			 */
+			win_start = c;
+			win_len = (int) Min(window, nchunks - c);
+			window = Min(window * 2, CCP_INTENT_WINDOW);
+			for (int w = 0; w < win_len; w++)
+			{
+				int			start = (int) ((c + w) % per_part) * batch;
 
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(chunk_cxt);
-			ccp_exchange(srv, def, part, n > 0 ? items + start : NULL, n, CCP_ORIGIN_SYNC,
-						 0, &out);
-			++request_no;
-			if (n == 0)
-				ccp_api_emit(rsinfo, shape, NULL, 0, request_no, &out);
-			for (int i = 0; i < n; i++)
-				ccp_api_emit(rsinfo, shape, items[start + i], i, request_no,
-							 &out);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(chunk_cxt);
-			start += n;
-		} while (start < nitems);
+				win[w].params = list_nth(parts, (int) ((c + w) / per_part));
+				win[w].nitems = Min(batch, nitems - start);
+				win[w].items = win[w].nitems > 0 ? items + start : NULL;
+			}
+			ccp_reqlog_sync_intents(srv, def, win, win_len, win_ids);
+		}
+		chunk = &win[c - win_start];
+		ccp_exchange(srv, def, chunk->params, chunk->items, chunk->nitems,
+					 CCP_ORIGIN_SYNC, 0, win_ids[c - win_start], &out);
+		if (chunk->nitems == 0)
+			ccp_api_emit(rsinfo, shape, NULL, 0, (int) c + 1, &out);
+		for (int i = 0; i < chunk->nitems; i++)
+			ccp_api_emit(rsinfo, shape, chunk->items[i], i, (int) c + 1, &out);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(chunk_cxt);
 	}
 	MemoryContextDelete(chunk_cxt);
 	ccp_reqlog_flush_at_statement_end();

@@ -24,6 +24,7 @@
 #error "ccpurge supports PostgreSQL 15 only"
 #endif
 
+#include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
@@ -370,7 +371,7 @@ typedef struct CcpOwnerState
 } CcpOwnerState;
 
 /* Most arguments a CcpStmt takes. */
-#define CCP_STMT_MAX_ARGS		17
+#define CCP_STMT_MAX_ARGS		18
 
 /*
  * One SQL statement on ccpurge's tables, declared static by the file that
@@ -466,6 +467,8 @@ typedef struct CcpLogRecord
 	char		digest[65];		/* hex HMAC of the items */
 	int			key_id;			/* of its key */
 	int64		log_id;			/* the intent row it finishes; 0: a new row */
+	bool		reserved;		/* log_id is the new row's own, reserved for a
+								 * synchronous request's intent (intent.c) */
 	bool		ok_unknown;		/* ok is NULL */
 	bool		has_request_ids;
 	char		request_ids[256];	/* "{1,2}", left out when longer */
@@ -493,6 +496,8 @@ typedef struct CcpShared
 	Latch	   *worker_latch;
 	TimestampTz worker_hold_until;	/* DROP DATABASE: stay away until then */
 	Oid			worker_dbid;	/* database the worker serves */
+	TimestampTz started_at;		/* when shared memory was (re)made: intent
+								 * files older than that have no owner */
 	int			log_count;		/* records in log_ring */
 	CcpLogRecord log_ring[CCP_LOG_RING];	/* rows of rolled-back calls */
 	pg_atomic_uint64 digest_generation;	/* bumped when a digest key is added */
@@ -746,6 +751,24 @@ extern void ccp_reqlog_discard(void);
 extern void ccp_reqlog_adopt_orphans(void);
 extern void ccp_reqlog_orphan_pending(void);
 extern void ccp_reqlog_register_callbacks(void);
+extern void ccp_reqlog_sync_intents(const CcpServer *srv, const CcpOpDef *def,
+									const CcpChunk *chunks, int n,
+									int64 *ids);
+extern void ccp_reqlog_sending(int64 intent_id);
+
+/* ----------
+ * intent.c: durable intents of synchronous requests, a file per backend
+ * ----------
+ */
+#define CCP_SPILL_DIR		"pg_ccpurge"	/* in $PGDATA */
+#define CCP_INTENT_PREFIX	"intent-"
+/* Most intents of a synchronous call made durable in one sync. */
+#define CCP_INTENT_WINDOW	64
+extern void ccp_intent_append(const CcpLogRecord *records, int n);
+extern void ccp_intent_note(const CcpLogRecord *record);
+extern void ccp_intent_settle(XLogRecPtr lsn);
+extern bool ccp_intent_active(void);
+extern bool ccp_intent_orphaned(const char *name, Oid dbid);
 
 /* ----------
  * vendor.c: the vendor table
@@ -822,7 +845,7 @@ extern void ccp_exchange_unsent(CcpExchange *x);
 extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 						 const void *params, char **items, int nitems,
 						 CcpOrigin origin, int64 request_id,
-						 CcpOutcome *out);
+						 int64 intent_id, CcpOutcome *out);
 extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
 									 const CcpOutcome *out, int attempts,
 									 int64 *delay_ms);

@@ -248,13 +248,17 @@ ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res)
 /*
  * ccp_exchange drives one chunk to its final outcome the blocking way, as
  * the synchronous SQL functions do (see ccp_exchange_init for what items
- * must be), and fills out.  Errors escape only for cancels and internal
- * failures, with the ticket given back.
+ * must be), and fills out.  Each send has a durable intent first (see
+ * intent.c): the first one intent_id, made by the caller
+ * (ccp_reqlog_sync_intents; 0: none yet), a second one (a new token, a
+ * retry after "too fast") its own.  Errors escape only for cancels and
+ * internal failures, with the ticket given back.
  */
 void
 ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			 const void *params, char **items, int nitems,
-			 CcpOrigin origin, int64 request_id, CcpOutcome *out)
+			 CcpOrigin origin, int64 request_id, int64 intent_id,
+			 CcpOutcome *out)
 {
 	CcpExchange x;
 
@@ -268,6 +272,11 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			break;
 		PG_TRY();
 		{
+			if (intent_id == 0 && origin == CCP_ORIGIN_SYNC)
+				ccp_reqlog_sync_intents(srv, def, &x.chunk, 1, &intent_id);
+			x.intent_id = intent_id;
+			intent_id = 0;
+			ccp_reqlog_sending(x.intent_id);
 			ccp_http_perform(&srv->http, &x.req, &res);
 		}
 		PG_CATCH();

@@ -25,6 +25,10 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/relation.h"
+#include "commands/sequence.h"
+#include "storage/bufmgr.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -63,6 +67,8 @@ typedef struct CcpLogEntry
 	double		duration_ms;
 	int			level;			/* nest level that wrote it, 0: not written */
 	int64		log_id;			/* the intent row it finishes; 0: a new row */
+	bool		reserved;		/* log_id is this new row's own, reserved by
+								 * a synchronous request's intent */
 	bool		ok_unknown;		/* ok is NULL: the outcome is not known */
 	bool		from_spill;		/* adopted from a spill file, see below */
 } CcpLogEntry;
@@ -76,7 +82,6 @@ typedef struct CcpLogEntry
  * transaction fails, the rows that came from files are not handed on
  * again (the files are still there).
  */
-#define CCP_SPILL_DIR		"pg_ccpurge"
 static List *ccp_spill_adopted = NIL;	/* file names, in TopMemoryContext */
 static uint32 ccp_spill_seq = 0;
 
@@ -93,7 +98,9 @@ static int	ccp_keep_fd = -1;
 static char ccp_keep_path[MAXPGPATH];
 static uint32 ccp_keep_seq = 0;
 
-static void ccp_reqlog_keep_end(bool orphan);
+static bool ccp_reqlog_keep_end(bool orphan, bool durable);
+static void ccp_reqlog_to_record(const struct CcpLogEntry *e, CcpLogRecord *r);
+static struct CcpLogEntry *ccp_reqlog_from_record(const CcpLogRecord *r);
 
 static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
@@ -123,24 +130,26 @@ static bool ccp_log_flushing = false;
  * keyed digests ([1]), or into the log of 1.0 or 1.1 ([0]), which this
  * library serves until ALTER EXTENSION ccpurge UPDATE; rows then go
  * without a digest, as there is no key to make one.  Both take the same
- * 17 arrays, one per column.
+ * 17 arrays, one per column; [1] takes an 18th, the log_id an intent
+ * reserved (NULL: a new one), and inserts nothing for a log_id already
+ * there (see intent.c: the row of a request and its intent record).
  */
-#define CCP_LOG_ROWS_FROM \
+#define CCP_LOG_UNNEST \
 	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)," \
 	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)," \
 	" pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)," \
 	" pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11)," \
 	" pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)," \
-	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17))" \
+	" pg_catalog.unnest($15), pg_catalog.unnest($16), pg_catalog.unnest($17)"
+#define CCP_LOG_ALIAS \
 	" AS r(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15," \
-	" a16, a17)"
+	" a16, a17"
 
-#define CCP_LOG_TYPES { \
+#define CCP_LOG_TYPES \
 	TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, \
 	TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID, \
 	BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, \
-	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID \
-}
+	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID
 
 static CcpStmt ccp_log_insert_stmt[2] = {
 	{
@@ -148,17 +157,20 @@ static CcpStmt ccp_log_insert_stmt[2] = {
 		" origin, role, request_id, item_count, ok, http_status,"
 		" code, message, duration_ms)"
 		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a10, r.a11,"
-		" r.a12, r.a13, r.a14" CCP_LOG_ROWS_FROM,
-		17, CCP_LOG_TYPES
+		" r.a12, r.a13, r.a14" CCP_LOG_UNNEST ")" CCP_LOG_ALIAS ")",
+		17, {CCP_LOG_TYPES}
 	},
 	{
-		"INSERT INTO ccpurge.request_log (logged_at, server, vendor, operation,"
-		" origin, role, request_id, item_count, items_hmac, ok, http_status,"
-		" code, message, duration_ms, key_id, request_ids, scope)"
-		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
+		"INSERT INTO ccpurge.request_log (log_id, logged_at, server, vendor,"
+		" operation, origin, role, request_id, item_count, items_hmac, ok,"
+		" http_status, code, message, duration_ms, key_id, request_ids, scope)"
+		" SELECT COALESCE(r.a18, pg_catalog.nextval("
+		"'ccpurge.request_log_log_id_seq'::pg_catalog.regclass)),"
+		" r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
 		" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
-		" r.a17::pg_catalog.jsonb" CCP_LOG_ROWS_FROM,
-		17, CCP_LOG_TYPES
+		" r.a17::pg_catalog.jsonb" CCP_LOG_UNNEST ", pg_catalog.unnest($18))"
+		CCP_LOG_ALIAS ", a18) ON CONFLICT (log_id) DO NOTHING",
+		18, {CCP_LOG_TYPES, INT8ARRAYOID}
 	}
 };
 
@@ -181,19 +193,15 @@ ccp_reqlog_put(char **p, const char *s)
 }
 
 /*
- * ccp_reqlog_write records one HTTP request for the request log; operation
- * must be a static string (an operation's name, or "token").  The row
- * is kept in memory until ccp_reqlog_flush(); items may be NULL when the
- * request carried none (token requests).  Needs no transaction, so the
- * worker can call it between transactions, but needs a resource owner for
- * the digest.
+ * ccp_reqlog_entry makes the log entry of one HTTP request, in the log's
+ * memory context; arguments as for ccp_reqlog_write.
  */
-void
-ccp_reqlog_write(const CcpServer *srv, const char *operation,
+static CcpLogEntry *
+ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 				 char **items, int nitems, const CcpOutcome *out,
 				 double elapsed_ms, CcpOrigin origin, int64 request_id,
 				 const int64 *request_ids, int nrequest_ids,
-				 const char *scope, int64 intent_id)
+				 const char *scope)
 {
 	MemoryContext old;
 	CcpLogEntry *e;
@@ -266,9 +274,234 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	e->ok = ccp_outcome_all_ok(out, nitems);
 	e->http_status = out->http_status;
 	e->duration_ms = elapsed_ms;
+	MemoryContextSwitchTo(old);
+	return e;
+}
+
+/*
+ * Intents of synchronous requests (see intent.c) that the open transaction
+ * wrote and whose answer has not been recorded yet, with whether the
+ * request is being sent; in ccp_intent_cxt, emptied at transaction end.
+ */
+typedef struct CcpOpenIntent
+{
+	CcpLogRecord rec;
+	bool		sending;
+} CcpOpenIntent;
+
+static MemoryContext ccp_intent_cxt = NULL;
+static List *ccp_intents_open = NIL;
+
+/*
+ * ccp_reqlog_intent_take removes the open intent of log_id intent_id and
+ * returns the time it was recorded, or 0 when there is none (the worker's
+ * intent rows, or no intent at all).
+ */
+static TimestampTz
+ccp_reqlog_intent_take(int64 intent_id)
+{
+	ListCell   *lc;
+
+	if (intent_id == 0)
+		return 0;
+	foreach(lc, ccp_intents_open)
+	{
+		CcpOpenIntent *oi = lfirst(lc);
+
+		if (oi->rec.log_id == intent_id)
+		{
+			TimestampTz at = oi->rec.at;
+
+			ccp_intents_open = foreach_delete_current(ccp_intents_open, lc);
+			pfree(oi);
+			return at;
+		}
+	}
+	return 0;
+}
+
+/*
+ * ccp_reqlog_write records one HTTP request for the request log; operation
+ * must be a static string (an operation's name, or "token").  The row
+ * is kept in memory until ccp_reqlog_flush(); items may be NULL when the
+ * request carried none (token requests).  intent_id is the log_id of the
+ * request's durable record: a worker's intent row, which the row's
+ * outcome finishes, or a synchronous request's intent, whose log_id the
+ * new row takes (its time too: when the request was recorded).  Needs no
+ * transaction, so the worker can call it between transactions, but needs
+ * a resource owner for the digest.
+ */
+void
+ccp_reqlog_write(const CcpServer *srv, const char *operation,
+				 char **items, int nitems, const CcpOutcome *out,
+				 double elapsed_ms, CcpOrigin origin, int64 request_id,
+				 const int64 *request_ids, int nrequest_ids,
+				 const char *scope, int64 intent_id)
+{
+	CcpLogEntry *e = ccp_reqlog_entry(srv, operation, items, nitems, out,
+									  elapsed_ms, origin, request_id,
+									  request_ids, nrequest_ids, scope);
+	TimestampTz at = ccp_reqlog_intent_take(intent_id);
+	MemoryContext old;
+
 	e->log_id = intent_id;
+	if (at != 0)
+	{
+		CcpLogRecord r;
+
+		e->reserved = true;
+		e->at = at;
+		/* the answer, for the worker if this process dies (intent.c) */
+		ccp_reqlog_to_record(e, &r);
+		ccp_intent_note(&r);
+	}
+	old = MemoryContextSwitchTo(ccp_log_cxt);
 	ccp_log_pending = lappend(ccp_log_pending, e);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * ccp_reqlog_seq_durable flushes the WAL that holds the state of sequence
+ * seqid (usually flushed already: the sequence logs values ahead), so
+ * that a log_id reserved for an intent is never handed out again after a
+ * crash.
+ */
+static void
+ccp_reqlog_seq_durable(Oid seqid)
+{
+	Relation	rel = relation_open(seqid, AccessShareLock);
+	Buffer		buf = ReadBuffer(rel, 0);
+	XLogRecPtr	lsn;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	lsn = PageGetLSN(BufferGetPage(buf));
+	UnlockReleaseBuffer(buf);
+	relation_close(rel, AccessShareLock);
+	XLogFlush(lsn);
+}
+
+/*
+ * ccp_reqlog_sync_intents makes the intents of n requests of a synchronous
+ * call durable before any of them is sent (intent.c), and sets ids[i] to
+ * the log_id reserved for chunks[i]'s request, 0 for all when the log
+ * keeps no intents (an installation not yet updated to 1.2).  Each
+ * request hands its id to ccp_exchange, which says when it is being sent
+ * (ccp_reqlog_sending).  The caller is in a transaction, not connected to
+ * SPI, and holds no rate-limit ticket or other resource an error would
+ * leak.
+ */
+void
+ccp_reqlog_sync_intents(const CcpServer *srv, const CcpOpDef *def,
+						const CcpChunk *chunks, int n, int64 *ids)
+{
+	Oid			logid;
+	Oid			seqid;
+	CcpLogRecord *recs;
+	CcpOutcome	out;
+	MemoryContext old;
+
+	memset(ids, 0, sizeof(int64) * n);
+	if (!ccp_ccpurge_table("request_log", &logid, NULL) ||
+		get_attnum(logid, "row_hash") == InvalidAttrNumber ||
+		!ccp_ccpurge_table("request_log_log_id_seq", &seqid, NULL))
+		return;
+	if (ccp_intent_cxt == NULL)
+		ccp_intent_cxt = AllocSetContextCreate(TopMemoryContext,
+											   "ccpurge intents",
+											   ALLOCSET_SMALL_SIZES);
+	memset(&out, 0, sizeof(out));
+	out.success_count = -1;
+	out.code = "outcome_unknown";
+	out.message = "no answer was recorded: the session or the server ended while the request was being sent";
+	recs = palloc(sizeof(CcpLogRecord) * n);
+	for (int i = 0; i < n; i++)
+	{
+		CcpLogEntry *e = ccp_reqlog_entry(srv, def->name, chunks[i].items,
+										  chunks[i].nitems, &out, 0,
+										  CCP_ORIGIN_SYNC, 0, NULL, 0,
+										  ccp_params_scope(def, chunks[i].params));
+
+		/* the sequence's own access check is the extension's business */
+		e->log_id = ids[i] = nextval_internal(seqid, false);
+		e->reserved = true;
+		e->ok_unknown = true;
+		ccp_reqlog_to_record(e, &recs[i]);
+		pfree(e);
+	}
+	ccp_reqlog_seq_durable(seqid);
+	ccp_intent_append(recs, n);
+	old = MemoryContextSwitchTo(ccp_intent_cxt);
+	for (int i = 0; i < n; i++)
+	{
+		CcpOpenIntent *oi = palloc(sizeof(CcpOpenIntent));
+
+		oi->rec = recs[i];
+		oi->sending = false;
+		ccp_intents_open = lappend(ccp_intents_open, oi);
+	}
+	MemoryContextSwitchTo(old);
+	pfree(recs);
+}
+
+/*
+ * ccp_reqlog_sending says that the request of intent intent_id is being
+ * sent: if the call is interrupted now, its row reads "outcome unknown".
+ */
+void
+ccp_reqlog_sending(int64 intent_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, ccp_intents_open)
+	{
+		CcpOpenIntent *oi = lfirst(lc);
+
+		if (oi->rec.log_id == intent_id)
+			oi->sending = true;
+	}
+}
+
+/*
+ * ccp_reqlog_intents_forget forgets every open intent; their records are
+ * settled with the transaction.
+ */
+static void
+ccp_reqlog_intents_forget(void)
+{
+	ccp_intents_open = NIL;
+	if (ccp_intent_cxt != NULL)
+		MemoryContextReset(ccp_intent_cxt);
+}
+
+/*
+ * ccp_reqlog_intents_interrupted makes a pending "outcome unknown" row of
+ * each open intent whose request was being sent when an error ended the
+ * call, and forgets the intents of requests that were never sent (their
+ * records are settled with the transaction).  Runs in transaction
+ * callbacks: raises no error.
+ */
+static void
+ccp_reqlog_intents_interrupted(void)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (ccp_intents_open == NIL)
+		return;
+	old = MemoryContextSwitchTo(ccp_log_cxt);
+	foreach(lc, ccp_intents_open)
+	{
+		CcpOpenIntent *oi = lfirst(lc);
+		CcpLogEntry *e;
+
+		if (!oi->sending)
+			continue;
+		e = ccp_reqlog_from_record(&oi->rec);
+		e->message = "no answer was recorded: the call was canceled or failed while the request was in flight";
+		ccp_log_pending = lappend(ccp_log_pending, e);
+	}
+	MemoryContextSwitchTo(old);
+	ccp_reqlog_intents_forget();
 }
 
 /*
@@ -280,7 +513,7 @@ ccp_reqlog_discard(void)
 {
 	ccp_log_pending = NIL;
 	ccp_log_written = NIL;
-	ccp_reqlog_keep_end(false);
+	(void) ccp_reqlog_keep_end(false, false);
 	if (ccp_log_cxt != NULL)
 		MemoryContextReset(ccp_log_cxt);
 }
@@ -319,6 +552,7 @@ ccp_reqlog_to_record(const CcpLogEntry *e, CcpLogRecord *r)
 		ccp_shmem_strcpy(r->digest, e->digest, sizeof(r->digest));
 	r->key_id = e->key_id;
 	r->log_id = e->log_id;
+	r->reserved = e->reserved;
 	r->ok_unknown = e->ok_unknown;
 	r->has_request_ids = (e->request_ids != NULL &&
 						  strlen(e->request_ids) < sizeof(r->request_ids));
@@ -357,6 +591,7 @@ ccp_reqlog_from_record(const CcpLogRecord *r)
 	e->digest = r->has_digest ? pstrdup(r->digest) : NULL;
 	e->key_id = r->key_id;
 	e->log_id = r->log_id;
+	e->reserved = r->reserved;
 	e->ok_unknown = r->ok_unknown;
 	e->request_ids = r->has_request_ids ? pstrdup(r->request_ids) : NULL;
 	e->scope = r->has_scope ? pstrdup(r->scope) : NULL;
@@ -413,13 +648,14 @@ ccp_reqlog_spill(const CcpLogRecord *records, int n)
 }
 
 /*
- * ccp_reqlog_adopt_spills reads the spill files of this database into the
- * pending list, their rows marked as from a spill file, and remembers the
- * files, to be removed when the transaction commits.  The worker calls it
- * in a transaction.
+ * ccp_reqlog_adopt_files reads record files of this database into the
+ * pending list, their rows marked as from a file, and remembers the files,
+ * to be removed when the transaction commits: spill files, or (intents)
+ * the intent files of backends that are gone (intent.c).  The worker calls
+ * it in a transaction.
  */
 static void
-ccp_reqlog_adopt_spills(void)
+ccp_reqlog_adopt_files(bool intents)
 {
 	char		dir[MAXPGPATH];
 	char		prefix[32];
@@ -438,9 +674,10 @@ ccp_reqlog_adopt_spills(void)
 		CcpLogRecord r;
 		MemoryContext old;
 
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
-			strlen(de->d_name) < 4 ||
-			strcmp(de->d_name + strlen(de->d_name) - 4, ".rec") != 0)
+		if (intents ? !ccp_intent_orphaned(de->d_name, MyDatabaseId) :
+			(strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+			 strlen(de->d_name) < 4 ||
+			 strcmp(de->d_name + strlen(de->d_name) - 4, ".rec") != 0))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -450,9 +687,26 @@ ccp_reqlog_adopt_spills(void)
 		while (read(fd, &r, sizeof(r)) == sizeof(r))
 		{
 			CcpLogEntry *e = ccp_reqlog_from_record(&r);
+			int			last = list_length(ccp_log_pending) - 1;
+			int			i;
 
 			e->from_spill = true;
-			ccp_log_pending = lappend(ccp_log_pending, e);
+
+			/*
+			 * An answer follows its intent in the file, at most a window of
+			 * intents and their answers later: it replaces the intent.
+			 */
+			for (i = last; intents && i >= 0 && i > last - 2 * CCP_INTENT_WINDOW - 2; i--)
+			{
+				CcpLogEntry *prior = list_nth(ccp_log_pending, i);
+
+				if (prior->reserved && prior->log_id == e->log_id)
+					break;
+			}
+			if (intents && i >= 0 && i > last - 2 * CCP_INTENT_WINDOW - 2)
+				list_nth_cell(ccp_log_pending, i)->ptr_value = e;
+			else
+				ccp_log_pending = lappend(ccp_log_pending, e);
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		ccp_spill_adopted = lappend(ccp_spill_adopted, pstrdup(path));
@@ -483,20 +737,24 @@ ccp_reqlog_spills_done(bool committed)
 
 /*
  * ccp_reqlog_orphan hands rows whose transaction rolled back to the worker
- * through shared memory.  Runs in transaction callbacks: it must not
- * access catalogs or raise errors.  Rows of a database the worker does not
- * serve, or beyond the buffer, are counted in a warning.
+ * through shared memory, or, when durable (the rows of requests whose
+ * intents are in this backend's intent file) or beyond the ring, through
+ * a synced spill file.  Runs in transaction callbacks: it must not access
+ * catalogs or raise errors.  Rows of a database the worker does not serve,
+ * or that could not be kept, are counted in a warning.  Returns false
+ * when a durable hand-over failed (the intent file must then stay).
  */
-static void
-ccp_reqlog_orphan(List *entries)
+static bool
+ccp_reqlog_orphan(List *entries, bool durable)
 {
 	ListCell   *lc;
 	int			lost = 0;
 	CcpLogRecord *spill = NULL;
 	int			nspill = 0;
+	bool		kept = true;
 
 	if (entries == NIL || ccp_shared == NULL)
-		return;
+		return true;
 	LWLockAcquire(ccp_shared->log_lock, LW_EXCLUSIVE);
 	foreach(lc, entries)
 	{
@@ -511,7 +769,7 @@ ccp_reqlog_orphan(List *entries)
 			lost++;
 			continue;
 		}
-		if (ccp_shared->log_count < CCP_LOG_RING)
+		if (!durable && ccp_shared->log_count < CCP_LOG_RING)
 			r = &ccp_shared->log_ring[ccp_shared->log_count++];
 		else
 		{
@@ -523,7 +781,13 @@ ccp_reqlog_orphan(List *entries)
 	}
 	LWLockRelease(ccp_shared->log_lock);
 	if (nspill > 0 && !ccp_reqlog_spill(spill, nspill))
-		lost += nspill;
+	{
+		/* the intent file still holds them, as "outcome unknown" */
+		if (durable)
+			kept = false;
+		else
+			lost += nspill;
+	}
 	ccp_wake_worker();
 	if (lost > 0)
 		ereport(WARNING,
@@ -532,6 +796,7 @@ ccp_reqlog_orphan(List *entries)
 							   "%d request log rows of a rolled-back transaction were not kept",
 							   lost, lost),
 				 errdetail("The ccpurge worker serves another database, or its spill file could not be written.")));
+	return kept && lost == 0;
 }
 
 /*
@@ -542,7 +807,7 @@ ccp_reqlog_orphan(List *entries)
 void
 ccp_reqlog_orphan_pending(void)
 {
-	ccp_reqlog_orphan(ccp_log_pending);
+	(void) ccp_reqlog_orphan(ccp_log_pending, false);
 	ccp_log_pending = NIL;
 }
 
@@ -576,7 +841,14 @@ ccp_reqlog_adopt_orphans(void)
 	LWLockRelease(ccp_shared->log_lock);
 	MemoryContextSwitchTo(old);
 	if (ccp_spill_adopted == NIL)
-		ccp_reqlog_adopt_spills();
+	{
+		/*
+		 * Spill files first: a row with its outcome goes in before the
+		 * intent record of the same log_id, which then adds nothing.
+		 */
+		ccp_reqlog_adopt_files(false);
+		ccp_reqlog_adopt_files(true);
+	}
 }
 
 /*
@@ -624,14 +896,17 @@ ccp_reqlog_keep(List *entries)
 
 /*
  * ccp_reqlog_keep_end closes and removes the keep file; with orphan, the
- * rows in it are first handed to the worker (a rollback).  Runs at the end
- * of a transaction: raises no error.
+ * rows in it are first handed to the worker (a rollback), durably or not
+ * as for ccp_reqlog_orphan, whose result it returns.  Runs at the end of a
+ * transaction: raises no error.
  */
-static void
-ccp_reqlog_keep_end(bool orphan)
+static bool
+ccp_reqlog_keep_end(bool orphan, bool durable)
 {
+	bool		kept = true;
+
 	if (ccp_keep_fd < 0)
-		return;
+		return true;
 	if (orphan && lseek(ccp_keep_fd, 0, SEEK_SET) == 0)
 	{
 		CcpLogRecord r;
@@ -642,17 +917,18 @@ ccp_reqlog_keep_end(bool orphan)
 			batch = lappend(batch, ccp_reqlog_from_record(&r));
 			if (list_length(batch) >= CCP_LOG_RING)
 			{
-				ccp_reqlog_orphan(batch);
+				kept &= ccp_reqlog_orphan(batch, durable);
 				list_free_deep(batch);
 				batch = NIL;
 			}
 		}
-		ccp_reqlog_orphan(batch);
+		kept &= ccp_reqlog_orphan(batch, durable);
 		list_free_deep(batch);
 	}
 	(void) close(ccp_keep_fd);
 	(void) unlink(ccp_keep_path);
 	ccp_keep_fd = -1;
+	return kept;
 }
 
 /*
@@ -671,7 +947,7 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_PREPARE:
 			if (ccp_log_written != NIL || ccp_log_pending != NIL ||
-				ccp_keep_fd >= 0)
+				ccp_keep_fd >= 0 || ccp_intent_active())
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that sent ccpurge requests"),
@@ -680,32 +956,53 @@ ccp_reqlog_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
-			/* rows whose statement end never came: the worker writes them */
-			if (ccp_log_pending != NIL)
 			{
-				ccp_reqlog_orphan(ccp_log_pending);
-				ccp_log_pending = NIL;
+				bool		durable = ccp_intent_active();
+				bool		kept = true;
+
+				/* rows whose statement end never came: the worker writes them */
+				if (ccp_log_pending != NIL)
+				{
+					kept = ccp_reqlog_orphan(ccp_log_pending, durable);
+					ccp_log_pending = NIL;
+				}
+				ccp_log_deferred = false;
+				/* the worker chains the new rows (see chain.c) */
+				if (event == XACT_EVENT_COMMIT && ccp_log_written != NIL &&
+					!IsBackgroundWorker)
+					ccp_wake_worker();
+				ccp_log_written = NIL;
+				(void) ccp_reqlog_keep_end(false, false);
+				if (event == XACT_EVENT_COMMIT)
+					ccp_reqlog_spills_done(true);
+				if (ccp_log_pending == NIL && ccp_log_cxt != NULL)
+					MemoryContextReset(ccp_log_cxt);
+				/* the intents' rows are in this commit (see intent.c) */
+				ccp_reqlog_intents_forget();
+				if (kept)
+					ccp_intent_settle(XactLastCommitEnd);
 			}
-			ccp_log_deferred = false;
-			/* the worker chains the new rows (see chain.c) */
-			if (event == XACT_EVENT_COMMIT && ccp_log_written != NIL &&
-				!IsBackgroundWorker)
-				ccp_wake_worker();
-			ccp_log_written = NIL;
-			ccp_reqlog_keep_end(false);
-			if (event == XACT_EVENT_COMMIT)
-				ccp_reqlog_spills_done(true);
-			if (ccp_log_pending == NIL && ccp_log_cxt != NULL)
-				MemoryContextReset(ccp_log_cxt);
 			break;
 		case XACT_EVENT_ABORT:
-			ccp_reqlog_orphan(list_concat(ccp_log_written, ccp_log_pending));
-			if (ccp_log_cxt != NULL)
 			{
-				MemoryContext old = MemoryContextSwitchTo(ccp_log_cxt);
+				bool		durable;
+				bool		kept;
 
-				ccp_reqlog_keep_end(true);
-				MemoryContextSwitchTo(old);
+				ccp_reqlog_intents_interrupted();
+				durable = ccp_intent_active();
+				kept = ccp_reqlog_orphan(list_concat(ccp_log_written,
+													 ccp_log_pending),
+										 durable);
+				if (ccp_log_cxt != NULL)
+				{
+					MemoryContext old = MemoryContextSwitchTo(ccp_log_cxt);
+
+					kept &= ccp_reqlog_keep_end(true, durable);
+					MemoryContextSwitchTo(old);
+				}
+				/* every row is in a synced spill file now */
+				if (kept)
+					ccp_intent_settle(InvalidXLogRecPtr);
 			}
 			ccp_log_written = NIL;
 			ccp_log_pending = NIL;
@@ -736,10 +1033,12 @@ ccp_reqlog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	MemoryContext old;
 
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ccp_reqlog_intents_interrupted();
 	if (event == SUBXACT_EVENT_ABORT_SUB && ccp_log_pending != NIL)
 	{
 		/* rows of a call the error cut short: their requests went out */
-		ccp_reqlog_orphan(ccp_log_pending);
+		(void) ccp_reqlog_orphan(ccp_log_pending, ccp_intent_active());
 		ccp_log_pending = NIL;
 	}
 	if (ccp_log_written == NIL ||
@@ -764,7 +1063,7 @@ ccp_reqlog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 	MemoryContextSwitchTo(old);
 	ccp_log_written = kept;
-	ccp_reqlog_orphan(lost);
+	(void) ccp_reqlog_orphan(lost, ccp_intent_active());
 }
 
 /* ccp_reqlog_executor_run counts the executor's nesting around a run. */
@@ -986,7 +1285,7 @@ ccp_reqlog_finish_intents(Oid owner)
 	{
 		CcpLogEntry *e = lfirst(lc);
 
-		if (e->log_id != 0)
+		if (e->log_id != 0 && !e->reserved)
 			done = lappend(done, e);
 		else
 			rest = lappend(rest, e);
@@ -1143,9 +1442,9 @@ ccp_reqlog_flush(void)
 	int			n = list_length(ccp_log_pending);
 	Oid			relid;
 	Oid			owner;
-	Datum		args[17];
-	Datum	   *cols[17];
-	bool	   *colnulls[17];
+	Datum		args[18];
+	Datum	   *cols[18];
+	bool	   *colnulls[18];
 	ListCell   *lc;
 	int			i = 0;
 	int			keyed;
@@ -1208,6 +1507,11 @@ ccp_reqlog_flush(void)
 		ccp_reqlog_set_text(&cols[11][i], &colnulls[11][i], e->code);
 		ccp_reqlog_set_text(&cols[12][i], &colnulls[12][i], e->message);
 		cols[13][i] = Float8GetDatum(e->duration_ms);
+		if (keyed)
+		{
+			cols[17][i] = Int64GetDatum(e->log_id);
+			colnulls[17][i] = !e->reserved;
+		}
 		i++;
 	}
 	ccp_reqlog_columns_args(&ccp_log_insert_stmt[keyed], n, cols, colnulls, args);

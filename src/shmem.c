@@ -74,6 +74,7 @@ ccp_shmem_startup_hook(void)
 		ConditionVariableInit(&ccp_shared->rate_cv);
 		pg_atomic_init_u64(&ccp_shared->digest_generation, 0);
 		ccp_shared->nslots = ccp_max_servers;
+		ccp_shared->started_at = GetCurrentTimestamp();
 		p += MAXALIGN(sizeof(CcpShared));
 		ccp_shared->tokens = (CcpTokenSlot *) p;
 		p += mul_size(ccp_max_servers, sizeof(CcpTokenSlot));
