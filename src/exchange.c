@@ -25,7 +25,9 @@
 #include "ccpurge.h"
 
 #include "common/pg_prng.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 /*
  * ccp_classify_answer fills out from an HTTP result for chunk, whether it
@@ -119,6 +121,20 @@ ccp_exchange_abandon(CcpExchange *x)
 }
 
 /*
+ * ccp_exchange_build builds x's request into x->req with the vendor's
+ * builder, carrying token (NULL for vendors without tokens).  It takes no
+ * ticket and no token, and sends and logs nothing: ccp_exchange_prepare's
+ * last step, and all that ccpurge_explain does.
+ */
+void
+ccp_exchange_build(CcpExchange *x, const char *token)
+{
+	x->chunk.token = token;
+	memset(&x->req, 0, sizeof(x->req));
+	x->def->build(x->srv, &x->chunk, &x->req);
+}
+
+/*
  * ccp_exchange_prepare is the build step: it takes a rate-limit ticket
  * (waiting for one when x is blocking; a non-blocking exchange without
  * room ends with its last outcome marked for a later retry), a token for
@@ -135,6 +151,8 @@ ccp_exchange_prepare(CcpExchange *x)
 
 	if (x->ticket == -1)
 	{
+		if (x->blocking)
+			ccp_progress_wait(CCP_WAIT_RATE);
 		x->ticket = ccp_rate_acquire(srv, x->blocking);
 		if (x->ticket == -1)
 		{
@@ -153,12 +171,9 @@ ccp_exchange_prepare(CcpExchange *x)
 		int			status = 0;
 		char	   *token = NULL;
 
+		ccp_progress_wait(CCP_WAIT_TOKEN);
 		if (ccp_token_get(srv, x->stale, &token, &error, &status, x->origin))
-		{
-			x->chunk.token = token;
-			memset(&x->req, 0, sizeof(x->req));
-			x->def->build(srv, &x->chunk, &x->req);
-		}
+			ccp_exchange_build(x, token);
 		else
 		{
 			/* nothing went out for the items */
@@ -268,6 +283,7 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			break;
 		PG_TRY();
 		{
+			ccp_progress_wait(CCP_WAIT_HTTP);
 			ccp_http_perform(&srv->http, &x.req, &res);
 		}
 		PG_CATCH();
@@ -280,6 +296,65 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			break;
 	}
 	*out = x.out;
+}
+
+/*
+ * ccp_exchange_requests returns how many requests a synchronous call of
+ * def sends to srv for nitems items (validated, distinct) and params: one
+ * per chunk of the server's batch size, or one for a request the params
+ * alone define, times the requests the params need per chunk.
+ */
+int
+ccp_exchange_requests(const CcpServer *srv, const CcpOpDef *def,
+					  const void *params, int nitems)
+{
+	int			batch = Min(srv->batch_size, def->max_batch);
+	int			chunks = nitems > 0 ? (nitems + batch - 1) / batch : 1;
+
+	return chunks * list_length(ccp_params_split(def, params));
+}
+
+/*
+ * ccp_exchange_chunks cuts a synchronous call's items (validated,
+ * distinct; none for a request the params alone define) into the
+ * requests ccp_exchange_requests counts, in the order they are sent, and
+ * calls fn for each with its params, items and number (from 1); last tells
+ * whether it is the items' last request.  Each call runs in a memory
+ * context that is reset after it.
+ */
+void
+ccp_exchange_chunks(const CcpServer *srv, const CcpOpDef *def,
+					const void *params, char **items, int nitems,
+					CcpChunkFn fn, void *arg)
+{
+	MemoryContext chunk_cxt;
+	MemoryContext old;
+	List	   *parts = ccp_params_split(def, params);
+	ListCell   *lc;
+	int			batch = Min(srv->batch_size, def->max_batch);
+	int			request_no = 0;
+
+	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "ccpurge chunk",
+									  ALLOCSET_DEFAULT_SIZES);
+	foreach(lc, parts)
+	{
+		const void *part = lfirst(lc);
+		int			start = 0;
+
+		do
+		{
+			int			n = Min(batch, nitems - start);
+
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(chunk_cxt);
+			fn(part, n > 0 ? items + start : NULL, n, ++request_no,
+			   lnext(parts, lc) == NULL, arg);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(chunk_cxt);
+			start += n;
+		} while (start < nitems);
+	}
+	MemoryContextDelete(chunk_cxt);
 }
 
 /*
