@@ -8,9 +8,9 @@
  * the declarations of each file, grouped by the file that defines them, in
  * the order of the files' floors as test/bin/structure draws them, the
  * ground floor first: a file uses only files of the sections above its
- * own.  The SQL API files (api.c, queue.c) and module.c, which only
- * PostgreSQL calls, declare nothing here; neither do the vendor files,
- * whose CcpVendor vendor.c declares beside its table.
+ * own.  The SQL API files (api.c, queue.c, console.c, explain.c) and
+ * module.c, which only PostgreSQL calls, declare nothing here; neither do
+ * the vendor files, whose CcpVendor vendor.c declares beside its table.
  *
  *-------------------------------------------------------------------------
  */
@@ -506,28 +506,6 @@ extern CcpShared *ccp_shared;
 extern void ccp_wake_worker(void);
 
 /* ----------
- * progress.c: the progress of running synchronous calls
- * ----------
- */
-
-/* What a running synchronous call waits for, as ccpurge_progress says. */
-typedef enum CcpProgressWait
-{
-	CCP_WAIT_NONE,
-	CCP_WAIT_RATE,				/* "rate limit" */
-	CCP_WAIT_TOKEN,				/* "token" */
-	CCP_WAIT_HTTP				/* "http" */
-} CcpProgressWait;
-
-extern void ccp_progress_register(void);
-extern void ccp_progress_begin(const char *function, const char *server,
-							   int64 items_total, int requests_total);
-extern void ccp_progress_advance(int64 items);
-extern void ccp_progress_wait(CcpProgressWait what);
-extern void ccp_progress_end(void);
-extern Datum ccpurge_progress(PG_FUNCTION_ARGS);
-
-/* ----------
  * http.c: libcurl transport, knows nothing about vendors
  * ----------
  */
@@ -553,6 +531,28 @@ extern char *ccp_http_escape(const char *s, int len);
  */
 extern void ccp_require_preload(void);
 extern void ccp_require_writable(void);
+
+/* ----------
+ * progress.c: the progress of running synchronous calls
+ * ----------
+ */
+
+/* What a running synchronous call waits for, as ccpurge_progress says. */
+typedef enum CcpProgressWait
+{
+	CCP_WAIT_NONE,
+	CCP_WAIT_RATE,				/* "rate limit" */
+	CCP_WAIT_TOKEN,				/* "token" */
+	CCP_WAIT_HTTP				/* "http" */
+} CcpProgressWait;
+
+extern void ccp_progress_register(void);
+extern void ccp_progress_begin(const char *function, const char *server,
+							   int64 items_total, int requests_total);
+extern void ccp_progress_advance(int64 items);
+extern void ccp_progress_wait(CcpProgressWait what);
+extern void ccp_progress_end(void);
+extern Datum ccpurge_progress(PG_FUNCTION_ARGS);
 
 /* ----------
  * vtext.c: text from outside, cleaned, redacted and clipped
