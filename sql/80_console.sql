@@ -97,7 +97,7 @@ RESET ROLE;
 -- ccpurge_explain
 --
 SELECT count(*) AS log_rows FROM ccpurge.request_log \gset before_
-\! test/bin/simctl get requests.cec_token requests.cec_customers requests.isales_caller_numbers requests.oz_token requests.oz_delete requests.webhook
+\! test/bin/simctl get requests.cec_token requests.cec_customers requests.isales_caller_numbers requests.isales_calldata requests.oz_token requests.oz_delete requests.webhook
 
 -- CEC: the token and the app key are redacted
 SELECT request_no, method, replace(url, :'sim_url', 'SIM') AS url, headers,
@@ -124,6 +124,11 @@ SELECT request_no, method, replace(url, :'sim_url', 'SIM') AS url, headers,
 	   body, item_count
   FROM ccpurge_explain('delete_bulk_data', ARRAY['9000000001', '9000000002'],
 					   '{"campaign_names": ["c1", "c2"]}');
+
+-- a calldata filter is one request without items
+SELECT request_no, method, replace(url, :'sim_url', 'SIM') AS url, body, item_count
+  FROM ccpurge_explain('delete_calldata', NULL,
+					   '{"vdn_id": 1, "campaign_id": 2, "filter": {"called": "13800001111"}}');
 
 -- webhook: the signature is redacted, its timestamp shown
 SELECT request_no, method, replace(url, :'sim_url', 'SIM') AS url,
@@ -153,7 +158,7 @@ SELECT * FROM ccpurge_explain('delete_caller_numbers', ARRAY['5245241'], '{"vdn_
 SELECT * FROM ccpurge_explain('delete_customers', ARRAY['x'], '{}', 'no_such_server');
 
 -- nothing was sent (the simulator's counters are as before) or logged
-\! test/bin/simctl get requests.cec_token requests.cec_customers requests.isales_caller_numbers requests.oz_token requests.oz_delete requests.webhook
+\! test/bin/simctl get requests.cec_token requests.cec_customers requests.isales_caller_numbers requests.isales_calldata requests.oz_token requests.oz_delete requests.webhook
 SELECT count(*) - :before_log_rows AS new_log_rows FROM ccpurge.request_log;
 
 --
@@ -167,7 +172,7 @@ SELECT * FROM ccpurge_call('erase', ARRAY['w1'], '{}', 'console_hook');
 -- it still validates
 SELECT * FROM ccpurge_delete_customers(ARRAY['dry-1', NULL]);
 -- nothing was sent or logged
-\! test/bin/simctl get requests.cec_token requests.cec_customers requests.isales_caller_numbers requests.oz_token requests.oz_delete requests.webhook
+\! test/bin/simctl get requests.cec_token requests.cec_customers requests.isales_caller_numbers requests.isales_calldata requests.oz_token requests.oz_delete requests.webhook
 SELECT count(*) - :before_log_rows AS new_log_rows FROM ccpurge.request_log;
 RESET ccpurge.dry_run;
 
