@@ -151,7 +151,7 @@ ccp_exchange_prepare(CcpExchange *x)
 
 	if (x->ticket == -1)
 	{
-		if (x->blocking)
+		if (x->blocking && (srv->rate_count > 0 || srv->max_inflight > 0))
 			ccp_progress_wait(CCP_WAIT_RATE);
 		x->ticket = ccp_rate_acquire(srv, x->blocking);
 		if (x->ticket == -1)
@@ -171,7 +171,8 @@ ccp_exchange_prepare(CcpExchange *x)
 		int			status = 0;
 		char	   *token = NULL;
 
-		ccp_progress_wait(CCP_WAIT_TOKEN);
+		if (srv->vendor->build_token_request != NULL)
+			ccp_progress_wait(CCP_WAIT_TOKEN);
 		if (ccp_token_get(srv, x->stale, &token, &error, &status, x->origin))
 			ccp_exchange_build(x, token);
 		else
