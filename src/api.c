@@ -24,7 +24,9 @@
  * Items are then made distinct, split into chunks of the server's batch
  * size and sent one chunk after another; each chunk's outcome becomes one
  * row per item (one row per request for a request that the params alone
- * select).  A failed chunk does not stop the others.
+ * select).  A failed chunk does not stop the others.  ccpurge_progress
+ * shows the call while it runs (progress.c).  Under ccpurge.dry_run
+ * nothing is sent or logged: every row says "dry run", with ok NULL.
  *
  *-------------------------------------------------------------------------
  */
@@ -81,6 +83,7 @@ typedef struct CcpApiShape
 	Oid			param_type[FUNC_MAX_ARGS];
 	int			ncols;
 	CcpApiColumn col[FUNC_MAX_ARGS];
+	char	   *proname;		/* the SQL function's name, for progress */
 } CcpApiShape;
 
 /*
@@ -135,6 +138,7 @@ ccp_api_named_shape(FunctionCallInfo fcinfo, MemoryContext mcxt)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for function %u", fn_oid);
 	proname = pstrdup(NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname));
+	shape->proname = (char *) proname;
 	nargs = get_func_arg_info(tup, &argtypes, &argnames, &argmodes);
 	ReleaseSysCache(tup);
 
@@ -271,11 +275,13 @@ ccp_api_params_from_args(FunctionCallInfo fcinfo, const CcpApiShape *shape)
 /*
  * ccp_api_emit adds one row for item (NULL for a request without items)
  * with the outcome of its request, in the columns the function declares.
- * Where the vendor answered per item, ok and message are item i's own.
+ * Where the vendor answered per item, ok and message are item i's own;
+ * for a dry run, ok is NULL.
  */
 static void
 ccp_api_emit(ReturnSetInfo *rsinfo, const CcpApiShape *shape,
-			 const char *item, int i, int request_no, const CcpOutcome *out)
+			 const char *item, int i, int request_no, const CcpOutcome *out,
+			 bool dry_run)
 {
 	Datum		values[FUNC_MAX_ARGS];
 	bool		nulls[FUNC_MAX_ARGS];
@@ -294,6 +300,7 @@ ccp_api_emit(ReturnSetInfo *rsinfo, const CcpApiShape *shape,
 				values[a] = Int32GetDatum(request_no);
 				break;
 			case CCP_COL_OK:
+				nulls[a] = dry_run;
 				values[a] = BoolGetDatum(out->item_ok != NULL && item != NULL ?
 										 out->item_ok[i] : out->ok);
 				break;
@@ -324,73 +331,75 @@ ccp_api_emit(ReturnSetInfo *rsinfo, const CcpApiShape *shape,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+/* What ccp_api_request needs besides the request itself. */
+typedef struct CcpApiCall
+{
+	ReturnSetInfo *rsinfo;
+	const CcpApiShape *shape;
+	const CcpServer *srv;
+	const CcpOpDef *def;
+} CcpApiCall;
+
+/*
+ * ccp_api_request sends one request of a call (a CcpChunkFn, see
+ * ccp_exchange_chunks), or under ccpurge.dry_run only pretends to, and
+ * adds its rows.  A dry run's rows have ok NULL and the message "dry run".
+ */
+static void
+ccp_api_request(const void *params, char **items, int n, int request_no,
+				bool last, int64 intent_id, void *arg)
+{
+	CcpApiCall *call = arg;
+	CcpOutcome	out;
+
+	if (ccp_dry_run)
+	{
+		memset(&out, 0, sizeof(out));
+		out.message = "dry run";
+		out.success_count = -1;
+	}
+	else
+		ccp_exchange(call->srv, call->def, params, items, n, CCP_ORIGIN_SYNC,
+					 0, intent_id, &out);
+	if (n == 0)
+		ccp_api_emit(call->rsinfo, call->shape, NULL, 0, request_no, &out,
+					 ccp_dry_run);
+	for (int i = 0; i < n; i++)
+		ccp_api_emit(call->rsinfo, call->shape, items[i], i, request_no, &out,
+					 ccp_dry_run);
+	ccp_progress_advance(last ? n : 0);
+}
+
 /*
  * ccp_api_send sends the items in chunks of the server's batch size (or
  * one request without items when the params alone select what to erase)
  * and returns the rows.  When the operation needs several requests per
  * chunk (Ozonetel's campaign list), every chunk goes out once per
- * request's params.  Each chunk runs in a memory context that is reset
- * afterwards.
+ * request's params.  While it runs, ccpurge_progress shows the call.
  */
 static void
 ccp_api_send(FunctionCallInfo fcinfo, const CcpApiShape *shape,
 			 const CcpServer *srv, const CcpOpDef *def, const void *params,
 			 char **items, int nitems)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext chunk_cxt;
-	MemoryContext old;
-	List	   *parts = ccp_params_split(def, params);
-	int			batch = Min(srv->batch_size, def->max_batch);
-	int			per_part = (nitems == 0) ? 1 : (nitems - 1) / batch + 1;
-	int64		nchunks = (int64) list_length(parts) * per_part;
-	CcpChunk	win[CCP_INTENT_WINDOW];
-	int64		win_ids[CCP_INTENT_WINDOW];
-	int64		win_start = 0;
-	int			win_len = 0;
-	int			window = 1;
+	CcpApiCall	call;
 
-	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "ccpurge chunk",
-									  ALLOCSET_DEFAULT_SIZES);
-	for (int64 c = 0; c < nchunks; c++)
+	call.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	call.shape = shape;
+	call.srv = srv;
+	call.def = def;
+	ccp_progress_begin(shape->proname, srv->servername, nitems,
+					   ccp_exchange_requests(srv, def, params, nitems));
+	PG_TRY();
 	{
-		const CcpChunk *chunk;
-		CcpOutcome	out;
-
-		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(chunk_cxt);
-		if (c == win_start + win_len)
-		{
-			/*
-			 * The next requests, in the order they go out, and their
-			 * intents, made durable in one sync (see intent.c): one for the
-			 * first request, then twice as many each time, up to
-			 * CCP_INTENT_WINDOW.
-			 */
-			win_start = c;
-			win_len = (int) Min(window, nchunks - c);
-			window = Min(window * 2, CCP_INTENT_WINDOW);
-			for (int w = 0; w < win_len; w++)
-			{
-				int			start = (int) ((c + w) % per_part) * batch;
-
-				win[w].params = list_nth(parts, (int) ((c + w) / per_part));
-				win[w].nitems = Min(batch, nitems - start);
-				win[w].items = win[w].nitems > 0 ? items + start : NULL;
-			}
-			ccp_reqlog_sync_intents(srv, def, win, win_len, win_ids);
-		}
-		chunk = &win[c - win_start];
-		ccp_exchange(srv, def, chunk->params, chunk->items, chunk->nitems,
-					 CCP_ORIGIN_SYNC, 0, win_ids[c - win_start], &out);
-		if (chunk->nitems == 0)
-			ccp_api_emit(rsinfo, shape, NULL, 0, (int) c + 1, &out);
-		for (int i = 0; i < chunk->nitems; i++)
-			ccp_api_emit(rsinfo, shape, chunk->items[i], i, (int) c + 1, &out);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(chunk_cxt);
+		ccp_exchange_chunks(srv, def, params, items, nitems, !ccp_dry_run,
+							ccp_api_request, &call);
 	}
-	MemoryContextDelete(chunk_cxt);
+	PG_FINALLY();
+	{
+		ccp_progress_end();
+	}
+	PG_END_TRY();
 	ccp_reqlog_flush_at_statement_end();
 }
 
@@ -461,6 +470,8 @@ ccpurge_call(PG_FUNCTION_ARGS)
 		shape = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
 									   sizeof(CcpApiShape));
 		ccp_api_columns(fcinfo, shape);
+		shape->proname = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt,
+											 get_func_name(fcinfo->flinfo->fn_oid));
 		fcinfo->flinfo->fn_extra = shape;
 	}
 	return ccp_api_run(fcinfo, shape, def, vendor,

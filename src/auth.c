@@ -321,3 +321,27 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 	}
 	return true;
 }
+
+/*
+ * ccp_token_expiry returns, read under the token cache lock, until when a
+ * token cached for server serverid of the current database (under any
+ * user mapping) is used before it is refreshed, the latest if there are
+ * several; 0 when none is cached.  The token itself is never copied.
+ */
+TimestampTz
+ccp_token_expiry(Oid serverid)
+{
+	TimestampTz latest = 0;
+
+	LWLockAcquire(ccp_shared->token_lock, LW_SHARED);
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		CcpTokenSlot *s = &ccp_shared->tokens[i];
+
+		if (s->dbid == MyDatabaseId && s->serverid == serverid &&
+			s->token[0] != '\0' && s->expires_at > latest)
+			latest = s->expires_at;
+	}
+	LWLockRelease(ccp_shared->token_lock);
+	return latest;
+}

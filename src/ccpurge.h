@@ -8,9 +8,9 @@
  * the declarations of each file, grouped by the file that defines them, in
  * the order of the files' floors as test/bin/structure draws them, the
  * ground floor first: a file uses only files of the sections above its
- * own.  The SQL API files (api.c, queue.c) and module.c, which only
- * PostgreSQL calls, declare nothing here; neither do the vendor files,
- * whose CcpVendor vendor.c declares beside its table.
+ * own.  The SQL API files (api.c, queue.c, console.c, explain.c) and
+ * module.c, which only PostgreSQL calls, declare nothing here; neither do
+ * the vendor files, whose CcpVendor vendor.c declares beside its table.
  *
  *-------------------------------------------------------------------------
  */
@@ -306,6 +306,7 @@ extern int	ccp_retention_s;
 extern int	ccp_max_servers;
 extern int	ccp_rate_notice_ms;
 extern int	ccp_token_fail_hold_ms;
+extern bool ccp_dry_run;
 extern void ccp_define_settings(void);
 
 /* ----------
@@ -537,6 +538,28 @@ extern void ccp_require_preload(void);
 extern void ccp_require_writable(void);
 
 /* ----------
+ * progress.c: the progress of running synchronous calls
+ * ----------
+ */
+
+/* What a running synchronous call waits for, as ccpurge_progress says. */
+typedef enum CcpProgressWait
+{
+	CCP_WAIT_NONE,
+	CCP_WAIT_RATE,				/* "rate limit" */
+	CCP_WAIT_TOKEN,				/* "token" */
+	CCP_WAIT_HTTP				/* "http" */
+} CcpProgressWait;
+
+extern void ccp_progress_register(void);
+extern void ccp_progress_begin(const char *function, const char *server,
+							   int64 items_total, int requests_total);
+extern void ccp_progress_advance(int64 items);
+extern void ccp_progress_wait(CcpProgressWait what);
+extern void ccp_progress_end(void);
+extern Datum ccpurge_progress(PG_FUNCTION_ARGS);
+
+/* ----------
  * vtext.c: text from outside, cleaned, redacted and clipped
  * ----------
  */
@@ -555,6 +578,8 @@ extern void ccp_rate_release(const CcpServer *srv, int ticket);
 extern void ccp_rate_penalize(const CcpServer *srv);
 extern long ccp_rate_next_ms(const CcpServer *srv);
 extern void ccp_rate_release_all(void);
+extern bool ccp_rate_state(Oid serverid, int *inflight, int *window_used,
+						   TimestampTz *next_slot_at);
 
 /* ----------
  * c2sign.c: Huawei's C2 request signature
@@ -787,6 +812,7 @@ extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor)
 extern bool ccp_token_get(const CcpServer *srv, const char *stale,
 						  char **token, char **error, int *http_status,
 						  CcpOrigin origin);
+extern TimestampTz ccp_token_expiry(Oid serverid);
 
 /* ----------
  * option.c: the FDW validator and server/mapping resolution
@@ -838,6 +864,7 @@ extern void ccp_exchange_init(CcpExchange *x, const CcpServer *srv,
 							  char **items, int nitems, const char *batch_key,
 							  CcpOrigin origin, int64 request_id,
 							  bool blocking);
+extern void ccp_exchange_build(CcpExchange *x, const char *token);
 extern CcpStep ccp_exchange_prepare(CcpExchange *x);
 extern CcpStep ccp_exchange_answer(CcpExchange *x, const CcpHttpResult *res);
 extern void ccp_exchange_abandon(CcpExchange *x);
@@ -846,6 +873,20 @@ extern void ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 						 const void *params, char **items, int nitems,
 						 CcpOrigin origin, int64 request_id,
 						 int64 intent_id, CcpOutcome *out);
+/*
+ * One request of a synchronous call, as ccp_exchange_chunks hands it out:
+ * its params, items (n of them, NULL when none), its number from 1,
+ * whether it is its items' last request, and its intent (0: none).
+ */
+typedef void (*CcpChunkFn) (const void *params, char **items, int n,
+							int request_no, bool last, int64 intent_id,
+							void *arg);
+
+extern int	ccp_exchange_requests(const CcpServer *srv, const CcpOpDef *def,
+								  const void *params, int nitems);
+extern void ccp_exchange_chunks(const CcpServer *srv, const CcpOpDef *def,
+								const void *params, char **items, int nitems,
+								bool intents, CcpChunkFn fn, void *arg);
 extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
 									 const CcpOutcome *out, int attempts,
 									 int64 *delay_ms);

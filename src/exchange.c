@@ -25,7 +25,9 @@
 #include "ccpurge.h"
 
 #include "common/pg_prng.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 /*
  * ccp_classify_answer fills out from an HTTP result for chunk, whether it
@@ -119,6 +121,20 @@ ccp_exchange_abandon(CcpExchange *x)
 }
 
 /*
+ * ccp_exchange_build builds x's request into x->req with the vendor's
+ * builder, carrying token (NULL for vendors without tokens).  It takes no
+ * ticket and no token, and sends and logs nothing: ccp_exchange_prepare's
+ * last step, and all that ccpurge_explain does.
+ */
+void
+ccp_exchange_build(CcpExchange *x, const char *token)
+{
+	x->chunk.token = token;
+	memset(&x->req, 0, sizeof(x->req));
+	x->def->build(x->srv, &x->chunk, &x->req);
+}
+
+/*
  * ccp_exchange_prepare is the build step: it takes a rate-limit ticket
  * (waiting for one when x is blocking; a non-blocking exchange without
  * room ends with its last outcome marked for a later retry), a token for
@@ -135,6 +151,8 @@ ccp_exchange_prepare(CcpExchange *x)
 
 	if (x->ticket == -1)
 	{
+		if (x->blocking && (srv->rate_count > 0 || srv->max_inflight > 0))
+			ccp_progress_wait(CCP_WAIT_RATE);
 		x->ticket = ccp_rate_acquire(srv, x->blocking);
 		if (x->ticket == -1)
 		{
@@ -153,12 +171,10 @@ ccp_exchange_prepare(CcpExchange *x)
 		int			status = 0;
 		char	   *token = NULL;
 
+		if (srv->vendor->build_token_request != NULL)
+			ccp_progress_wait(CCP_WAIT_TOKEN);
 		if (ccp_token_get(srv, x->stale, &token, &error, &status, x->origin))
-		{
-			x->chunk.token = token;
-			memset(&x->req, 0, sizeof(x->req));
-			x->def->build(srv, &x->chunk, &x->req);
-		}
+			ccp_exchange_build(x, token);
 		else
 		{
 			/* nothing went out for the items */
@@ -277,6 +293,7 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			x.intent_id = intent_id;
 			intent_id = 0;
 			ccp_reqlog_sending(x.intent_id);
+			ccp_progress_wait(CCP_WAIT_HTTP);
 			ccp_http_perform(&srv->http, &x.req, &res);
 		}
 		PG_CATCH();
@@ -289,6 +306,86 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 			break;
 	}
 	*out = x.out;
+}
+
+/*
+ * ccp_exchange_requests returns how many requests a synchronous call of
+ * def sends to srv for nitems items (validated, distinct) and params: one
+ * per chunk of the server's batch size, or one for a request the params
+ * alone define, times the requests the params need per chunk.
+ */
+int
+ccp_exchange_requests(const CcpServer *srv, const CcpOpDef *def,
+					  const void *params, int nitems)
+{
+	int			batch = Min(srv->batch_size, def->max_batch);
+	int			chunks = nitems > 0 ? (nitems + batch - 1) / batch : 1;
+
+	return chunks * list_length(ccp_params_split(def, params));
+}
+
+/*
+ * ccp_exchange_chunks cuts a synchronous call's items (validated,
+ * distinct; none for a request the params alone define) into the
+ * requests ccp_exchange_requests counts, in the order they are sent, and
+ * calls fn for each with its params, items, number (from 1), whether it
+ * is the items' last request, and, with intents, the log_id of its
+ * durable intent.  The intents are made ahead, one sync for each window of
+ * requests (see intent.c): one for the first request, then twice as many
+ * each time, up to CCP_INTENT_WINDOW.  Each call of fn runs in a memory
+ * context that is reset after it.
+ */
+void
+ccp_exchange_chunks(const CcpServer *srv, const CcpOpDef *def,
+					const void *params, char **items, int nitems,
+					bool intents, CcpChunkFn fn, void *arg)
+{
+	MemoryContext chunk_cxt;
+	MemoryContext old;
+	List	   *parts = ccp_params_split(def, params);
+	int			batch = Min(srv->batch_size, def->max_batch);
+	int			per_part = (nitems == 0) ? 1 : (nitems - 1) / batch + 1;
+	int64		nchunks = (int64) list_length(parts) * per_part;
+	CcpChunk	win[CCP_INTENT_WINDOW];
+	int64		win_ids[CCP_INTENT_WINDOW];
+	int64		win_start = 0;
+	int			win_len = 0;
+	int			window = 1;
+
+	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "ccpurge chunk",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (int64 c = 0; c < nchunks; c++)
+	{
+		const CcpChunk *chunk;
+		int64		part = c / per_part;
+
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(chunk_cxt);
+		if (c == win_start + win_len)
+		{
+			win_start = c;
+			win_len = (int) Min(window, nchunks - c);
+			window = Min(window * 2, CCP_INTENT_WINDOW);
+			memset(win, 0, sizeof(win));
+			memset(win_ids, 0, sizeof(win_ids));
+			for (int w = 0; w < win_len; w++)
+			{
+				int			start = (int) ((c + w) % per_part) * batch;
+
+				win[w].params = list_nth(parts, (int) ((c + w) / per_part));
+				win[w].nitems = Min(batch, nitems - start);
+				win[w].items = win[w].nitems > 0 ? items + start : NULL;
+			}
+			if (intents)
+				ccp_reqlog_sync_intents(srv, def, win, win_len, win_ids);
+		}
+		chunk = &win[c - win_start];
+		fn(chunk->params, chunk->items, chunk->nitems, (int) c + 1,
+		   part == list_length(parts) - 1, win_ids[c - win_start], arg);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(chunk_cxt);
+	}
+	MemoryContextDelete(chunk_cxt);
 }
 
 /*

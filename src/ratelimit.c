@@ -385,3 +385,47 @@ ccp_rate_release_all(void)
 	while (ccp_nheld > 0)
 		ccp_rate_release(NULL, ccp_held[ccp_nheld - 1]);
 }
+
+/*
+ * ccp_rate_state reads, under the limiter lock, what the limiter knows of
+ * server serverid of the current database, for ccpurge_servers: the
+ * requests in flight, the entries of its rate window in use (in flight or
+ * finished less than a period ago; -1 without a rate limit) and when the
+ * next entry frees itself while the window is full (0: not full, or only
+ * when a request in flight finishes).  Returns false, with everything 0,
+ * when the limiter has no slot for it.
+ */
+bool
+ccp_rate_state(Oid serverid, int *inflight, int *window_used,
+			   TimestampTz *next_slot_at)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		found = false;
+
+	*inflight = 0;
+	*window_used = 0;
+	*next_slot_at = 0;
+	LWLockAcquire(ccp_shared->rate_lock, LW_SHARED);
+	for (int i = 0; i < ccp_shared->nslots && !found; i++)
+	{
+		CcpRateSlot *s = &ccp_shared->rates[i];
+		TimestampTz next = DT_NOEND;
+
+		if (s->dbid != MyDatabaseId || s->serverid != serverid)
+			continue;
+		found = true;
+		*inflight = s->inflight;
+		*window_used = s->count > 0 ? 0 : -1;
+		for (int e = 0; e < s->used && s->count > 0; e++)
+		{
+			if (s->sent[e] == DT_NOEND || s->sent[e] + s->period_us > now)
+				(*window_used)++;
+			if (s->sent[e] != DT_NOEND)
+				next = Min(next, s->sent[e] + s->period_us);
+		}
+		if (s->count > 0 && *window_used >= s->count && next != DT_NOEND)
+			*next_slot_at = next;
+	}
+	LWLockRelease(ccp_shared->rate_lock);
+	return found;
+}

@@ -28,6 +28,7 @@ int			ccp_retention_s = 7 * 24 * 3600;
 int			ccp_max_servers = 64;
 int			ccp_rate_notice_ms = 3000;
 int			ccp_token_fail_hold_ms = 2000;
+bool		ccp_dry_run = false;
 
 /*
  * ccp_define_settings defines every setting and reserves the prefix.
@@ -107,6 +108,15 @@ ccp_define_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("ccpurge.dry_run",
+							 "Makes the synchronous functions validate and return their rows without sending anything.",
+							 "Rows then have ok NULL and the message \"dry run\"; nothing is logged.",
+							 &ccp_dry_run,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	/* settings fixed at server start can only be defined while preloading */
 	if (process_shared_preload_libraries_in_progress)

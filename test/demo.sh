@@ -1,7 +1,9 @@
 #!/bin/bash
 #
 # test/demo.sh: shows ccpurge erasing customers at the (simulated) Huawei
-# CEC contact center, from a throwaway cluster that it starts and removes.
+# CEC contact center, from a throwaway cluster that it starts and removes:
+# a synchronous call, then the production path (a DELETE under the
+# erase-on-delete trigger, the worker draining the queue, ccpurge_servers).
 #
 # Run as root from anywhere:  bash test/demo.sh
 #
@@ -223,6 +225,27 @@ SELECT * FROM ccpurge_delete_customers(ARRAY(SELECT phone FROM crm.customer WHER
 
 -- every HTTP request is logged, with a digest of the items instead of the items
 SELECT server, operation, item_count, ok, http_status FROM ccpurge.request_log;
+
+-- the production path: a trigger queues what the CRM deletes, in the
+-- deleting transaction; the background worker sends it after commit
+CREATE TRIGGER erase_at_vendor AFTER DELETE ON crm.customer
+  REFERENCING OLD TABLE AS gone
+  FOR EACH STATEMENT EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers', 'phone');
+INSERT INTO crm.customer (name, phone, erase_requested) VALUES
+  ('Eve', '13500005555', true),
+  ('Fay', '13500006666', true),
+  ('Gus', '13500007777', true);
+-- the DELETE returns at local speed; its rows are now queued
+DELETE FROM crm.customer WHERE erase_requested RETURNING name, phone;
+SELECT max(request_id) AS request_id FROM ccpurge_requests \gset
+-- the worker drains the queue: wait until every item of the request is finished
+SELECT ccpurge_wait(:request_id);
+SELECT request_id, operation, server, queued, sending, done, failed
+  FROM ccpurge_requests WHERE request_id = :request_id;
+-- each server's health at a glance: queue, rate window, token, last hour
+\x on
+SELECT * FROM ccpurge_servers;
+\x off
 EOF
 
 say "what the simulator recorded"

@@ -69,3 +69,15 @@ COMMENT ON FUNCTION ccpurge_retry(bigint) IS
   'queues the failed and canceled items of a request again; returns their number';
 COMMENT ON FUNCTION ccpurge_cancel(bigint) IS
   'cancels the queued and failed items of a request; returns their number';
+
+/* the DBA's console (src/sql/50_console.sql) */
+COMMENT ON VIEW ccpurge_servers IS
+  'one row per ccpurge server: its queue, requests in flight, rate window, token expiry, last success and error, and its last hour';
+COMMENT ON VIEW ccpurge_progress IS
+  'one row per synchronous call running in this database: its items and requests done and what it waits for';
+COMMENT ON FUNCTION ccpurge_explain(text, text[], jsonb, text) IS
+  'the requests a synchronous call would send, secrets, tokens and signatures redacted; sends and logs nothing';
+COMMENT ON FUNCTION ccpurge.server_state(oid) IS
+  'what the rate limiter and token cache know of a server now, for ccpurge_servers';
+COMMENT ON FUNCTION ccpurge.progress() IS
+  'the synchronous calls running in this database, for ccpurge_progress';

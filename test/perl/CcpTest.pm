@@ -624,6 +624,31 @@ sub wait_for_log_count
 		});
 }
 
+# start_call starts $sql (a synchronous call, say) in a new background
+# session of $node (database postgres) without waiting for it, and returns
+# the session and its backend pid.  Stop the statement with cancel_call;
+# close the session with $bg->quit.
+sub start_call
+{
+	my ($node, $sql) = @_;
+	my $bg = $node->background_psql('postgres', on_error_stop => 0,
+		timeout => $PostgreSQL::Test::Utils::timeout_default);
+	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+	$bg->query_until(qr/started/, "\\echo started\n$sql;\n");
+	return ($bg, $pid);
+}
+
+# cancel_call cancels the statement of backend $pid of $node (a session of
+# start_call) and waits until the backend is idle again, its session still
+# open; tells whether the statement ended within the harness's timeout.
+sub cancel_call
+{
+	my ($node, $pid) = @_;
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	return $node->poll_query_until('postgres',
+		"SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $pid");
+}
+
 # stop_process ends child process $pid of this test: SIGTERM, then SIGKILL
 # after $grace seconds (default 5), and reaps it.
 sub stop_process

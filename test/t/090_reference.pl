@@ -2,7 +2,8 @@
 # 090_reference: doc/ccpurge.md documents everything ccpurge installs
 #
 # The reference gives every object a "### name" heading: functions and
-# views by name, tables by schema-qualified name (ccpurge.queue), settings
+# views by name, tables and the functions of schema ccpurge by
+# schema-qualified name (ccpurge.queue, ccpurge.progress), settings
 # by their full name (ccpurge.max_attempts), server and user mapping
 # options by name.  Under the heading of each function, view and table it
 # quotes the object's comment (src/sql/90_comments.sql) as a "> comment"
@@ -69,8 +70,8 @@ sub commented
 }
 
 # The extension's functions, views and tables with their comments, one per
-# line: kind, name and comment separated by tabs.  Tables outside the
-# extension's schema are named with their schema.
+# line: kind, name and comment separated by tabs.  Functions and tables
+# outside the extension's schema are named with their schema.
 my $objects = $node->safe_psql(
 	'postgres', q{
 WITH ext AS (SELECT oid, extnamespace FROM pg_extension WHERE extname = 'ccpurge'),
@@ -79,9 +80,13 @@ members AS (
 	 WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid
 	   AND d.deptype = 'e')
 SELECT kind || E'\t' || name || E'\t' || coalesce(comment, '')
-  FROM (SELECT 'function' AS kind, p.proname::text AS name,
+  FROM (SELECT 'function' AS kind,
+			   CASE WHEN p.pronamespace = ext.extnamespace THEN p.proname::text
+					ELSE n.nspname || '.' || p.proname END AS name,
 			   obj_description(p.oid, 'pg_proc') AS comment
-		  FROM members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+		  FROM members m
+		  JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+		  JOIN pg_namespace n ON n.oid = p.pronamespace, ext
 		UNION ALL
 		SELECT CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END,
 			   CASE WHEN c.relnamespace = ext.extnamespace THEN c.relname::text
