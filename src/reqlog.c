@@ -65,6 +65,11 @@ typedef struct CcpLogEntry
 	int64		log_id;			/* the intent row it finishes; 0: a new row */
 	bool		ok_unknown;		/* ok is NULL: the outcome is not known */
 	bool		from_spill;		/* adopted from a spill file, see below */
+	/* the receipts (receipt.c) */
+	int			nreceipts;		/* items of hmacs and item_ok */
+	int			receipt_key;	/* key_id of hmacs */
+	uint8	   *hmacs;			/* NULL: written, or none to write */
+	uint8	   *item_ok;		/* per-item outcomes; NULL: the request's */
 } CcpLogEntry;
 
 /*
@@ -157,7 +162,7 @@ static CcpStmt ccp_log_insert_stmt[2] = {
 		" code, message, duration_ms, key_id, request_ids, scope)"
 		" SELECT r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
 		" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
-		" r.a17::pg_catalog.jsonb" CCP_LOG_ROWS_FROM,
+		" r.a17::pg_catalog.jsonb" CCP_LOG_ROWS_FROM " RETURNING log_id",
 		17, CCP_LOG_TYPES
 	}
 };
@@ -201,6 +206,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	char	   *digest = NULL;
 	int			key_id = 0;
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
+	Size		receipts;
 
 	if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
 	{
@@ -236,8 +242,15 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	 * kept until its transaction ends, and calls come once per row.  vendor
 	 * and operation names are static.
 	 */
+	/*
+	 * Each item's receipt: its HMAC, unless an intent row wrote it already,
+	 * and its own outcome where the vendor answered per item.
+	 */
+	receipts = (nitems > 0 && items != NULL && intent_id == 0 ?
+				(Size) nitems * PG_SHA256_DIGEST_LENGTH : 0) +
+		(nitems > 0 && out->item_ok != NULL ? nitems : 0);
 	old = MemoryContextSwitchTo(ccp_log_cxt);
-	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) +
+	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) + receipts +
 				strlen(srv->servername) + 1 +
 				(digest ? strlen(digest) + 1 : 0) +
 				(ids ? strlen(ids) + 1 : 0) +
@@ -254,6 +267,23 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 		e->scope = ccp_reqlog_put(&p, scope);
 		e->code = ccp_reqlog_put(&p, out->code);
 		e->message = ccp_reqlog_put(&p, out->message);
+		if (receipts > 0)
+		{
+			e->nreceipts = nitems;
+			if (intent_id == 0 && items != NULL)
+			{
+				e->hmacs = (uint8 *) p;
+				p += (Size) nitems * PG_SHA256_DIGEST_LENGTH;
+				if (!ccp_digest_each(items, nitems, e->hmacs, &e->receipt_key))
+					e->hmacs = NULL;
+			}
+			if (out->item_ok != NULL)
+			{
+				e->item_ok = (uint8 *) p;
+				for (int i = 0; i < nitems; i++)
+					e->item_ok[i] = out->item_ok[i] ? 1 : 0;
+			}
+		}
 	}
 	e->at = GetCurrentTimestamp();
 	e->vendor = srv->vendor->name;
@@ -335,6 +365,33 @@ ccp_reqlog_to_record(const CcpLogEntry *e, CcpLogRecord *r)
 	if (e->message)
 		ccp_shmem_strcpy(r->message, e->message, sizeof(r->message));
 	r->duration_ms = e->duration_ms;
+	r->nreceipts = e->nreceipts;
+	r->receipt_key = e->receipt_key;
+	r->has_hmacs = (e->hmacs != NULL);
+	r->has_item_ok = (e->item_ok != NULL);
+}
+
+/*
+ * ccp_reqlog_write_record writes entry e to file fd as a record followed
+ * by its receipts.  Raises no error (it runs in aborts); returns false
+ * when the write failed.
+ */
+static bool
+ccp_reqlog_write_record(int fd, const CcpLogEntry *e)
+{
+	CcpLogRecord r;
+
+	ccp_reqlog_to_record(e, &r);
+	if (write(fd, &r, sizeof(r)) != sizeof(r))
+		return false;
+	if (r.has_hmacs &&
+		write(fd, e->hmacs, (Size) r.nreceipts * PG_SHA256_DIGEST_LENGTH) !=
+		(ssize_t) ((Size) r.nreceipts * PG_SHA256_DIGEST_LENGTH))
+		return false;
+	if (r.has_item_ok &&
+		write(fd, e->item_ok, r.nreceipts) != (ssize_t) r.nreceipts)
+		return false;
+	return true;
 }
 
 /*
@@ -365,18 +422,53 @@ ccp_reqlog_from_record(const CcpLogRecord *r)
 	e->code = r->has_code ? pstrdup(r->code) : NULL;
 	e->message = pstrdup(r->message);
 	e->duration_ms = r->duration_ms;
+	e->nreceipts = r->nreceipts;
+	e->receipt_key = r->receipt_key;
 	return e;
 }
 
 /*
- * ccp_reqlog_spill writes n records to a new spill file, synced and then
- * renamed into place, so that a file the worker sees is whole.  Runs in
- * the abort of a transaction, so it uses plain system calls and raises no
- * error; returns false when the file could not be written.
+ * ccp_reqlog_read_record reads the next record of file fd and its
+ * receipts into a new entry, palloc'd in the current context; NULL at the
+ * end of the file or of its whole records.
+ */
+static CcpLogEntry *
+ccp_reqlog_read_record(int fd)
+{
+	CcpLogRecord r;
+	CcpLogEntry *e;
+
+	if (read(fd, &r, sizeof(r)) != sizeof(r))
+		return NULL;
+	e = ccp_reqlog_from_record(&r);
+	if (r.has_hmacs)
+	{
+		Size		len = (Size) r.nreceipts * PG_SHA256_DIGEST_LENGTH;
+
+		e->hmacs = palloc(len);
+		if (read(fd, e->hmacs, len) != (ssize_t) len)
+			return NULL;
+	}
+	if (r.has_item_ok)
+	{
+		e->item_ok = palloc(r.nreceipts);
+		if (read(fd, e->item_ok, r.nreceipts) != (ssize_t) r.nreceipts)
+			return NULL;
+	}
+	return e;
+}
+
+/*
+ * ccp_reqlog_spill writes entries, as records with their receipts, to a
+ * new spill file, synced and then renamed into place, so that a file the
+ * worker sees is whole.  Runs in the abort of a transaction, so it uses
+ * plain system calls and raises no error; returns false when the file
+ * could not be written.
  */
 static bool
-ccp_reqlog_spill(const CcpLogRecord *records, int n)
+ccp_reqlog_spill(List *entries)
 {
+	ListCell   *lc;
 	char		dir[MAXPGPATH];
 	char		tmp[MAXPGPATH];
 	char		path[MAXPGPATH];
@@ -391,8 +483,10 @@ ccp_reqlog_spill(const CcpLogRecord *records, int n)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, pg_file_create_mode);
 	if (fd < 0)
 		return false;
-	ok = (write(fd, records, sizeof(CcpLogRecord) * n) ==
-		  (ssize_t) (sizeof(CcpLogRecord) * n)) && pg_fsync(fd) == 0;
+	ok = true;
+	foreach(lc, entries)
+		ok = ok && ccp_reqlog_write_record(fd, lfirst(lc));
+	ok = ok && pg_fsync(fd) == 0;
 	if (close(fd) != 0)
 		ok = false;
 	if (ok)
@@ -435,7 +529,7 @@ ccp_reqlog_adopt_spills(void)
 	{
 		char		path[MAXPGPATH];
 		int			fd;
-		CcpLogRecord r;
+		CcpLogEntry *e;
 		MemoryContext old;
 
 		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
@@ -447,10 +541,8 @@ ccp_reqlog_adopt_spills(void)
 		if (fd < 0)
 			continue;
 		old = MemoryContextSwitchTo(ccp_log_cxt);
-		while (read(fd, &r, sizeof(r)) == sizeof(r))
+		while ((e = ccp_reqlog_read_record(fd)) != NULL)
 		{
-			CcpLogEntry *e = ccp_reqlog_from_record(&r);
-
 			e->from_spill = true;
 			ccp_log_pending = lappend(ccp_log_pending, e);
 		}
@@ -492,8 +584,7 @@ ccp_reqlog_orphan(List *entries)
 {
 	ListCell   *lc;
 	int			lost = 0;
-	CcpLogRecord *spill = NULL;
-	int			nspill = 0;
+	List	   *spill = NIL;
 
 	if (entries == NIL || ccp_shared == NULL)
 		return;
@@ -511,19 +602,20 @@ ccp_reqlog_orphan(List *entries)
 			lost++;
 			continue;
 		}
-		if (ccp_shared->log_count < CCP_LOG_RING)
-			r = &ccp_shared->log_ring[ccp_shared->log_count++];
-		else
+		/* the ring's records have no room for receipts */
+		if (ccp_shared->log_count < CCP_LOG_RING &&
+			e->hmacs == NULL && e->item_ok == NULL)
 		{
-			if (spill == NULL)
-				spill = palloc(sizeof(CcpLogRecord) * list_length(entries));
-			r = &spill[nspill++];
+			r = &ccp_shared->log_ring[ccp_shared->log_count++];
+			ccp_reqlog_to_record(e, r);
 		}
-		ccp_reqlog_to_record(e, r);
+		else
+			spill = lappend(spill, e);
 	}
 	LWLockRelease(ccp_shared->log_lock);
-	if (nspill > 0 && !ccp_reqlog_spill(spill, nspill))
-		lost += nspill;
+	if (spill != NIL && !ccp_reqlog_spill(spill))
+		lost += list_length(spill);
+	list_free(spill);
 	ccp_wake_worker();
 	if (lost > 0)
 		ereport(WARNING,
@@ -608,13 +700,11 @@ ccp_reqlog_keep(List *entries)
 	foreach(lc, entries)
 	{
 		CcpLogEntry *e = lfirst(lc);
-		CcpLogRecord r;
 
 		/* a row from a spill file stays there until it is committed */
 		if (e->from_spill)
 			continue;
-		ccp_reqlog_to_record(e, &r);
-		if (write(ccp_keep_fd, &r, sizeof(r)) != sizeof(r))
+		if (!ccp_reqlog_write_record(ccp_keep_fd, e))
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not write file \"%s\": %m", ccp_keep_path)));
@@ -634,12 +724,12 @@ ccp_reqlog_keep_end(bool orphan)
 		return;
 	if (orphan && lseek(ccp_keep_fd, 0, SEEK_SET) == 0)
 	{
-		CcpLogRecord r;
+		CcpLogEntry *e;
 		List	   *batch = NIL;
 
-		while (read(ccp_keep_fd, &r, sizeof(r)) == sizeof(r))
+		while ((e = ccp_reqlog_read_record(ccp_keep_fd)) != NULL)
 		{
-			batch = lappend(batch, ccp_reqlog_from_record(&r));
+			batch = lappend(batch, e);
 			if (list_length(batch) >= CCP_LOG_RING)
 			{
 				ccp_reqlog_orphan(batch);
@@ -1016,6 +1106,15 @@ ccp_reqlog_finish_intents(Oid owner)
 		elog(ERROR, "SPI_connect failed");
 	(void) ccp_stmt_exec_as(owner, &ccp_log_finish_stmt, args, NULL,
 							SPI_OK_UPDATE);
+	/* the receipts went with the intent row; per-item outcomes come now */
+	foreach(lc, done)
+	{
+		CcpLogEntry *e = lfirst(lc);
+
+		if (e->item_ok != NULL && ccp_receipt_writable())
+			ccp_receipt_set_outcomes(owner, e->log_id, e->item_ok,
+									 e->nreceipts);
+	}
 	SPI_finish();
 
 	foreach(lc, done)
@@ -1060,6 +1159,7 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
 	int			key_id;
 	bool		isnull;
+	int64		log_id;
 	char	   *role = GetUserNameFromId(srv->userid, true);
 
 	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
@@ -1101,8 +1201,21 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 	nulls[9] = scope ? ' ' : 'n';
 	(void) ccp_stmt_exec(&ccp_log_intent_stmt, values, nulls,
 						 SPI_OK_INSERT_RETURNING);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	log_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* each item's receipt, in the same transaction, before it leaves */
+	if (nitems > 0 && ccp_receipt_writable())
+	{
+		uint8	   *hmacs = palloc((Size) nitems * PG_SHA256_DIGEST_LENGTH);
+		uint8	   *no_outcomes = NULL;
+
+		if (ccp_digest_each(items, nitems, hmacs, &key_id))
+			ccp_receipt_insert(InvalidOid, 1, &log_id, &key_id, &hmacs,
+							   &no_outcomes, &nitems);
+		pfree(hmacs);
+	}
+	return log_id;
 }
 
 /* Intent rows whose answer never came, prepared once. */
@@ -1130,6 +1243,50 @@ ccp_reqlog_mark_unknown(void)
 		return 0;
 	return (int64) ccp_stmt_exec(&ccp_log_unknown_stmt, NULL, NULL,
 								 SPI_OK_UPDATE);
+}
+
+/*
+ * ccp_reqlog_write_receipts writes the receipts of the pending entries,
+ * whose rows the INSERT just made returned their log ids in SPI_tuptable,
+ * in the entries' order (the order of the INSERT's rows).  Connected to
+ * SPI, as the log's owner.
+ */
+static void
+ccp_reqlog_write_receipts(Oid owner)
+{
+	int			n = list_length(ccp_log_pending);
+	int64	   *log_ids = palloc(sizeof(int64) * n);
+	int		   *key_ids = palloc(sizeof(int) * n);
+	uint8	  **hmacs = palloc(sizeof(uint8 *) * n);
+	uint8	  **item_ok = palloc(sizeof(uint8 *) * n);
+	int		   *nitems = palloc(sizeof(int) * n);
+	int			m = 0;
+	int			i = 0;
+	ListCell   *lc;
+
+	if (SPI_processed != (uint64) n)
+		elog(ERROR, "the ccpurge request log returned " UINT64_FORMAT " rows for %d",
+			 SPI_processed, n);
+	foreach(lc, ccp_log_pending)
+	{
+		CcpLogEntry *e = lfirst(lc);
+		bool		isnull;
+
+		if (e->hmacs != NULL)
+		{
+			log_ids[m] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1,
+													 &isnull));
+			key_ids[m] = e->receipt_key;
+			hmacs[m] = e->hmacs;
+			item_ok[m] = e->item_ok;
+			nitems[m] = e->nreceipts;
+			m++;
+		}
+		i++;
+	}
+	if (m > 0 && ccp_receipt_writable())
+		ccp_receipt_insert(owner, m, log_ids, key_ids, hmacs, item_ok, nitems);
 }
 
 /*
@@ -1215,7 +1372,9 @@ ccp_reqlog_flush(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	(void) ccp_stmt_exec_as(owner, &ccp_log_insert_stmt[keyed], args, NULL,
-							SPI_OK_INSERT);
+							keyed ? SPI_OK_INSERT_RETURNING : SPI_OK_INSERT);
+	if (keyed)
+		ccp_reqlog_write_receipts(owner);
 	SPI_finish();
 
 	/* written, but only as durable as this transaction */

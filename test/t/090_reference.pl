@@ -79,9 +79,11 @@ members AS (
 	 WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid
 	   AND d.deptype = 'e')
 SELECT kind || E'\t' || name || E'\t' || coalesce(comment, '')
-  FROM (SELECT 'function' AS kind, p.proname::text AS name,
+  FROM (SELECT 'function' AS kind,
+			   CASE WHEN p.pronamespace = ext.extnamespace THEN p.proname::text
+					ELSE p.pronamespace::regnamespace || '.' || p.proname END AS name,
 			   obj_description(p.oid, 'pg_proc') AS comment
-		  FROM members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+		  FROM members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid, ext
 		UNION ALL
 		SELECT CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END,
 			   CASE WHEN c.relnamespace = ext.extnamespace THEN c.relname::text
