@@ -12,6 +12,11 @@
  * restored into a database whose CREATE EXTENSION made a key of its own
  * keeps both without a clash.
  *
+ * Besides the set digest of a request's items (ccp_digest_items), each
+ * item has its own HMAC: the item_hmac of its receipts (receipt.c), and
+ * what ccpurge.queue keeps of a done or canceled item instead of its text
+ * (ccpurge.forget_items).
+ *
  * Each process caches the keys.  A rotation bumps a counter in shared
  * memory when it commits, and a process loads the keys again, inside a
  * transaction, when the counter or the table has changed; outside a
@@ -402,6 +407,27 @@ ccp_digest_text(const uint8 *hmac, int key_id)
 }
 
 /*
+ * ccp_digest_is_text tells whether s is a digest as ccp_digest_text writes
+ * it: "hmac:", a key id, ":" and 64 lower-case hex digits.
+ */
+static bool
+ccp_digest_is_text(const char *s)
+{
+	const char *p = s + 5;
+	int			hex = 0;
+
+	if (strncmp(s, "hmac:", 5) != 0 || !isdigit((unsigned char) *p))
+		return false;
+	while (isdigit((unsigned char) *p))
+		p++;
+	if (*p++ != ':')
+		return false;
+	for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+		hex++;
+	return *p == '\0' && hex == PG_SHA256_DIGEST_LENGTH * 2;
+}
+
+/*
  * ccpurge.forget_items(items text[]) returns the items with each clear
  * text replaced by its digest (ccp_digest_text) under the current key;
  * elements that are digests already stay.  The queue calls it when its
@@ -429,7 +455,7 @@ ccpurge_forget_items(PG_FUNCTION_ARGS)
 	keyed = ccp_digest_each(items, n, hmacs, &key_id);
 	for (int i = 0; i < n; i++)
 	{
-		if (nulls[i] || strncmp(items[i], "hmac:", 5) == 0)
+		if (nulls[i] || ccp_digest_is_text(items[i]))
 			continue;
 		elems[i] = CStringGetTextDatum(keyed ?
 									   ccp_digest_text(hmacs + i * PG_SHA256_DIGEST_LENGTH, key_id) :

@@ -207,6 +207,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	int			key_id = 0;
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
 	Size		receipts;
+	bool		want_hmacs;
 
 	if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
 	{
@@ -243,11 +244,13 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 	 * and operation names are static.
 	 */
 	/*
-	 * Each item's receipt: its HMAC, unless an intent row wrote it already,
-	 * and its own outcome where the vendor answered per item.
+	 * Each item's receipt: its HMAC, unless an intent row wrote it already
+	 * or the log has no receipts (before the update to 1.2), and its own
+	 * outcome where the vendor answered per item.
 	 */
-	receipts = (nitems > 0 && items != NULL && intent_id == 0 ?
-				(Size) nitems * PG_SHA256_DIGEST_LENGTH : 0) +
+	want_hmacs = (nitems > 0 && items != NULL && intent_id == 0 &&
+				  (!IsTransactionState() || ccp_receipt_writable()));
+	receipts = (want_hmacs ? (Size) nitems * PG_SHA256_DIGEST_LENGTH : 0) +
 		(nitems > 0 && out->item_ok != NULL ? nitems : 0);
 	old = MemoryContextSwitchTo(ccp_log_cxt);
 	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) + receipts +
@@ -270,7 +273,7 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 		if (receipts > 0)
 		{
 			e->nreceipts = nitems;
-			if (intent_id == 0 && items != NULL)
+			if (want_hmacs)
 			{
 				e->hmacs = (uint8 *) p;
 				p += (Size) nitems * PG_SHA256_DIGEST_LENGTH;

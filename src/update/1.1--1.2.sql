@@ -232,11 +232,20 @@ CREATE TABLE ccpurge.erasure_packed (
 	key_id		integer NOT NULL,
 	item_hmacs	bytea NOT NULL,
 	item_ok		bytea				-- NULL: every item has the request's outcome
-) WITH (fillfactor = 90);
+) WITH (fillfactor = 90, autovacuum_vacuum_insert_threshold = 100,
+	  autovacuum_vacuum_insert_scale_factor = 0);
 -- random bytes do not compress: do not try
 ALTER TABLE ccpurge.erasure_packed ALTER COLUMN item_hmacs SET STORAGE EXTERNAL;
+/*
+ * New keys go to the GIN index's pending list, which costs the worker
+ * about a tenth of inserting them into the index; autovacuum merges the
+ * list (every 100 requests written, see above), so the worker never does
+ * it in the middle of a drain.  A look-up also reads what is not merged
+ * yet.
+ */
 CREATE INDEX erasure_packed_items_idx ON ccpurge.erasure_packed
-	USING gin (ccpurge.receipt_keys(item_hmacs));
+	USING gin (ccpurge.receipt_keys(item_hmacs))
+	WITH (fastupdate = on, gin_pending_list_limit = 2097151);
 REVOKE ALL ON ccpurge.erasure_packed FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.erasure_packed', '');
 
