@@ -225,7 +225,7 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
  * vendor answered per item, one byte per item (1 erased, 0 refused).
  * Written with the request's log row; ccpurge.erasure shows one row per
  * item.  A row per item would cost about 150 bytes an item with its index
- * and most of the worker's time; packed, a receipt costs under 100.
+ * and most of the worker's time; packed, a receipt costs about 95.
  */
 CREATE TABLE ccpurge.erasure_packed (
 	log_id		bigint PRIMARY KEY,
