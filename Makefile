@@ -32,7 +32,7 @@ DATA_built = ccpurge--1.2.sql ccpurge--1.1--1.2.sql
 DATA = $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/versions/ccpurge--*.sql))
 PGFILEDESC = "ccpurge - erase personal data at contact-center vendors"
 
-SHLIB_LINK += -lcurl -lcjson
+SHLIB_LINK += -lcurl -lcjson -lcrypto
 PG_CPPFLAGS += -I$(srcdir)/src -I/usr/include/cjson
 PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror
 

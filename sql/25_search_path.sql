@@ -20,6 +20,7 @@ SELECT item, ok FROM ccpurge_delete_customers(ARRAY['sp-1']);
 BEGIN;
 SELECT ccpurge_enqueue('delete_customers', ARRAY['sp-2']) AS rid \gset
 SELECT ccpurge_cancel(:rid);
+-- canceled: its item is a digest now, which retry leaves alone
 SELECT ccpurge_retry(:rid);
 SELECT ccpurge_cancel(:rid);
 COMMIT;
@@ -32,6 +33,7 @@ CREATE TRIGGER sp_erase AFTER DELETE ON sp_customer
 DELETE FROM sp_customer;
 RESET search_path;
 
-SELECT count(*) FROM ccpurge_status WHERE item IN ('sp-2', 'sp-3');
+SELECT count(*) FROM ccpurge_status
+ WHERE item IN ('sp-2', 'sp-3') OR (request_id = :rid AND item LIKE 'hmac:%');
 DROP TABLE public.sp_customer;
 DROP SCHEMA trap CASCADE;

@@ -319,6 +319,8 @@ extern void ccp_hmac_sha256(const char *key, size_t keylen,
 							const char *msg, size_t msglen, uint8 *digest);
 extern void ccp_hmac_sha256_hex(const char *key, size_t keylen,
 								const char *msg, size_t msglen, char *hex);
+extern void ccp_hmac_sha256_many(const uint8 *key, size_t keylen,
+								 char *const *msgs, int n, uint8 *out);
 extern struct pg_cryptohash_ctx *ccp_sha256_begin(void);
 extern void ccp_sha256_add(struct pg_cryptohash_ctx *ctx, const char *data,
 						   size_t len);
@@ -481,6 +483,11 @@ typedef struct CcpLogRecord
 	char		code[CCP_MAX_CODE_BYTES + 4];
 	char		message[CCP_MAX_MESSAGE_BYTES + 4];
 	double		duration_ms;
+	/* receipts (receipt.c): in files, followed by their bytes */
+	int			nreceipts;		/* items of the receipts below */
+	int			receipt_key;	/* key_id of the item HMACs */
+	bool		has_hmacs;		/* nreceipts * 32 bytes of item HMACs follow */
+	bool		has_item_ok;	/* then nreceipts bytes of per-item outcomes */
 } CcpLogRecord;
 
 #define CCP_LOG_RING	256
@@ -678,6 +685,7 @@ extern int	ccp_store_failed_requests(int64 batch_id, const int64 *request_ids,
 									  int n, CcpFailedRequest **failed);
 extern void ccp_store_fail_items(int64 batch_id, char **items,
 								 char **messages, int n);
+extern void ccp_store_forget_done(int64 batch_id, bool keys);
 
 /* ----------
  * dropdb.c: DROP DATABASE of the worker's database
@@ -740,6 +748,11 @@ extern void ccp_report_failure(int64 batch_id, const char *server,
 extern void ccp_digest_refresh(void);
 extern bool ccp_digest_items(char **items, int n, uint8 *digest, int *key_id);
 extern char *ccp_digest_value(const char *value);
+extern bool ccp_digest_each(char *const *items, int n, uint8 *out, int *key_id);
+extern int	ccp_digest_under_every_key(const char *item, uint8 **hmacs,
+									   int **key_ids);
+extern char *ccp_digest_text(const uint8 *hmac, int key_id);
+extern Datum ccpurge_forget_items(PG_FUNCTION_ARGS);
 extern Datum ccpurge_items_digest(PG_FUNCTION_ARGS);
 extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
 
@@ -747,9 +760,40 @@ extern Datum ccpurge_rotate_digest_key(PG_FUNCTION_ARGS);
  * chain.c: the request log's hash chain, its verification and pruning
  * ----------
  */
+
+/*
+ * The columns a request log row's hash covers, in hash order: every column
+ * of the log but the hashes themselves (see chain.c).
+ */
+#define CCP_CHAIN_COLUMNS \
+	"log_id, logged_at, server, vendor, operation, origin, role," \
+	" request_id, item_count, items_sha256, ok, http_status, code, message," \
+	" duration_ms, items_hmac, key_id, scope, request_ids, chain_seq"
+#define CCP_CHAIN_COLUMN_NAMES \
+	"log_id", "logged_at", "server", "vendor", "operation", "origin", "role", \
+	"request_id", "item_count", "items_sha256", "ok", "http_status", "code", \
+	"message", "duration_ms", "items_hmac", "key_id", "scope", "request_ids", \
+	"chain_seq"
+#define CCP_CHAIN_NCOLUMNS	20
+
+extern void ccp_chain_settings(void);
 extern int	ccp_chain_seal(void);
 extern Datum ccpurge_verify_log(PG_FUNCTION_ARGS);
 extern Datum ccpurge_prune_log(PG_FUNCTION_ARGS);
+
+/* ----------
+ * receipt.c: receipts, one per item per request, and their look-ups
+ * ----------
+ */
+extern bool ccp_receipt_writable(void);
+extern void ccp_receipt_insert(Oid owner, int n, const int64 *log_ids,
+							   const int *key_ids, uint8 *const *hmacs,
+							   uint8 *const *item_ok, const int *nitems);
+extern void ccp_receipt_set_outcomes(Oid owner, int64 log_id,
+									 const uint8 *item_ok, int nitems);
+extern Datum ccpurge_receipt_keys(PG_FUNCTION_ARGS);
+extern Datum ccpurge_erasure_receipt(PG_FUNCTION_ARGS);
+extern Datum ccpurge_erasure_certificate(PG_FUNCTION_ARGS);
 
 /* ----------
  * reqlog.c: the request log, keyed digests only
@@ -789,8 +833,8 @@ extern void ccp_reqlog_sending(int64 intent_id);
 #define CCP_INTENT_PREFIX	"intent-"
 /* Most intents of a synchronous call made durable in one sync. */
 #define CCP_INTENT_WINDOW	64
-extern void ccp_intent_append(const CcpLogRecord *records, int n);
-extern void ccp_intent_note(const CcpLogRecord *record);
+extern int	ccp_intent_begin(bool sync);
+extern void ccp_intent_end(bool written, bool sync);
 extern void ccp_intent_settle(XLogRecPtr lsn);
 extern bool ccp_intent_active(void);
 extern bool ccp_intent_orphaned(const char *name, Oid dbid);

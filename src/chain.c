@@ -49,16 +49,6 @@
 #define CCP_CHAIN_GENESIS \
 	"0000000000000000000000000000000000000000000000000000000000000000"
 
-/*
- * The columns a row's hash covers, in hash order; every column of the log
- * but the hashes themselves.
- */
-#define CCP_CHAIN_COLUMNS \
-	"log_id, logged_at, server, vendor, operation, origin, role," \
-	" request_id, item_count, items_sha256, ok, http_status, code, message," \
-	" duration_ms, items_hmac, key_id, scope, request_ids, chain_seq"
-#define CCP_CHAIN_NCOLUMNS	20
-
 PG_FUNCTION_INFO_V1(ccpurge_verify_log);
 PG_FUNCTION_INFO_V1(ccpurge_prune_log);
 
@@ -67,7 +57,7 @@ PG_FUNCTION_INFO_V1(ccpurge_prune_log);
  * that shape the text of the hashed columns, so that the sealer and every
  * verifier produce the same text.
  */
-static void
+void
 ccp_chain_settings(void)
 {
 	(void) set_config_option("DateStyle", "ISO", PGC_USERSET, PGC_S_SESSION,
@@ -405,11 +395,14 @@ ccp_chain_prune(void *arg)
 							  " ORDER BY chain_seq DESC LIMIT 1),"
 							  " gone AS (DELETE FROM ccpurge.request_log"
 							  "  WHERE chain_seq <= (SELECT chain_seq FROM last)"
-							  "  RETURNING 1),"
+							  "  RETURNING log_id),"
+							  " receipts AS (DELETE FROM ccpurge.erasure_packed"
+							  "  WHERE log_id IN (SELECT log_id FROM gone) RETURNING 1),"
 							  " anchor AS (UPDATE ccpurge.log_chain"
 							  "  SET pruned_seq = last.chain_seq, pruned_hash = last.row_hash"
 							  "  FROM last RETURNING 1)"
-							  " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM anchor)",
+							  " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM anchor),"
+							  " (SELECT count(*) FROM receipts)",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not prune the ccpurge request log");
 	p->removed = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[0],

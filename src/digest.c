@@ -12,6 +12,11 @@
  * restored into a database whose CREATE EXTENSION made a key of its own
  * keeps both without a clash.
  *
+ * Besides the set digest of a request's items (ccp_digest_items), each
+ * item has its own HMAC: the item_hmac of its receipts (receipt.c), and
+ * what ccpurge.queue keeps of a done or canceled item instead of its text
+ * (ccpurge.forget_items).
+ *
  * Each process caches the keys.  A rotation bumps a counter in shared
  * memory when it commits, and a process loads the keys again, inside a
  * transaction, when the counter or the table has changed; outside a
@@ -67,6 +72,7 @@ static CcpStmt ccp_digest_add_stmt = {
 
 PG_FUNCTION_INFO_V1(ccpurge_items_digest);
 PG_FUNCTION_INFO_V1(ccpurge_rotate_digest_key);
+PG_FUNCTION_INFO_V1(ccpurge_forget_items);
 
 /*
  * ccp_digest_table returns the oid of ccpurge.digest_key and sets *owner,
@@ -341,4 +347,121 @@ ccpurge_rotate_digest_key(PG_FUNCTION_ARGS)
 	/* this process sees its own key at once */
 	ccp_nkeys = 0;
 	PG_RETURN_INT32(key_id);
+}
+
+/*
+ * ccp_digest_each computes each of the n items' own HMAC under the current
+ * key into out (n * PG_SHA256_DIGEST_LENGTH bytes, in order) and sets
+ * *key_id: the item_hmac of its receipts.  Returns false, with nothing
+ * computed, when there is no key.  Raises no error outside a transaction.
+ */
+bool
+ccp_digest_each(char *const *items, int n, uint8 *out, int *key_id)
+{
+	const CcpDigestKey *key = ccp_digest_current();
+
+	if (key == NULL)
+		return false;
+	ccp_hmac_sha256_many(key->key, CCP_KEY_BYTES, items, n, out);
+	*key_id = key->key_id;
+	return true;
+}
+
+/*
+ * ccp_digest_under_every_key computes item's HMAC under every key, newest
+ * first, into *hmacs (palloc'd, PG_SHA256_DIGEST_LENGTH bytes each) and
+ * *key_ids, and returns how many: the item_hmac values its receipts may
+ * hold.  Needs a transaction.
+ */
+int
+ccp_digest_under_every_key(const char *item, uint8 **hmacs, int **key_ids)
+{
+	char	   *msgs[1] = {unconstify(char *, item)};
+
+	(void) ccp_digest_current();
+	*hmacs = palloc(PG_SHA256_DIGEST_LENGTH * Max(ccp_nkeys, 1));
+	*key_ids = palloc(sizeof(int) * Max(ccp_nkeys, 1));
+	for (int k = 0; k < ccp_nkeys; k++)
+	{
+		ccp_hmac_sha256_many(ccp_keys[k].key, CCP_KEY_BYTES, msgs, 1,
+							 *hmacs + k * PG_SHA256_DIGEST_LENGTH);
+		(*key_ids)[k] = ccp_keys[k].key_id;
+	}
+	return ccp_nkeys;
+}
+
+/*
+ * ccp_digest_text returns, palloc'd, what ccpurge.queue keeps of a done or
+ * canceled item instead of its clear text: "hmac:<key_id>:<hex>", the
+ * item's own HMAC under key_id (the item_hmac of its receipts), from
+ * hmac (PG_SHA256_DIGEST_LENGTH bytes).
+ */
+char *
+ccp_digest_text(const uint8 *hmac, int key_id)
+{
+	char		hex[PG_SHA256_DIGEST_STRING_LENGTH];
+
+	hex_encode((const char *) hmac, PG_SHA256_DIGEST_LENGTH, hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return psprintf("hmac:%d:%s", key_id, hex);
+}
+
+/*
+ * ccp_digest_is_text tells whether s is a digest as ccp_digest_text writes
+ * it: "hmac:", a key id, ":" and 64 lower-case hex digits.
+ */
+static bool
+ccp_digest_is_text(const char *s)
+{
+	const char *p = s + 5;
+	int			hex = 0;
+
+	if (strncmp(s, "hmac:", 5) != 0 || !isdigit((unsigned char) *p))
+		return false;
+	while (isdigit((unsigned char) *p))
+		p++;
+	if (*p++ != ':')
+		return false;
+	for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+		hex++;
+	return *p == '\0' && hex == PG_SHA256_DIGEST_LENGTH * 2;
+}
+
+/*
+ * ccpurge.forget_items(items text[]) returns the items with each clear
+ * text replaced by its digest (ccp_digest_text) under the current key;
+ * elements that are digests already stay.  The queue calls it when its
+ * rows become done or canceled, so that no erased item stays in clear
+ * text.  Without a key it leaves "hmac:none" in place of each item: the
+ * clear text goes all the same.
+ */
+Datum
+ccpurge_forget_items(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	  **items;
+	uint8	   *hmacs;
+	int			key_id = 0;
+	bool		keyed;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	items = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		items[i] = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+	hmacs = palloc(PG_SHA256_DIGEST_LENGTH * Max(n, 1));
+	keyed = ccp_digest_each(items, n, hmacs, &key_id);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i] || ccp_digest_is_text(items[i]))
+			continue;
+		elems[i] = CStringGetTextDatum(keyed ?
+									   ccp_digest_text(hmacs + i * PG_SHA256_DIGEST_LENGTH, key_id) :
+									   "hmac:none");
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, nulls, ARR_NDIM(arr),
+											 ARR_DIMS(arr), ARR_LBOUND(arr),
+											 TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -16,8 +16,9 @@
  * was lost gets its "outcome unknown" row, and none gets two.
  *
  * When the answer comes, its row is appended too, without a sync (see
- * ccp_intent_note); of the records of one log_id the worker takes the
- * last.  The file's records are settled when the transaction that made them
+ * ccp_intent_end); of the records of one log_id the worker takes the
+ * last.  Records are written by reqlog.c, in its file format (a record
+ * and its receipts).  The file's records are settled when the transaction that made them
  * ends: committed, or handed to the worker in a synced spill file.  They
  * are then removed lazily, at the next append or when the backend exits,
  * after the WAL of the commit that holds their rows has been flushed, so
@@ -48,6 +49,7 @@ static int	ccp_intent_fd = -1;
 static char ccp_intent_path[MAXPGPATH];
 static off_t ccp_intent_size = 0;	/* bytes in the file */
 static bool ccp_intent_unsettled = false;	/* records of an open transaction */
+static bool ccp_intent_broken = false;	/* ends in a part of a record */
 static XLogRecPtr ccp_intent_settle_lsn = InvalidXLogRecPtr;	/* flush
 																 * before
 																 * removing */
@@ -139,51 +141,82 @@ ccp_intent_open(void)
 }
 
 /*
- * ccp_intent_append makes n records durable: appended to this backend's
- * file (emptied first if everything in it is settled) and synced, as the
- * server's fsync setting says.  Called before the requests they describe
- * are sent, in a transaction; raises an error when the file cannot be
- * written, and then nothing may be sent.
+ * ccp_intent_begin readies this backend's file for appending records
+ * (creating it, or emptying it first if everything in it is settled) and
+ * returns its descriptor, positioned at the end.  The caller writes its
+ * records and then calls ccp_intent_end.  With sync (intents, before their
+ * requests are sent) errors are raised; without (an answer, appended
+ * while its intent is unsettled), nothing is raised and -1, which the
+ * writes fail on, may be returned.
+ */
+int
+ccp_intent_begin(bool sync)
+{
+	if (!sync && (ccp_intent_fd < 0 || !ccp_intent_unsettled))
+		return -1;
+	ccp_intent_open();
+	if (ccp_intent_broken)
+	{
+		if (!sync)
+			return -1;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not truncate file \"%s\"", ccp_intent_path),
+				 errdetail("A record of a request sent earlier could not be completed or removed.")));
+	}
+	if (sync)
+		(void) ccp_intent_clear();
+	if (lseek(ccp_intent_fd, ccp_intent_size, SEEK_SET) != ccp_intent_size)
+	{
+		if (!sync)
+			return -1;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in file \"%s\": %m", ccp_intent_path)));
+	}
+	return ccp_intent_fd;
+}
+
+/*
+ * ccp_intent_end finishes what ccp_intent_begin started: written tells
+ * whether every write succeeded.  With sync, the records are made durable
+ * (synced, as the server's fsync setting says) or an error is raised, and
+ * then nothing may be sent.  Without (an answer), nothing is synced: after
+ * a crash of PostgreSQL alone the worker then writes the answer rather
+ * than "outcome unknown"; after a crash of the machine the intent alone
+ * may remain, which is still true.  An answer not written whole is cut off
+ * again, leaving its intent.
  */
 void
-ccp_intent_append(const CcpLogRecord *records, int n)
+ccp_intent_end(bool written, bool sync)
 {
-	size_t		len = sizeof(CcpLogRecord) * n;
+	off_t		end;
 
-	ccp_intent_open();
-	(void) ccp_intent_clear();
-	errno = 0;
-	if (pwrite(ccp_intent_fd, records, len, ccp_intent_size) != (ssize_t) len)
+	if (ccp_intent_fd < 0)
+		return;
+	end = written ? lseek(ccp_intent_fd, 0, SEEK_CUR) : -1;
+	if (end < 0)
 	{
-		if (errno == 0)
-			errno = ENOSPC;
+		int			save_errno = errno;
+
+		/* a part of a record would spoil the records after it */
+		if (ftruncate(ccp_intent_fd, ccp_intent_size) != 0)
+			ccp_intent_broken = true;
+		if (!sync)
+			return;
+		errno = save_errno ? save_errno : ENOSPC;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not write file \"%s\": %m", ccp_intent_path)));
 	}
-	ccp_intent_size += len;
+	ccp_intent_size = end;
+	if (!sync)
+		return;
 	ccp_intent_unsettled = true;
 	if (pg_fdatasync(ccp_intent_fd) != 0)
 		ereport(data_sync_elevel(ERROR),
 				(errcode_for_file_access(),
 				 errmsg("could not fsync file \"%s\": %m", ccp_intent_path)));
-}
-
-/*
- * ccp_intent_note appends the record of a request's answer, without a
- * sync: after a crash of PostgreSQL alone the worker then writes the
- * answer rather than "outcome unknown"; after a crash of the machine the
- * intent alone may remain, which is still true.  Raises no error: a record
- * not written leaves the intent.
- */
-void
-ccp_intent_note(const CcpLogRecord *record)
-{
-	if (ccp_intent_fd < 0 || !ccp_intent_unsettled)
-		return;
-	if (pwrite(ccp_intent_fd, record, sizeof(*record), ccp_intent_size) ==
-		(ssize_t) sizeof(*record))
-		ccp_intent_size += sizeof(*record);
 }
 
 /*

@@ -16,11 +16,13 @@
  *            the rows of a kept batch);
  *   done     the vendor erased the batch (ccp_store_record); items a
  *            receiver refused one by one move to failed rows of their own
- *            (ccp_store_fail_items);
+ *            (ccp_store_fail_items), and the rest are replaced by their
+ *            digests in the same transaction (ccp_store_forget_done);
  *   failed   the vendor refused the batch, its attempts ran out
  *            (ccp_store_record), or its server, user mapping or operation
  *            cannot be used (ccp_store_fail_group);
- *   canceled by ccpurge_cancel (ccp_store_cancel).
+ *   canceled by ccpurge_cancel (ccp_store_cancel), which replaces the
+ *            items by their digests too.
  * Done and canceled rows are removed after ccpurge.retention
  * (ccp_store_purge); failed rows stay until they are retried or canceled.
  *
@@ -255,7 +257,7 @@ static CcpStmt ccp_store_unfinished_stmt = {
 	" UPDATE ccpurge.queue SET state = 'queued', attempts = 0," \
 	" next_attempt_at = now(), batch_id = NULL, http_status = NULL," \
 	" code = NULL, message = NULL, finished_at = NULL" keys \
-	" WHERE request_id = $1 AND state IN ('failed', 'canceled')" \
+	" WHERE request_id = $1 AND state = 'failed'" \
 	" RETURNING nitems)" \
 	" SELECT sum(nitems)::int8 FROM requeued"
 
@@ -267,14 +269,24 @@ static CcpStmt ccp_store_retry_nokeys_stmt = {
 	CCP_STORE_RETRY(""), 1, {INT8OID}
 };
 
+/*
+ * A cancel: with the queue of 1.2, the items' clear text goes with it
+ * (ccpurge.forget_items keeps their digests).
+ */
+#define CCP_STORE_CANCEL(forget) \
+	"WITH canceled AS (" \
+	" UPDATE ccpurge.queue SET state = 'canceled'," \
+	" finished_at = now(), message = $2" forget \
+	" WHERE request_id = $1 AND state IN ('queued', 'failed')" \
+	" RETURNING nitems)" \
+	" SELECT sum(nitems)::int8 FROM canceled"
+
 static CcpStmt ccp_store_cancel_stmt = {
-	"WITH canceled AS ("
-	" UPDATE ccpurge.queue SET state = 'canceled',"
-	" finished_at = now(), message = $2"
-	" WHERE request_id = $1 AND state IN ('queued', 'failed')"
-	" RETURNING nitems)"
-	" SELECT sum(nitems)::int8 FROM canceled",
-	2, {INT8OID, TEXTOID}
+	CCP_STORE_CANCEL(", items = ccpurge.forget_items(items)"), 2, {INT8OID, TEXTOID}
+};
+
+static CcpStmt ccp_store_cancel_nokeys_stmt = {
+	CCP_STORE_CANCEL(""), 2, {INT8OID, TEXTOID}
 };
 
 static CcpStmt ccp_store_sending_stmt = {
@@ -387,10 +399,10 @@ ccp_store_unfinished(const CcpQueueRel *rel, int64 request_id)
 }
 
 /*
- * ccp_store_retry queues the request's failed and canceled rows again,
- * with their attempts reset and without a batch key, so that the next
- * claim sends them in a new attempt generation under a new key; returns
- * how many items it requeued.
+ * ccp_store_retry queues the request's failed rows again (canceled rows
+ * no longer hold their items' clear text), with their attempts reset and
+ * without a batch key, so that the next claim sends them in a new attempt
+ * generation under a new key; returns how many items it requeued.
  */
 int64
 ccp_store_retry(const CcpQueueRel *rel, int64 request_id)
@@ -427,7 +439,9 @@ ccp_store_cancel(const CcpQueueRel *rel, int64 request_id,
 	values[1] = CStringGetTextDatum(message);
 	for (int round = 0; round < 5; round++)
 	{
-		int64		n = ccp_store_sum(rel, &ccp_store_cancel_stmt, values);
+		int64		n = ccp_store_sum(rel, rel->batch_keys ?
+									  &ccp_store_cancel_stmt :
+									  &ccp_store_cancel_nokeys_stmt, values);
 
 		canceled += n;
 		if ((n == 0 && round > 0) || IsolationUsesXactSnapshot())
@@ -960,6 +974,12 @@ static CcpStmt ccp_store_done_rows_stmt = {
 	1, {INT8OID}
 };
 
+static CcpStmt ccp_store_forget_stmt = {
+	"UPDATE ccpurge.queue SET items = ccpurge.forget_items(items)"
+	" WHERE batch_id = $1 AND state = 'done'",
+	1, {INT8OID}
+};
+
 static CcpStmt ccp_store_fail_row_stmt = {
 	"UPDATE ccpurge.queue SET state = 'failed', message = $2"
 	" WHERE chunk_id = $1",
@@ -1019,6 +1039,23 @@ ccp_store_record(int64 batch_id, CcpSettle settle, int http_status,
 	values[4] = CStringGetTextDatum(message);
 	values[5] = Int64GetDatum(delay_ms);
 	(void) ccp_stmt_exec(&ccp_store_record_stmt, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * ccp_store_forget_done replaces the items of the done rows of batch_id
+ * by their digests (ccpurge.forget_items): no erased item stays in clear
+ * text.  The worker calls it in the transaction that marks them done,
+ * after the items the receiver refused have left them; a queue of 1.0 or
+ * 1.1 (keys false) keeps them, as it has no keys to digest them with.
+ */
+void
+ccp_store_forget_done(int64 batch_id, bool keys)
+{
+	Datum		values[1] = {Int64GetDatum(batch_id)};
+
+	if (keys)
+		(void) ccp_stmt_exec(&ccp_store_forget_stmt, values, NULL,
+							 SPI_OK_UPDATE);
 }
 
 /*

@@ -71,6 +71,11 @@ typedef struct CcpLogEntry
 								 * a synchronous request's intent */
 	bool		ok_unknown;		/* ok is NULL: the outcome is not known */
 	bool		from_spill;		/* adopted from a spill file, see below */
+	/* the receipts (receipt.c) */
+	int			nreceipts;		/* items of hmacs and item_ok */
+	int			receipt_key;	/* key_id of hmacs */
+	uint8	   *hmacs;			/* NULL: written, or none to write */
+	uint8	   *item_ok;		/* per-item outcomes; NULL: the request's */
 } CcpLogEntry;
 
 /*
@@ -101,6 +106,7 @@ static uint32 ccp_keep_seq = 0;
 static bool ccp_reqlog_keep_end(bool orphan, bool durable);
 static void ccp_reqlog_to_record(const struct CcpLogEntry *e, CcpLogRecord *r);
 static struct CcpLogEntry *ccp_reqlog_from_record(const CcpLogRecord *r);
+static bool ccp_reqlog_write_record(int fd, const struct CcpLogEntry *e);
 
 static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
@@ -169,7 +175,7 @@ static CcpStmt ccp_log_insert_stmt[2] = {
 		" r.a1, r.a2, r.a3, r.a4, r.a5, r.a6, r.a7, r.a8, r.a9, r.a10,"
 		" r.a11, r.a12, r.a13, r.a14, r.a15, r.a16::pg_catalog.int8[],"
 		" r.a17::pg_catalog.jsonb" CCP_LOG_UNNEST ", pg_catalog.unnest($18))"
-		CCP_LOG_ALIAS ", a18) ON CONFLICT (log_id) DO NOTHING",
+		CCP_LOG_ALIAS ", a18) ON CONFLICT (log_id) DO NOTHING RETURNING log_id",
 		18, {CCP_LOG_TYPES, INT8ARRAYOID}
 	}
 };
@@ -194,14 +200,16 @@ ccp_reqlog_put(char **p, const char *s)
 
 /*
  * ccp_reqlog_entry makes the log entry of one HTTP request, in the log's
- * memory context; arguments as for ccp_reqlog_write.
+ * memory context; arguments as for ccp_reqlog_write.  receipts_due: the
+ * entry's row gets its items' receipts when it is written (not a worker's
+ * intent row, which wrote them).
  */
 static CcpLogEntry *
 ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 				 char **items, int nitems, const CcpOutcome *out,
 				 double elapsed_ms, CcpOrigin origin, int64 request_id,
 				 const int64 *request_ids, int nrequest_ids,
-				 const char *scope)
+				 const char *scope, bool receipts_due)
 {
 	MemoryContext old;
 	CcpLogEntry *e;
@@ -209,6 +217,8 @@ ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 	char	   *digest = NULL;
 	int			key_id = 0;
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
+	Size		receipts;
+	bool		want_hmacs;
 
 	if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
 	{
@@ -244,8 +254,17 @@ ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 	 * kept until its transaction ends, and calls come once per row.  vendor
 	 * and operation names are static.
 	 */
+	/*
+	 * Each item's receipt: its HMAC, unless an intent row wrote it already
+	 * or the log has no receipts (before the update to 1.2), and its own
+	 * outcome where the vendor answered per item.
+	 */
+	want_hmacs = (nitems > 0 && items != NULL && receipts_due &&
+				  (!IsTransactionState() || ccp_receipt_writable()));
+	receipts = (want_hmacs ? (Size) nitems * PG_SHA256_DIGEST_LENGTH : 0) +
+		(nitems > 0 && out->item_ok != NULL ? nitems : 0);
 	old = MemoryContextSwitchTo(ccp_log_cxt);
-	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) +
+	e = palloc0(MAXALIGN(sizeof(CcpLogEntry)) + receipts +
 				strlen(srv->servername) + 1 +
 				(digest ? strlen(digest) + 1 : 0) +
 				(ids ? strlen(ids) + 1 : 0) +
@@ -262,6 +281,23 @@ ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 		e->scope = ccp_reqlog_put(&p, scope);
 		e->code = ccp_reqlog_put(&p, out->code);
 		e->message = ccp_reqlog_put(&p, out->message);
+		if (receipts > 0)
+		{
+			e->nreceipts = nitems;
+			if (want_hmacs)
+			{
+				e->hmacs = (uint8 *) p;
+				p += (Size) nitems * PG_SHA256_DIGEST_LENGTH;
+				if (!ccp_digest_each(items, nitems, e->hmacs, &e->receipt_key))
+					e->hmacs = NULL;
+			}
+			if (out->item_ok != NULL)
+			{
+				e->item_ok = (uint8 *) p;
+				for (int i = 0; i < nitems; i++)
+					e->item_ok[i] = out->item_ok[i] ? 1 : 0;
+			}
+		}
 	}
 	e->at = GetCurrentTimestamp();
 	e->vendor = srv->vendor->name;
@@ -285,7 +321,7 @@ ccp_reqlog_entry(const CcpServer *srv, const char *operation,
  */
 typedef struct CcpOpenIntent
 {
-	CcpLogRecord rec;
+	CcpLogEntry *e;				/* in ccp_log_cxt */
 	bool		sending;
 } CcpOpenIntent;
 
@@ -308,11 +344,12 @@ ccp_reqlog_intent_take(int64 intent_id)
 	{
 		CcpOpenIntent *oi = lfirst(lc);
 
-		if (oi->rec.log_id == intent_id)
+		if (oi->e->log_id == intent_id)
 		{
-			TimestampTz at = oi->rec.at;
+			TimestampTz at = oi->e->at;
 
 			ccp_intents_open = foreach_delete_current(ccp_intents_open, lc);
+			pfree(oi->e);
 			pfree(oi);
 			return at;
 		}
@@ -338,22 +375,21 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 				 const int64 *request_ids, int nrequest_ids,
 				 const char *scope, int64 intent_id)
 {
+	TimestampTz at = ccp_reqlog_intent_take(intent_id);
 	CcpLogEntry *e = ccp_reqlog_entry(srv, operation, items, nitems, out,
 									  elapsed_ms, origin, request_id,
-									  request_ids, nrequest_ids, scope);
-	TimestampTz at = ccp_reqlog_intent_take(intent_id);
+									  request_ids, nrequest_ids, scope,
+									  intent_id == 0 || at != 0);
 	MemoryContext old;
 
 	e->log_id = intent_id;
 	if (at != 0)
 	{
-		CcpLogRecord r;
-
 		e->reserved = true;
 		e->at = at;
 		/* the answer, for the worker if this process dies (intent.c) */
-		ccp_reqlog_to_record(e, &r);
-		ccp_intent_note(&r);
+		ccp_intent_end(ccp_reqlog_write_record(ccp_intent_begin(false), e),
+					   false);
 	}
 	old = MemoryContextSwitchTo(ccp_log_cxt);
 	ccp_log_pending = lappend(ccp_log_pending, e);
@@ -396,8 +432,10 @@ ccp_reqlog_sync_intents(const CcpServer *srv, const CcpOpDef *def,
 {
 	Oid			logid;
 	Oid			seqid;
-	CcpLogRecord *recs;
 	CcpOutcome	out;
+	CcpLogEntry **entries;
+	int			fd;
+	bool		written = true;
 	MemoryContext old;
 
 	memset(ids, 0, sizeof(int64) * n);
@@ -412,35 +450,38 @@ ccp_reqlog_sync_intents(const CcpServer *srv, const CcpOpDef *def,
 	memset(&out, 0, sizeof(out));
 	out.success_count = -1;
 	out.code = "outcome_unknown";
-	out.message = "no answer was recorded: the session or the server ended while the request was being sent";
-	recs = palloc(sizeof(CcpLogRecord) * n);
+	out.message = "no answer was recorded: the session or the server ended before this request's answer, and it may not have been sent";
+	entries = palloc(sizeof(CcpLogEntry *) * n);
 	for (int i = 0; i < n; i++)
 	{
 		CcpLogEntry *e = ccp_reqlog_entry(srv, def->name, chunks[i].items,
 										  chunks[i].nitems, &out, 0,
 										  CCP_ORIGIN_SYNC, 0, NULL, 0,
-										  ccp_params_scope(def, chunks[i].params));
+										  ccp_params_scope(def, chunks[i].params),
+										  true);
 
 		/* the sequence's own access check is the extension's business */
 		e->log_id = ids[i] = nextval_internal(seqid, false);
 		e->reserved = true;
 		e->ok_unknown = true;
-		ccp_reqlog_to_record(e, &recs[i]);
-		pfree(e);
+		entries[i] = e;
 	}
 	ccp_reqlog_seq_durable(seqid);
-	ccp_intent_append(recs, n);
+	fd = ccp_intent_begin(true);
+	for (int i = 0; i < n && written; i++)
+		written = ccp_reqlog_write_record(fd, entries[i]);
+	ccp_intent_end(written, true);
 	old = MemoryContextSwitchTo(ccp_intent_cxt);
 	for (int i = 0; i < n; i++)
 	{
 		CcpOpenIntent *oi = palloc(sizeof(CcpOpenIntent));
 
-		oi->rec = recs[i];
+		oi->e = entries[i];
 		oi->sending = false;
 		ccp_intents_open = lappend(ccp_intents_open, oi);
 	}
 	MemoryContextSwitchTo(old);
-	pfree(recs);
+	pfree(entries);
 }
 
 /*
@@ -456,14 +497,15 @@ ccp_reqlog_sending(int64 intent_id)
 	{
 		CcpOpenIntent *oi = lfirst(lc);
 
-		if (oi->rec.log_id == intent_id)
+		if (oi->e->log_id == intent_id)
 			oi->sending = true;
 	}
 }
 
 /*
  * ccp_reqlog_intents_forget forgets every open intent; their records are
- * settled with the transaction.
+ * settled with the transaction.  Their entries are freed with the log's
+ * memory context.
  */
 static void
 ccp_reqlog_intents_forget(void)
@@ -492,13 +534,11 @@ ccp_reqlog_intents_interrupted(void)
 	foreach(lc, ccp_intents_open)
 	{
 		CcpOpenIntent *oi = lfirst(lc);
-		CcpLogEntry *e;
 
 		if (!oi->sending)
 			continue;
-		e = ccp_reqlog_from_record(&oi->rec);
-		e->message = "no answer was recorded: the call was canceled or failed while the request was in flight";
-		ccp_log_pending = lappend(ccp_log_pending, e);
+		oi->e->message = "no answer was recorded: the call was canceled or failed while the request was in flight";
+		ccp_log_pending = lappend(ccp_log_pending, oi->e);
 	}
 	MemoryContextSwitchTo(old);
 	ccp_reqlog_intents_forget();
@@ -511,6 +551,7 @@ ccp_reqlog_intents_interrupted(void)
 void
 ccp_reqlog_discard(void)
 {
+	ccp_reqlog_intents_forget();
 	ccp_log_pending = NIL;
 	ccp_log_written = NIL;
 	(void) ccp_reqlog_keep_end(false, false);
@@ -569,6 +610,33 @@ ccp_reqlog_to_record(const CcpLogEntry *e, CcpLogRecord *r)
 	if (e->message)
 		ccp_shmem_strcpy(r->message, e->message, sizeof(r->message));
 	r->duration_ms = e->duration_ms;
+	r->nreceipts = e->nreceipts;
+	r->receipt_key = e->receipt_key;
+	r->has_hmacs = (e->hmacs != NULL);
+	r->has_item_ok = (e->item_ok != NULL);
+}
+
+/*
+ * ccp_reqlog_write_record writes entry e to file fd as a record followed
+ * by its receipts.  Raises no error (it runs in aborts); returns false
+ * when the write failed.
+ */
+static bool
+ccp_reqlog_write_record(int fd, const CcpLogEntry *e)
+{
+	CcpLogRecord r;
+
+	ccp_reqlog_to_record(e, &r);
+	if (write(fd, &r, sizeof(r)) != sizeof(r))
+		return false;
+	if (r.has_hmacs &&
+		write(fd, e->hmacs, (Size) r.nreceipts * PG_SHA256_DIGEST_LENGTH) !=
+		(ssize_t) ((Size) r.nreceipts * PG_SHA256_DIGEST_LENGTH))
+		return false;
+	if (r.has_item_ok &&
+		write(fd, e->item_ok, r.nreceipts) != (ssize_t) r.nreceipts)
+		return false;
+	return true;
 }
 
 /*
@@ -600,18 +668,53 @@ ccp_reqlog_from_record(const CcpLogRecord *r)
 	e->code = r->has_code ? pstrdup(r->code) : NULL;
 	e->message = pstrdup(r->message);
 	e->duration_ms = r->duration_ms;
+	e->nreceipts = r->nreceipts;
+	e->receipt_key = r->receipt_key;
 	return e;
 }
 
 /*
- * ccp_reqlog_spill writes n records to a new spill file, synced and then
- * renamed into place, so that a file the worker sees is whole.  Runs in
- * the abort of a transaction, so it uses plain system calls and raises no
- * error; returns false when the file could not be written.
+ * ccp_reqlog_read_record reads the next record of file fd and its
+ * receipts into a new entry, palloc'd in the current context; NULL at the
+ * end of the file or of its whole records.
+ */
+static CcpLogEntry *
+ccp_reqlog_read_record(int fd)
+{
+	CcpLogRecord r;
+	CcpLogEntry *e;
+
+	if (read(fd, &r, sizeof(r)) != sizeof(r))
+		return NULL;
+	e = ccp_reqlog_from_record(&r);
+	if (r.has_hmacs)
+	{
+		Size		len = (Size) r.nreceipts * PG_SHA256_DIGEST_LENGTH;
+
+		e->hmacs = palloc(len);
+		if (read(fd, e->hmacs, len) != (ssize_t) len)
+			return NULL;
+	}
+	if (r.has_item_ok)
+	{
+		e->item_ok = palloc(r.nreceipts);
+		if (read(fd, e->item_ok, r.nreceipts) != (ssize_t) r.nreceipts)
+			return NULL;
+	}
+	return e;
+}
+
+/*
+ * ccp_reqlog_spill writes entries, as records with their receipts, to a
+ * new spill file, synced and then renamed into place, so that a file the
+ * worker sees is whole.  Runs in the abort of a transaction, so it uses
+ * plain system calls and raises no error; returns false when the file
+ * could not be written.
  */
 static bool
-ccp_reqlog_spill(const CcpLogRecord *records, int n)
+ccp_reqlog_spill(List *entries)
 {
+	ListCell   *lc;
 	char		dir[MAXPGPATH];
 	char		tmp[MAXPGPATH];
 	char		path[MAXPGPATH];
@@ -626,8 +729,10 @@ ccp_reqlog_spill(const CcpLogRecord *records, int n)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, pg_file_create_mode);
 	if (fd < 0)
 		return false;
-	ok = (write(fd, records, sizeof(CcpLogRecord) * n) ==
-		  (ssize_t) (sizeof(CcpLogRecord) * n)) && pg_fsync(fd) == 0;
+	ok = true;
+	foreach(lc, entries)
+		ok = ok && ccp_reqlog_write_record(fd, lfirst(lc));
+	ok = ok && pg_fsync(fd) == 0;
 	if (close(fd) != 0)
 		ok = false;
 	if (ok)
@@ -671,7 +776,7 @@ ccp_reqlog_adopt_files(bool intents)
 	{
 		char		path[MAXPGPATH];
 		int			fd;
-		CcpLogRecord r;
+		CcpLogEntry *e;
 		MemoryContext old;
 
 		if (intents ? !ccp_intent_orphaned(de->d_name, MyDatabaseId) :
@@ -684,9 +789,8 @@ ccp_reqlog_adopt_files(bool intents)
 		if (fd < 0)
 			continue;
 		old = MemoryContextSwitchTo(ccp_log_cxt);
-		while (read(fd, &r, sizeof(r)) == sizeof(r))
+		while ((e = ccp_reqlog_read_record(fd)) != NULL)
 		{
-			CcpLogEntry *e = ccp_reqlog_from_record(&r);
 			int			last = list_length(ccp_log_pending) - 1;
 			int			i;
 
@@ -749,8 +853,7 @@ ccp_reqlog_orphan(List *entries, bool durable)
 {
 	ListCell   *lc;
 	int			lost = 0;
-	CcpLogRecord *spill = NULL;
-	int			nspill = 0;
+	List	   *spill = NIL;
 	bool		kept = true;
 
 	if (entries == NIL || ccp_shared == NULL)
@@ -769,25 +872,26 @@ ccp_reqlog_orphan(List *entries, bool durable)
 			lost++;
 			continue;
 		}
-		if (!durable && ccp_shared->log_count < CCP_LOG_RING)
-			r = &ccp_shared->log_ring[ccp_shared->log_count++];
-		else
+		/* the ring's records have no room for receipts */
+		if (!durable && ccp_shared->log_count < CCP_LOG_RING &&
+			e->hmacs == NULL && e->item_ok == NULL)
 		{
-			if (spill == NULL)
-				spill = palloc(sizeof(CcpLogRecord) * list_length(entries));
-			r = &spill[nspill++];
+			r = &ccp_shared->log_ring[ccp_shared->log_count++];
+			ccp_reqlog_to_record(e, r);
 		}
-		ccp_reqlog_to_record(e, r);
+		else
+			spill = lappend(spill, e);
 	}
 	LWLockRelease(ccp_shared->log_lock);
-	if (nspill > 0 && !ccp_reqlog_spill(spill, nspill))
+	if (spill != NIL && !ccp_reqlog_spill(spill))
 	{
 		/* the intent file still holds them, as "outcome unknown" */
 		if (durable)
 			kept = false;
 		else
-			lost += nspill;
+			lost += list_length(spill);
 	}
+	list_free(spill);
 	ccp_wake_worker();
 	if (lost > 0)
 		ereport(WARNING,
@@ -880,13 +984,11 @@ ccp_reqlog_keep(List *entries)
 	foreach(lc, entries)
 	{
 		CcpLogEntry *e = lfirst(lc);
-		CcpLogRecord r;
 
 		/* a row from a spill file stays there until it is committed */
 		if (e->from_spill)
 			continue;
-		ccp_reqlog_to_record(e, &r);
-		if (write(ccp_keep_fd, &r, sizeof(r)) != sizeof(r))
+		if (!ccp_reqlog_write_record(ccp_keep_fd, e))
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not write file \"%s\": %m", ccp_keep_path)));
@@ -909,12 +1011,12 @@ ccp_reqlog_keep_end(bool orphan, bool durable)
 		return true;
 	if (orphan && lseek(ccp_keep_fd, 0, SEEK_SET) == 0)
 	{
-		CcpLogRecord r;
+		CcpLogEntry *e;
 		List	   *batch = NIL;
 
-		while (read(ccp_keep_fd, &r, sizeof(r)) == sizeof(r))
+		while ((e = ccp_reqlog_read_record(ccp_keep_fd)) != NULL)
 		{
-			batch = lappend(batch, ccp_reqlog_from_record(&r));
+			batch = lappend(batch, e);
 			if (list_length(batch) >= CCP_LOG_RING)
 			{
 				kept &= ccp_reqlog_orphan(batch, durable);
@@ -1315,6 +1417,15 @@ ccp_reqlog_finish_intents(Oid owner)
 		elog(ERROR, "SPI_connect failed");
 	(void) ccp_stmt_exec_as(owner, &ccp_log_finish_stmt, args, NULL,
 							SPI_OK_UPDATE);
+	/* the receipts went with the intent row; per-item outcomes come now */
+	foreach(lc, done)
+	{
+		CcpLogEntry *e = lfirst(lc);
+
+		if (e->item_ok != NULL && ccp_receipt_writable())
+			ccp_receipt_set_outcomes(owner, e->log_id, e->item_ok,
+									 e->nreceipts);
+	}
 	SPI_finish();
 
 	foreach(lc, done)
@@ -1359,6 +1470,7 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
 	int			key_id;
 	bool		isnull;
+	int64		log_id;
 	char	   *role = GetUserNameFromId(srv->userid, true);
 
 	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
@@ -1400,8 +1512,21 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 	nulls[9] = scope ? ' ' : 'n';
 	(void) ccp_stmt_exec(&ccp_log_intent_stmt, values, nulls,
 						 SPI_OK_INSERT_RETURNING);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	log_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* each item's receipt, in the same transaction, before it leaves */
+	if (nitems > 0 && ccp_receipt_writable())
+	{
+		uint8	   *hmacs = palloc((Size) nitems * PG_SHA256_DIGEST_LENGTH);
+		uint8	   *no_outcomes = NULL;
+
+		if (ccp_digest_each(items, nitems, hmacs, &key_id))
+			ccp_receipt_insert(InvalidOid, 1, &log_id, &key_id, &hmacs,
+							   &no_outcomes, &nitems);
+		pfree(hmacs);
+	}
+	return log_id;
 }
 
 /* Intent rows whose answer never came, prepared once. */
@@ -1429,6 +1554,59 @@ ccp_reqlog_mark_unknown(void)
 		return 0;
 	return (int64) ccp_stmt_exec(&ccp_log_unknown_stmt, NULL, NULL,
 								 SPI_OK_UPDATE);
+}
+
+/*
+ * ccp_reqlog_write_receipts writes the receipts of the pending entries,
+ * whose rows the INSERT just made returned their log ids in SPI_tuptable,
+ * in the entries' order (the order of the INSERT's rows).  A row with a
+ * reserved log_id that was there already (written from an intent file,
+ * see intent.c) was skipped and returned nothing: its receipts were
+ * written with it.  Connected to SPI, as the log's owner.
+ */
+static void
+ccp_reqlog_write_receipts(Oid owner)
+{
+	int			n = list_length(ccp_log_pending);
+	int64	   *log_ids = palloc(sizeof(int64) * n);
+	int		   *key_ids = palloc(sizeof(int) * n);
+	uint8	  **hmacs = palloc(sizeof(uint8 *) * n);
+	uint8	  **item_ok = palloc(sizeof(uint8 *) * n);
+	int		   *nitems = palloc(sizeof(int) * n);
+	int			m = 0;
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, ccp_log_pending)
+	{
+		CcpLogEntry *e = lfirst(lc);
+		bool		isnull;
+		int64		log_id;
+
+		if (i >= (int) SPI_processed)
+			break;
+		log_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 1,
+											 &isnull));
+		/* skipped: already written */
+		if (e->reserved && e->log_id != log_id)
+			continue;
+		if (e->hmacs != NULL)
+		{
+			log_ids[m] = log_id;
+			key_ids[m] = e->receipt_key;
+			hmacs[m] = e->hmacs;
+			item_ok[m] = e->item_ok;
+			nitems[m] = e->nreceipts;
+			m++;
+		}
+		i++;
+	}
+	if (i != (int) SPI_processed)
+		elog(ERROR, "the ccpurge request log returned " UINT64_FORMAT " rows for %d",
+			 SPI_processed, i);
+	if (m > 0 && ccp_receipt_writable())
+		ccp_receipt_insert(owner, m, log_ids, key_ids, hmacs, item_ok, nitems);
 }
 
 /*
@@ -1519,7 +1697,9 @@ ccp_reqlog_flush(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	(void) ccp_stmt_exec_as(owner, &ccp_log_insert_stmt[keyed], args, NULL,
-							SPI_OK_INSERT);
+							keyed ? SPI_OK_INSERT_RETURNING : SPI_OK_INSERT);
+	if (keyed)
+		ccp_reqlog_write_receipts(owner);
 	SPI_finish();
 
 	/* written, but only as durable as this transaction */

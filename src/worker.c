@@ -871,6 +871,9 @@ ccp_worker_record(void)
 			ccp_worker_report_batch(batch, out->retry == CCP_FINAL ?
 									CCP_FAILED_REFUSED :
 									CCP_FAILED_RETRIES_EXHAUSTED);
+		/* erased: no clear text of the items stays */
+		if (settle == CCP_SETTLE_DONE)
+			ccp_store_forget_done(batch->batch_id, ccp_worker_keys);
 	}
 	ccp_reqlog_flush();
 	ccp_worker_end();

@@ -34,6 +34,20 @@ COMMENT ON TABLE ccpurge.log_chain IS
 COMMENT ON TABLE ccpurge.digest_key IS
   'the secret keys of the digests ccpurge stores; the newest is current';
 
+/* receipts (src/sql/50_receipts.sql) */
+COMMENT ON TABLE ccpurge.erasure_packed IS
+  'the receipts of each request: its items'' HMACs, packed, and their own outcomes';
+COMMENT ON VIEW ccpurge.erasure IS
+  'one receipt per item per HTTP request: the item''s HMAC, the request''s log id and the item''s outcome';
+COMMENT ON FUNCTION ccpurge.receipt_keys(bytea) IS
+  'the look-up key (first 8 bytes as a bigint) of each HMAC packed in a receipts row';
+COMMENT ON FUNCTION ccpurge.forget_items(text[]) IS
+  'items with each clear text replaced by its keyed digest, for done and canceled queue rows';
+COMMENT ON FUNCTION ccpurge_erasure_receipt(text) IS
+  'every request that carried an item, under every digest key, oldest first';
+COMMENT ON FUNCTION ccpurge_erasure_certificate(text) IS
+  'a document an auditor can check without ccpurge: an item''s receipts, their row hashes and the chain head';
+
 /* the synchronous functions (src/sql/20_sync.sql) */
 COMMENT ON FUNCTION ccpurge_delete_customers(text[], text) IS
   'erases customers'' personal data at Huawei CEC; one row per item per request';
@@ -66,7 +80,7 @@ COMMENT ON FUNCTION ccpurge_erase_on_delete() IS
 COMMENT ON FUNCTION ccpurge_wait(bigint, interval) IS
   'waits until every item of a queued request is finished; returns false on timeout';
 COMMENT ON FUNCTION ccpurge_retry(bigint) IS
-  'queues the failed and canceled items of a request again; returns their number';
+  'queues the failed items of a request again; returns their number';
 COMMENT ON FUNCTION ccpurge_cancel(bigint) IS
   'cancels the queued and failed items of a request; returns their number';
 

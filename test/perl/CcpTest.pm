@@ -456,6 +456,28 @@ sub enqueue_sql
 		ARRAY(SELECT '$prefix' || g FROM generate_series($first, $last) g))};
 }
 
+# shown_item_sql returns an SQL expression of ccpurge_status.item (or of
+# the SQL expression $expr) in which the digest that a done or canceled
+# item keeps instead of its text reads "digest", for comparisons.
+sub shown_item_sql
+{
+	my ($expr) = @_;
+	$expr //= 'item';
+	return "regexp_replace($expr, '^hmac:[0-9]+:[0-9a-f]{64}\$', 'digest')";
+}
+
+# prefix_sql returns an SQL condition on ccpurge_status.item that holds
+# for the items "$prefix1" .. "$prefix$max": in clear text while they are
+# queued, sending or failed, and as the digests that done and canceled
+# items keep instead (ccpurge.forget_items, under the current key).
+sub prefix_sql
+{
+	my ($prefix, $max) = @_;
+	my $p = quote_literal($prefix);
+	return "(starts_with(item, $p) OR item IN (SELECT pg_catalog.unnest(ccpurge.forget_items("
+	  . "ARRAY(SELECT $p || g FROM generate_series(1, $max) g)))))";
+}
+
 # ccpurge_wait runs ccpurge_wait($id, $opts{timeout}) (default '90 s') in
 # database $opts{dbname} (default 'postgres') of $node, as the role that
 # $opts{extra_params} names (e.g. ['-U', 'alice']) if given, and returns its

@@ -63,14 +63,15 @@ sub fill
 }
 
 # queued_with_prefix returns "items|requests" for the queue's items that
-# start with $prefix, as ccpurge_status shows them.
+# start with $prefix, as ccpurge_status shows them (done ones as their
+# digests, CcpTest::prefix_sql).
 sub queued_with_prefix
 {
 	my ($prefix) = @_;
 	return $node->safe_psql(
 		'postgres', qq{
 		SELECT count(*) || '|' || count(DISTINCT request_id)
-		FROM ccpurge_status WHERE starts_with(item, '$prefix')});
+		FROM ccpurge_status WHERE @{[ CcpTest::prefix_sql($prefix, 5000) ]}});
 }
 
 # wait_prefix_done waits until every queued item starting with $prefix is
@@ -83,13 +84,13 @@ sub wait_prefix_done
 	  $node->safe_psql(
 		'postgres', qq{
 		SELECT DISTINCT request_id FROM ccpurge_status
-		WHERE starts_with(item, '$prefix') ORDER BY 1});
+		WHERE @{[ CcpTest::prefix_sql($prefix, 5000) ]} ORDER BY 1});
 	for my $id (@ids)
 	{
 		is(CcpTest::ccpurge_wait($node, $id),
 			't', "request $id of \"$prefix\" items finished");
 	}
-	return CcpTest::done_counts($node, "starts_with(item, '$prefix')");
+	return CcpTest::done_counts($node, CcpTest::prefix_sql($prefix, 5000));
 }
 
 # 1. and 2.: a bulk DELETE under each trigger form.
@@ -249,7 +250,7 @@ for my $form (qw(row statement))
 	is( $node->safe_psql(
 			'postgres', qq{
 		SELECT count(*) FROM ccpurge_status
-		WHERE starts_with(item, '$prefix') AND state IN ('queued', 'sending')}),
+		WHERE @{[ CcpTest::prefix_sql($prefix, 5000) ]} AND state IN ('queued', 'sending')}),
 		'2000',
 		'right after the commit its items are still waiting to be sent');
 

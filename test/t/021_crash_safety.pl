@@ -50,12 +50,12 @@ $sim->fault(
 sub wait_partly_done
 {
 	my ($prefix, $n) = @_;
-	CcpTest::wait_progress($node, "starts_with(item, '$prefix')", $n);
+	CcpTest::wait_progress($node, CcpTest::prefix_sql($prefix, $nitems), $n);
 	return $node->safe_psql(
 		'postgres', qq{
 		SELECT count(*) FILTER (WHERE state = 'done') || '|'
 			|| count(*) FILTER (WHERE state IN ('queued', 'sending'))
-		FROM ccpurge_status WHERE starts_with(item, '$prefix')});
+		FROM ccpurge_status WHERE @{[ CcpTest::prefix_sql($prefix, $nitems) ]}});
 }
 
 # check_all_done waits until every item starting with $prefix is finished
@@ -63,13 +63,13 @@ sub wait_partly_done
 sub check_all_done
 {
 	my ($prefix, $what) = @_;
-	ok(CcpTest::wait_finished($node, "starts_with(item, '$prefix')"),
+	ok(CcpTest::wait_finished($node, CcpTest::prefix_sql($prefix, $nitems)),
 		"$what: the queue drained");
 	is( $node->safe_psql(
 			'postgres', qq{
 		SELECT count(*) || '|' || count(DISTINCT item) || '|'
 			|| count(*) FILTER (WHERE state = 'done')
-		FROM ccpurge_status WHERE starts_with(item, '$prefix')}),
+		FROM ccpurge_status WHERE @{[ CcpTest::prefix_sql($prefix, $nitems) ]}}),
 		"$nitems|$nitems|$nitems",
 		"$what: all $nitems items are in the queue once, and done");
 	is($sim->deleted_with_prefix($prefix), $nitems,

@@ -249,7 +249,7 @@ sub describe
 	CcpTest::wait_request($node, $d, 'split row');
 	is(summary($c), '1|done|2|erased', 'split row: the whole row is done');
 	is($node->safe_psql('postgres', qq{
-		SELECT string_agg(state || '/' || attempts, ',' ORDER BY item)
+		SELECT string_agg(state || '/' || attempts, ',' ORDER BY attempts DESC)
 		FROM ccpurge_status WHERE request_id = $d}),
 		'done/2,done/1', 'split row: both parts of the split row are done');
 

@@ -14,7 +14,7 @@
 # most the requests received, rows with an answer and "outcome unknown"
 # rows are at least as many, every number the simulator erased is in
 # exactly one row (its keyed digest), and, where the session lives on,
-# rows equal requests exactly.  After a crash the intents made ahead of
+# rows equal requests exactly; every erased number has its receipt.  After a crash the intents made ahead of
 # the request being sent (at most CCP_INTENT_WINDOW - 1 = 63) may add
 # "outcome unknown" rows of requests that never left.  Without the intent
 # file the crash runs left no row at all for requests received.
@@ -136,6 +136,15 @@ sub check_rows
 			 WHERE l.items_hmac = ccpurge_items_digest(ARRAY[e.item])) <> 1}),
 		'0',
 		"$prefix: every number the simulator erased is in exactly one row");
+	# and has its receipt, written with its row (from the intent file too)
+	is( $node->safe_psql(
+			'postgres', qq{
+		SELECT count(*) FROM pg_catalog.jsonb_array_elements_text(
+			'@{[ JSON::PP->new->encode($sim->deleted('cec_customers')) ]}'::jsonb) AS e(item)
+		WHERE starts_with(e.item, '$prefix')
+		AND NOT EXISTS (SELECT FROM ccpurge_erasure_receipt(e.item))}),
+		'0',
+		"$prefix: every number the simulator erased has a receipt");
 	is( $node->safe_psql(
 			'postgres', 'SELECT ok FROM ccpurge_verify_log()'),
 		't', "$prefix: the chain verifies");
