@@ -7,7 +7,9 @@
 #   - kill -9 of the worker: the postmaster restarts every process, the
 #     worker comes back, sends again what was in flight, and every item
 #     ends done; the simulator's deleted set holds all 20,000;
-#   - an immediate shutdown and a start: the same.
+#   - an immediate shutdown and a start: the same;
+#   - a fast shutdown and a start: the same.
+# The worker is killed three times in the first drain.
 # Both runs also check that no item was lost or duplicated in the queue
 # itself (exactly 20,000 status rows, all done), that the restarted
 # worker's log line counts the items and rows it queued again, and that
@@ -115,20 +117,31 @@ sub check_log
 	my ($done, $left) = split /\|/, wait_partly_done($prefix, 2000);
 	cmp_ok($left, '>', 0, "kill -9: the drain is in progress ($done done)");
 
-	# the worker may have been restarted in between: kill the current one
-	$pid = CcpTest::worker_pid($node);
-	my $log_offset = -s $node->logfile;
-	ok(kill('KILL', $pid), "kill -9 of worker $pid");
+	# three times, each after more progress; the worker may have been
+	# restarted in between: kill the current one
+	for my $round (1 .. 3)
+	{
+		if ($round > 1)
+		{
+			($done, $left) = split /\|/,
+			  wait_partly_done($prefix, $done + 2000);
+			cmp_ok($left, '>', 0,
+				"kill -9 #$round: the drain is still in progress ($done done)");
+		}
+		$pid = CcpTest::worker_pid($node);
+		my $log_offset = -s $node->logfile;
+		ok(kill('KILL', $pid), "kill -9 #$round of worker $pid");
 
-	ok( $node->poll_query_until(
-			'postgres', qq{
-		SELECT count(*) = 1 FROM pg_stat_activity
-		WHERE backend_type = 'ccpurge worker' AND pid <> $pid}),
-		'kill -9: a new worker runs');
-	ok( $node->log_contains(
-			qr/background worker "ccpurge worker" \(PID $pid\) was terminated by signal 9/,
-			$log_offset),
-		'kill -9: the postmaster saw the worker die');
+		ok( $node->poll_query_until(
+				'postgres', qq{
+			SELECT count(*) = 1 FROM pg_stat_activity
+			WHERE backend_type = 'ccpurge worker' AND pid <> $pid}),
+			"kill -9 #$round: a new worker runs");
+		ok( $node->log_contains(
+				qr/background worker "ccpurge worker" \(PID $pid\) was terminated by signal 9/,
+				$log_offset),
+			"kill -9 #$round: the postmaster saw the worker die");
+	}
 	check_all_done($prefix, 'kill -9');
 	check_log('kill -9');
 }
@@ -152,6 +165,21 @@ sub check_log
 	like(CcpTest::worker_pid($node), qr/^\d+$/, 'immediate shutdown: the worker runs again');
 	check_all_done($prefix, 'immediate shutdown');
 	check_log('immediate shutdown');
+}
+
+# 3. A fast shutdown and a start in the middle of a drain: the worker
+#    stops at once, leaving the request in flight without its answer.
+{
+	my $prefix = 'fast-';
+	$node->safe_psql('postgres', CcpTest::enqueue_sql($prefix, $nitems));
+	my ($done, $left) = split /\|/, wait_partly_done($prefix, 2000);
+	cmp_ok($left, '>', 0, "fast shutdown: the drain is in progress ($done done)");
+
+	$node->stop('fast');
+	$node->start;
+	like(CcpTest::worker_pid($node), qr/^\d+$/, 'fast shutdown: the worker runs again');
+	check_all_done($prefix, 'fast shutdown');
+	check_log('fast shutdown');
 }
 
 # Nothing failed, and the log says why items were sent again.

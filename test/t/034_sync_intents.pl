@@ -7,7 +7,9 @@
 #      process, and the worker writes the rows the backend's intent file
 #      holds;
 #   2. an immediate shutdown and a start: the same;
-#   3. pg_cancel_backend, and 4. statement_timeout: the session lives on,
+#   3. a fast shutdown: the backend is terminated and its rollback hands
+#      the rows to the worker;
+#   4. pg_cancel_backend, and 5. statement_timeout: the session lives on,
 #      and its rollback hands the rows to the worker.
 # Each run asserts that every request the simulator received has exactly
 # one log row, finished or "outcome unknown": rows with an answer are at
@@ -185,7 +187,19 @@ sub wait_restarted
 	check_rows('imm-', $before, 0);
 }
 
-# 3. pg_cancel_backend during the call: the session rolls back and lives.
+# 3. A fast shutdown during the call: the backend is terminated, and its
+#    rollback hands the rows to the worker in a synced spill file, which
+#    the worker writes after the start; no crash, so exactly.
+{
+	my ($bg, $pid, $before) = start_call('fast-', 5);
+	$node->stop('fast');
+	eval { $bg->quit; };
+	$node->start;
+	wait_restarted('fast shutdown');
+	check_rows('fast-', $before, 1);
+}
+
+# 4. pg_cancel_backend during the call: the session rolls back and lives.
 {
 	my ($bg, $pid, $before) = start_call('cancel-', 5);
 	is($node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)"),
@@ -197,7 +211,7 @@ sub wait_restarted
 	$bg->quit;
 }
 
-# 4. statement_timeout during the call.
+# 5. statement_timeout during the call.
 {
 	my ($bg, $pid, $before) =
 	  start_call('timeout-', 1, "SET statement_timeout = '1500ms'");
