@@ -141,5 +141,13 @@ is( $node->safe_psql(
 	"$requests|$total|true",
 	"ccpurge's request log shows the same requests and items");
 
+# the worker chained the rows the sessions' and its own transactions wrote
+ok( $node->poll_query_until(
+		'postgres',
+		'SELECT count(*) = 0 FROM ccpurge.request_log WHERE chain_seq IS NULL'),
+	'every log row is chained');
+is($node->safe_psql('postgres', 'SELECT ok FROM ccpurge_verify_log()'),
+	't', 'the chain verifies after concurrent writers');
+
 $node->stop;
 done_testing();
