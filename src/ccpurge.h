@@ -621,6 +621,8 @@ extern int64 ccp_store_request_roles(const CcpQueueRel *rel, int64 request_id,
 									 List **roles, bool *own_xact);
 extern int64 ccp_store_unfinished(const CcpQueueRel *rel, int64 request_id);
 extern int64 ccp_store_retry(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_retry_failed(const CcpQueueRel *rel, const char *server,
+									Oid userid);
 extern int64 ccp_store_cancel(const CcpQueueRel *rel, int64 request_id,
 							  const char *message);
 extern int64 ccp_store_sending(const CcpQueueRel *rel, int64 request_id);
@@ -770,6 +772,8 @@ extern bool ccp_token_get(const CcpServer *srv, const char *stale,
  * ----------
  */
 extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
+extern char *ccp_server_name(const char *servername,
+							 const struct CcpVendor *vendor);
 extern CcpServer *ccp_server_resolve(const char *servername,
 									 const struct CcpVendor *vendor,
 									 Oid userid);

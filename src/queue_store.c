@@ -88,6 +88,9 @@ ccp_store_int8(int64 *value)
 	return true;
 }
 
+static int64 ccp_store_sum_nulls(const CcpQueueRel *rel, CcpStmt *stmt,
+								 Datum *values, const char *nulls);
+
 /*
  * ccp_store_sum runs stmt, a query of one bigint, as the queue's owner and
  * returns its value, 0 for NULL, freeing the result.
@@ -95,9 +98,17 @@ ccp_store_int8(int64 *value)
 static int64
 ccp_store_sum(const CcpQueueRel *rel, CcpStmt *stmt, Datum *values)
 {
+	return ccp_store_sum_nulls(rel, stmt, values, NULL);
+}
+
+/* ccp_store_sum_nulls is ccp_store_sum with parameters that may be NULL. */
+static int64
+ccp_store_sum_nulls(const CcpQueueRel *rel, CcpStmt *stmt, Datum *values,
+					const char *nulls)
+{
 	int64		result = 0;
 
-	(void) ccp_stmt_exec_as(rel->owner, stmt, values, NULL, SPI_OK_SELECT);
+	(void) ccp_stmt_exec_as(rel->owner, stmt, values, nulls, SPI_OK_SELECT);
 	if (!ccp_store_int8(&result))
 		result = 0;
 	SPI_freetuptable(SPI_tuptable);
@@ -250,21 +261,32 @@ static CcpStmt ccp_store_unfinished_stmt = {
 	1, {INT8OID}
 };
 
-#define CCP_STORE_RETRY(keys) \
+#define CCP_STORE_REQUEUE(keys, where) \
 	"WITH requeued AS (" \
 	" UPDATE ccpurge.queue SET state = 'queued', attempts = 0," \
 	" next_attempt_at = now(), batch_id = NULL, http_status = NULL," \
 	" code = NULL, message = NULL, finished_at = NULL" keys \
-	" WHERE request_id = $1 AND state IN ('failed', 'canceled')" \
+	" WHERE " where \
 	" RETURNING nitems)" \
 	" SELECT sum(nitems)::int8 FROM requeued"
 
+#define CCP_STORE_KEYS_RESET ", batch_key = NULL, batch_nitems = NULL"
+#define CCP_STORE_RETRY_WHERE "request_id = $1 AND state IN ('failed', 'canceled')"
+
 static CcpStmt ccp_store_retry_stmt = {
-	CCP_STORE_RETRY(", batch_key = NULL, batch_nitems = NULL"), 1, {INT8OID}
+	CCP_STORE_REQUEUE(CCP_STORE_KEYS_RESET, CCP_STORE_RETRY_WHERE), 1, {INT8OID}
 };
 
 static CcpStmt ccp_store_retry_nokeys_stmt = {
-	CCP_STORE_RETRY(""), 1, {INT8OID}
+	CCP_STORE_REQUEUE("", CCP_STORE_RETRY_WHERE), 1, {INT8OID}
+};
+
+/* only from 1.2 on, whose queue keeps batch keys */
+static CcpStmt ccp_store_retry_failed_stmt = {
+	CCP_STORE_REQUEUE(CCP_STORE_KEYS_RESET,
+					  "state = 'failed' AND ($1::text IS NULL OR server = $1)"
+					  " AND pg_has_role($2, role::oid, 'MEMBER')"),
+	2, {TEXTOID, OIDOID}
 };
 
 static CcpStmt ccp_store_cancel_stmt = {
@@ -400,6 +422,28 @@ ccp_store_retry(const CcpQueueRel *rel, int64 request_id)
 
 	requeued = ccp_store_sum(rel, rel->batch_keys ? &ccp_store_retry_stmt :
 							 &ccp_store_retry_nokeys_stmt, values);
+	if (requeued > 0)
+		ccp_store_changed = true;
+	return requeued;
+}
+
+/*
+ * ccp_store_retry_failed queues again, as ccp_store_retry does, every
+ * failed row of server (NULL: of every server) queued by a role that
+ * userid is a member of; returns how many items it requeued.
+ */
+int64
+ccp_store_retry_failed(const CcpQueueRel *rel, const char *server, Oid userid)
+{
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int64		requeued;
+
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	nulls[0] = server ? ' ' : 'n';
+	values[1] = ObjectIdGetDatum(userid);
+	requeued = ccp_store_sum_nulls(rel, &ccp_store_retry_failed_stmt, values,
+								   nulls);
 	if (requeued > 0)
 		ccp_store_changed = true;
 	return requeued;

@@ -69,3 +69,9 @@ COMMENT ON FUNCTION ccpurge_retry(bigint) IS
   'queues the failed and canceled items of a request again; returns their number';
 COMMENT ON FUNCTION ccpurge_cancel(bigint) IS
   'cancels the queued and failed items of a request; returns their number';
+COMMENT ON FUNCTION ccpurge_retry_failed(text) IS
+  'queues again every failed item the current user may act on, of one server or all; returns their number';
+COMMENT ON FUNCTION ccpurge_check_trigger() IS
+  'event trigger function checking CREATE TRIGGER of ccpurge_erase_on_delete and binding it to a server';
+COMMENT ON EVENT TRIGGER ccpurge_check_trigger IS
+  'checks a ccpurge_erase_on_delete trigger when it is created';
