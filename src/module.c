@@ -36,6 +36,7 @@ _PG_init(void)
 		return;
 
 	ccp_shmem_request();
+	ccp_breaker_register();
 	ccp_worker_register();
 	ccp_dropdb_register();
 	ccp_store_register_callbacks();

@@ -17,9 +17,11 @@
  *   done     the vendor erased the batch (ccp_store_record); items a
  *            receiver refused one by one move to failed rows of their own
  *            (ccp_store_fail_items);
- *   failed   the vendor refused the batch, its attempts ran out
- *            (ccp_store_record), or its server, user mapping or operation
- *            cannot be used (ccp_store_fail_group);
+ *   failed   the vendor refused the batch, its attempts or
+ *            ccpurge.retry_for ran out (ccp_store_record, or
+ *            ccp_store_expire_group for rows an open circuit breaker
+ *            held back), or its server, user mapping or operation cannot
+ *            be used (ccp_store_fail_group);
  *   canceled by ccpurge_cancel (ccp_store_cancel).
  * Done and canceled rows are removed after ccpurge.retention
  * (ccp_store_purge); failed rows stay until they are retried or canceled.
@@ -50,6 +52,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 
 /* This transaction queued or changed rows: wake the worker at commit. */
@@ -554,6 +557,20 @@ static CcpStmt ccp_store_fail_group_stmt = {
 	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, INT8OID}
 };
 
+static CcpStmt ccp_store_expire_group_stmt = {
+	"WITH failed AS ("
+	" UPDATE ccpurge.queue SET state = 'failed', finished_at = now(),"
+	" batch_id = $5"
+	" WHERE state = 'queued' AND server = $1 AND operation = $2"
+	" AND params = $3::jsonb AND role::oid = $4"
+	" AND next_attempt_at <= now() AND attempts > 0"
+	" AND enqueued_at <= now() - make_interval(secs => $6)"
+	" RETURNING request_id, nitems)"
+	" SELECT request_id, sum(nitems)::int8 FROM failed"
+	" GROUP BY request_id ORDER BY request_id",
+	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT8OID, INT4OID}
+};
+
 #define CCP_STORE_CLAIM(fresh) \
 	"SELECT chunk_id, nitems FROM ccpurge.queue" \
 	" WHERE state = 'queued' AND server = $1 AND operation = $2" \
@@ -620,7 +637,7 @@ static CcpStmt ccp_store_new_generation_stmt = {
 };
 
 static CcpStmt ccp_store_batch_rows_stmt = {
-	"SELECT request_id, attempts, items FROM ccpurge.queue"
+	"SELECT request_id, attempts, items, enqueued_at FROM ccpurge.queue"
 	" WHERE batch_id = $1 AND state = 'sending' ORDER BY chunk_id",
 	1, {INT8OID}
 };
@@ -723,6 +740,31 @@ ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
 	values[4] = CStringGetTextDatum(message);
 	values[5] = Int64GetDatum(batch_id);
 	(void) ccp_stmt_exec(&ccp_store_fail_group_stmt, values, NULL, SPI_OK_SELECT);
+	return ccp_store_failed_rows(failed);
+}
+
+/*
+ * ccp_store_expire_group marks failed, under batch_id, every due queued
+ * row of group's (server, operation, params, role) that has failed
+ * transiently before (attempts > 0) and was queued more than retry_for_s
+ * seconds ago: rows that a server's open circuit breaker kept from being
+ * sent again until ccpurge.retry_for ran out.  They keep their last
+ * attempt's status, code and message.  Sets *failed as
+ * ccp_store_fail_group does and returns the number of requests.
+ */
+int
+ccp_store_expire_group(const CcpDueGroup *group, int64 batch_id,
+					   int retry_for_s, CcpFailedRequest **failed)
+{
+	Datum		values[6];
+
+	values[0] = CStringGetTextDatum(group->server);
+	values[1] = CStringGetTextDatum(group->operation);
+	values[2] = CStringGetTextDatum(group->params);
+	values[3] = ObjectIdGetDatum(group->role);
+	values[4] = Int64GetDatum(batch_id);
+	values[5] = Int32GetDatum(retry_for_s);
+	(void) ccp_stmt_exec(&ccp_store_expire_group_stmt, values, NULL, SPI_OK_SELECT);
 	return ccp_store_failed_rows(failed);
 }
 
@@ -911,7 +953,7 @@ ccp_store_distinct_ids(int64 *ids, int n)
  * ccp_store_batch_rows reads the rows claimed into batch_id into *rows,
  * which the caller has zeroed: their distinct items, in the order of their
  * rows, so that every attempt of a kept batch sends the same body, their
- * highest attempts, and their request ids.  Items and ids are allocated
+ * highest attempts, when the oldest was queued, and their request ids.  Items and ids are allocated
  * in cxt.
  */
 void
@@ -944,6 +986,12 @@ ccp_store_batch_rows(int64 batch_id, MemoryContext cxt, CcpBatchRows *rows)
 		rows->request_ids[rows->nrequest_ids++] = rid;
 		rows->attempts = Max(rows->attempts,
 							 DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
+		{
+			TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+
+			if (r == 0 || at < rows->enqueued_at)
+				rows->enqueued_at = at;
+		}
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 		old = MemoryContextSwitchTo(cxt);
