@@ -635,6 +635,7 @@ extern List *ccp_store_due_groups(int per_server, bool keys);
 extern int	ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
 								 const char *message,
 								 CcpFailedRequest **failed);
+extern void ccp_store_hasten(const char *server);
 extern int	ccp_store_expire_group(const CcpDueGroup *group, int64 batch_id,
 								   int retry_for_s, CcpFailedRequest **failed);
 extern void ccp_store_mark_sending(int64 batch_id, const char *batch_key,

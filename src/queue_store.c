@@ -571,6 +571,12 @@ static CcpStmt ccp_store_expire_group_stmt = {
 	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT8OID, INT4OID}
 };
 
+static CcpStmt ccp_store_hasten_stmt = {
+	"UPDATE ccpurge.queue SET next_attempt_at = now()"
+	" WHERE state = 'queued' AND server = $1 AND next_attempt_at > now()",
+	1, {TEXTOID}
+};
+
 #define CCP_STORE_CLAIM(fresh) \
 	"SELECT chunk_id, nitems FROM ccpurge.queue" \
 	" WHERE state = 'queued' AND server = $1 AND operation = $2" \
@@ -766,6 +772,19 @@ ccp_store_expire_group(const CcpDueGroup *group, int64 batch_id,
 	values[5] = Int32GetDatum(retry_for_s);
 	(void) ccp_stmt_exec(&ccp_store_expire_group_stmt, values, NULL, SPI_OK_SELECT);
 	return ccp_store_failed_rows(failed);
+}
+
+/*
+ * ccp_store_hasten makes every queued row of server due now: its circuit
+ * breaker has closed, so the rows that backed off while it was failing
+ * need not wait any longer.
+ */
+void
+ccp_store_hasten(const char *server)
+{
+	Datum		values[1] = {CStringGetTextDatum(server)};
+
+	(void) ccp_stmt_exec(&ccp_store_hasten_stmt, values, NULL, SPI_OK_UPDATE);
 }
 
 /*

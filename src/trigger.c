@@ -300,7 +300,8 @@ ccp_pending_add(CcpPending *p, const char *src, Size len, bool skip)
 /*
  * ccp_trigger_subxact_callback keeps the trigger buffer in step with
  * subtransactions: items of an aborted subtransaction are dropped, those
- * of a committed one move to its parent.  Only the innermost segment of a
+ * of a committed one move to its parent, and the count of skipped values
+ * of an aborted statement is forgotten.  Only the innermost segment of a
  * key can belong to the ending subtransaction.  It neither errors nor
  * allocates.
  */
@@ -311,6 +312,9 @@ ccp_trigger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	int			level;
 	ListCell   *lc;
 
+	/* the statement that skipped values failed: it reports nothing */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ccp_skipped = 0;
 	if (ccp_pending == NIL ||
 		(event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB))
 		return;

@@ -25,7 +25,8 @@
  *            (for ccpurge.retry_for), and write the request log.
  * A server that keeps failing transiently gets one batch, a probe, per
  * backoff period, until one succeeds (its circuit breaker, breaker.c);
- * the rows it holds back fail when ccpurge.retry_for runs out.
+ * then all its queued rows are due at once.  The rows it holds back fail
+ * when ccpurge.retry_for runs out.
  * What each step does to the rows is in queue_store.c.  Every row that
  * fails for good, here or when its batch cannot be resolved at claim, is
  * reported once through report.c.  Rows found "sending" when the worker
@@ -900,8 +901,10 @@ ccp_worker_record(void)
 									 &delay_ms);
 		ccp_store_record(batch->batch_id, settle, out->http_status, out->code,
 						 out->message, delay_ms);
-		(void) ccp_breaker_record(batch->srv, out, batch->claimed_at,
-								  batch->x.no_room);
+		/* a server back from an outage: what backed off goes at once */
+		if (ccp_breaker_record(batch->srv, out, batch->claimed_at,
+							   batch->x.no_room))
+			ccp_store_hasten(batch->srv->servername);
 		if (out->ok && out->item_ok != NULL)
 			ccp_worker_fail_items(batch);
 		else if (settle == CCP_SETTLE_FAILED)

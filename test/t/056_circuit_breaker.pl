@@ -8,8 +8,8 @@
 # requests that reach the vendor come one per backoff period
 # (ccpurge.retry_backoff = retry_backoff_max = 1 s, with jitter over its
 # upper half: at least 0.5 s apart).  Once the fault is cleared, a probe
-# succeeds and the rest goes at once, several batches together, and every
-# item is done.
+# succeeds and the rest goes at once, several batches together, rows whose
+# own backoff had an hour to run included, and every item is done.
 
 use strict;
 use warnings;
@@ -86,6 +86,18 @@ cmp_ok(
 	SELECT count(*) FROM ccpurge_status WHERE request_id = $id AND attempts = 0}),
 	'>', 0,
 	'outage: items the breaker held back were not sent at all');
+
+# The rows that were sent have backed off.  Make their backoff long, as
+# after a long outage: once a probe (a row held back, due now) succeeds,
+# they must not wait for it.
+my $pushed = $node->safe_psql(
+	'postgres', qq{
+	WITH pushed AS (
+		UPDATE ccpurge.queue SET next_attempt_at = now() + interval '1 hour'
+		WHERE request_id = $id AND state = 'queued' AND attempts > 0
+		RETURNING 1)
+	SELECT count(*) FROM pushed});
+cmp_ok($pushed, '>', 0, "outage: $pushed rows wait for a backoff of an hour");
 
 # recovery
 $sim->post('/_sim/fault/clear');
