@@ -8,9 +8,10 @@
  * 5xx, token failures), sending it every due batch would only add load to
  * a vendor that is down.  So the worker asks the breaker before it claims
  * a batch for a server (ccp_breaker_allow) and tells it each outcome
- * (ccp_breaker_record).  A server is "closed" (normal) until a batch
- * fails transiently; it is then "open": the worker sends it one batch, a
- * probe, per backoff period (ccp_backoff_ms of the failures in a row, so
+ * (ccp_breaker_record).  A server is "closed" (normal) until batches fail
+ * transiently twice in a row (one failure may be a blip, and the queue's
+ * backoff already covers it); it is then "open": the worker sends it one
+ * batch, a probe, per backoff period (ccp_backoff_ms of the failures in a row, so
  * ccpurge.retry_backoff doubling up to ccpurge.retry_backoff_max, with
  * jitter), and nothing else.  Any answer of the vendor that is not a
  * transient failure (success, or a refusal for good, which proves the
@@ -23,8 +24,8 @@
  * probe do not count again: the batches in flight when a vendor goes down
  * all fail at once, and that is one failure, not sixteen.
  *
- * The state lives in a small shared array, one slot per open server (a
- * closed server holds none), keyed by database and server oid, so that it
+ * The state lives in a small shared array, one slot per failing server (a
+ * server without failures holds none), keyed by database and server oid, so that it
  * outlives a worker restart.  When every slot is taken, a server has no
  * breaker and is sent to as before.
  *
@@ -39,7 +40,13 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-/* The breaker of one open server.  dbid InvalidOid: a free slot. */
+/* Transient failures in a row that open a server's breaker. */
+#define CCP_BREAKER_THRESHOLD	2
+
+/*
+ * The breaker of one failing server: open from CCP_BREAKER_THRESHOLD
+ * failures on.  dbid InvalidOid: a free slot.
+ */
 typedef struct CcpBreakerSlot
 {
 	Oid			dbid;
@@ -172,7 +179,8 @@ ccp_breaker_allow(const CcpServer *srv, long *wait_ms)
 		return true;
 	LWLockAcquire(ccp_breakers->lock, LW_SHARED);
 	slot = ccp_breaker_slot(srv, false);
-	if (slot != NULL && now < slot->probe_at)
+	if (slot != NULL && slot->failures >= CCP_BREAKER_THRESHOLD &&
+		now < slot->probe_at)
 	{
 		allow = false;
 		*wait_ms = (long) ((slot->probe_at - now) / 1000) + 1;
@@ -196,7 +204,8 @@ ccp_breaker_sent(const CcpServer *srv)
 		return;
 	LWLockAcquire(ccp_breakers->lock, LW_EXCLUSIVE);
 	slot = ccp_breaker_slot(srv, false);
-	if (slot != NULL && now >= slot->probe_at)
+	if (slot != NULL && slot->failures >= CCP_BREAKER_THRESHOLD &&
+		now >= slot->probe_at)
 	{
 		slot->since = now;
 		slot->probe_at = TimestampTzPlusMilliseconds(now, ccp_backoff_ms(slot->failures));
@@ -207,8 +216,9 @@ ccp_breaker_sent(const CcpServer *srv)
 /*
  * ccp_breaker_record tells srv's breaker the outcome out of a batch
  * claimed at claimed_at, which was sent unless no_room: a transient
- * failure opens it, or keeps it open for a longer backoff; any other
- * answer closes it.  Returns true when it closed an open breaker.
+ * failure counts towards opening it, or keeps it open for a longer
+ * backoff; any other answer closes it.  Returns true when it closed an
+ * open breaker.
  */
 bool
 ccp_breaker_record(const CcpServer *srv, const CcpOutcome *out,
@@ -226,8 +236,8 @@ ccp_breaker_record(const CcpServer *srv, const CcpOutcome *out,
 		slot = ccp_breaker_slot(srv, false);
 		if (slot != NULL)
 		{
+			closed = slot->failures >= CCP_BREAKER_THRESHOLD;
 			slot->dbid = InvalidOid;
-			closed = true;
 		}
 	}
 	else

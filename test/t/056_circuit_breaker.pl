@@ -4,7 +4,8 @@
 # The simulator answers every CEC erasure 503 while 30 items wait in 30
 # batches (batch_size 1).  Without a circuit breaker each batch would be
 # retried on its own backoff, about 30 requests a second; with it, after
-# the first burst (the batches in flight when the failures began), the
+# the first bursts (the batches sent before two failures in a row opened
+# the breaker), the
 # requests that reach the vendor come one per backoff period
 # (ccpurge.retry_backoff = retry_backoff_max = 1 s, with jitter over its
 # upper half: at least 0.5 s apart).  Once the fault is cleared, a probe
