@@ -5,9 +5,8 @@
 # batches (batch_size 1).  Without a circuit breaker each batch would be
 # retried on its own backoff, about 30 requests a second; with it, after
 # the first bursts (the batches sent before two failures in a row opened
-# the breaker), the
-# requests that reach the vendor come one per backoff period
-# (ccpurge.retry_backoff = retry_backoff_max = 1 s, with jitter over its
+# the breaker), the requests that reach the vendor come one per backoff
+# period (ccpurge.retry_backoff = retry_backoff_max = 1 s, with jitter over its
 # upper half: at least 0.5 s apart).  Once the fault is cleared, a probe
 # succeeds and the rest goes at once, several batches together, rows whose
 # own backoff had an hour to run included, and every item is done.
