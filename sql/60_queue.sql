@@ -264,55 +264,35 @@ SELECT id FROM q60_customer WHERE id <= 8 ORDER BY id;
 SELECT count(DISTINCT request_id) FROM ccpurge_status
  WHERE item IN ('q60-row-4', 'q60-row-6', 'q60-row-7');
 
--- The column is matched exactly, as a quoted identifier.
+-- The column is matched exactly, as a quoted identifier.  The trigger's
+-- arguments are checked when it is created (65_trigger_checks has the
+-- rest).
 DROP TRIGGER erase_at_vendor ON q60_customer;
 CREATE TRIGGER erase_at_vendor AFTER DELETE ON q60_customer
   FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers', 'PHONE');
-DELETE FROM q60_customer WHERE id = 9;
 
--- Arguments are validated when the trigger fires, and a bad one fails the
--- DELETE.
-DROP TRIGGER erase_at_vendor ON q60_customer;
-CREATE TRIGGER erase_at_vendor AFTER DELETE ON q60_customer
-  FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_caller_numbers', 'phone',
-														'{"vdn_id": 1}');
-DELETE FROM q60_customer WHERE id = 9;
-DROP TRIGGER erase_at_vendor ON q60_customer;
+-- A value the vendor would refuse fails the DELETE.
 CREATE TRIGGER erase_at_vendor AFTER DELETE ON q60_customer
   FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_caller_numbers', 'phone',
 														'{"vdn_id": 1, "campaign_id": 42}');
-DELETE FROM q60_customer WHERE id = 9;
-DROP TRIGGER erase_at_vendor ON q60_customer;
-CREATE TRIGGER erase_at_vendor AFTER DELETE ON q60_customer
-  FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers', 'phone', '{}',
-														'ozonetel');
-DELETE FROM q60_customer WHERE id = 9;
-DROP TRIGGER erase_at_vendor ON q60_customer;
-CREATE TRIGGER erase_at_vendor AFTER DELETE ON q60_customer
-  FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers');
 DELETE FROM q60_customer WHERE id = 9;
 DROP TRIGGER erase_at_vendor ON q60_customer;
 
 -- Only AFTER DELETE makes sense.
 CREATE TRIGGER erase_at_vendor BEFORE DELETE ON q60_customer
   FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers', 'phone');
-DELETE FROM q60_customer WHERE id = 9;
-DROP TRIGGER erase_at_vendor ON q60_customer;
 CREATE TRIGGER erase_at_vendor AFTER UPDATE ON q60_customer
   FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers', 'phone');
-UPDATE q60_customer SET phone = phone WHERE id = 9;
-DROP TRIGGER erase_at_vendor ON q60_customer;
 SELECT count(*) FROM q60_customer WHERE id = 9;
 
 --
 -- ccpurge_erase_on_delete: FOR EACH STATEMENT, for bulk deletes
 --
 
--- A statement-level trigger reads the deleted rows from a transition table.
+-- A statement-level trigger reads the deleted rows from a transition
+-- table; it cannot be made without one.
 CREATE TRIGGER erase_at_vendor AFTER DELETE ON q60_customer
   FOR EACH STATEMENT EXECUTE FUNCTION ccpurge_erase_on_delete('delete_customers', 'Phone');
-DELETE FROM q60_customer WHERE id = 9;
-DROP TRIGGER erase_at_vendor ON q60_customer;
 
 -- Several triggers of one key make one request; others make their own.
 -- char(n) values lose their padding, as in a cast to text; other types

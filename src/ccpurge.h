@@ -289,7 +289,8 @@ typedef enum CcpSettle
 {
 	CCP_SETTLE_DONE,
 	CCP_SETTLE_RETRY,			/* queued again after a delay */
-	CCP_SETTLE_FAILED
+	CCP_SETTLE_FAILED,			/* refused for good, or ccpurge.max_attempts */
+	CCP_SETTLE_EXPIRED			/* failed: transient past ccpurge.retry_for */
 } CcpSettle;
 
 /* ----------
@@ -299,6 +300,7 @@ typedef enum CcpSettle
 extern bool ccp_allow_insecure_http;
 extern char *ccp_database_name;
 extern int	ccp_max_attempts;
+extern int	ccp_retry_for_s;
 extern int	ccp_retry_base_ms;
 extern int	ccp_retry_max_ms;
 extern int	ccp_batch_linger_ms;
@@ -635,6 +637,7 @@ typedef struct CcpBatchRows
 	char	  **items;			/* distinct, in the order of their rows */
 	int			nitems;
 	int			attempts;		/* highest attempts of its rows so far */
+	TimestampTz enqueued_at;	/* when its oldest row was queued */
 	int64		request_id;		/* of the first row, for the log */
 	int64	   *request_ids;	/* distinct, ascending */
 	int			nrequest_ids;
@@ -658,6 +661,8 @@ extern int64 ccp_store_request_roles(const CcpQueueRel *rel, int64 request_id,
 									 List **roles, bool *own_xact);
 extern int64 ccp_store_unfinished(const CcpQueueRel *rel, int64 request_id);
 extern int64 ccp_store_retry(const CcpQueueRel *rel, int64 request_id);
+extern int64 ccp_store_retry_failed(const CcpQueueRel *rel, const char *server,
+									Oid userid);
 extern int64 ccp_store_cancel(const CcpQueueRel *rel, int64 request_id,
 							  const char *message);
 extern int64 ccp_store_sending(const CcpQueueRel *rel, int64 request_id);
@@ -667,6 +672,9 @@ extern List *ccp_store_due_groups(int per_server, bool keys);
 extern int	ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
 								 const char *message,
 								 CcpFailedRequest **failed);
+extern void ccp_store_hasten(const char *server);
+extern int	ccp_store_expire_group(const CcpDueGroup *group, int64 batch_id,
+								   int retry_for_s, CcpFailedRequest **failed);
 extern void ccp_store_mark_sending(int64 batch_id, const char *batch_key,
 								   int nitems, const int64 *ids, int nids,
 								   bool keys);
@@ -731,6 +739,7 @@ typedef enum CcpFailure
 {
 	CCP_FAILED_REFUSED,			/* the vendor refused the request for good */
 	CCP_FAILED_RETRIES_EXHAUSTED,	/* transient failures, no attempt left */
+	CCP_FAILED_RETRY_EXPIRED,	/* transient failures past ccpurge.retry_for */
 	CCP_FAILED_ITEMS_REFUSED,	/* the receiver refused some items */
 	CCP_FAILED_SERVER_UNUSABLE, /* server or user mapping cannot be used */
 	CCP_FAILED_UNKNOWN_OPERATION	/* the operation is not known */
@@ -863,12 +872,25 @@ extern TimestampTz ccp_token_expiry(Oid serverid);
  * ----------
  */
 extern Datum ccpurge_fdw_validator(PG_FUNCTION_ARGS);
+extern char *ccp_server_name(const char *servername,
+							 const struct CcpVendor *vendor);
 extern CcpServer *ccp_server_resolve(const char *servername,
 									 const struct CcpVendor *vendor,
 									 Oid userid);
 extern bool ccp_parse_rate_limit(const char *value, int *count,
 								 int *period_ms);
 extern void ccp_check_url(const char *url, bool at_ddl);
+
+/* ----------
+ * breaker.c: each server's circuit breaker, and the retry backoff
+ * ----------
+ */
+extern void ccp_breaker_register(void);
+extern int64 ccp_backoff_ms(int n);
+extern bool ccp_breaker_allow(const CcpServer *srv, long *wait_ms);
+extern void ccp_breaker_sent(const CcpServer *srv);
+extern bool ccp_breaker_record(const CcpServer *srv, const CcpOutcome *out,
+							   TimestampTz claimed_at, bool no_room);
 
 /* ----------
  * exchange.c: the one exchange, a step machine both paths drive
@@ -898,6 +920,7 @@ typedef struct CcpExchange
 	int			ticket;			/* rate-limit ticket held, -1: none */
 	bool		token_retried;
 	bool		rate_retried;
+	bool		no_room;		/* the last prepare found no rate-limit room */
 	const char *stale;			/* token the vendor refused, or NULL */
 	CcpHttpRequest req;			/* built by ccp_exchange_prepare */
 	CcpOutcome	out;			/* of the last attempt */
@@ -933,7 +956,7 @@ extern void ccp_exchange_chunks(const CcpServer *srv, const CcpOpDef *def,
 								bool intents, CcpChunkFn fn, void *arg);
 extern CcpSettle ccp_exchange_settle(const CcpServer *srv,
 									 const CcpOutcome *out, int attempts,
-									 int64 *delay_ms);
+									 int64 queued_ms, int64 *delay_ms);
 extern void ccp_classify_answer(const CcpServer *srv, const CcpOpDef *def,
 								const CcpChunk *chunk,
 								const CcpHttpResult *res, CcpOutcome *out);

@@ -156,6 +156,7 @@ ccp_exchange_prepare(CcpExchange *x)
 		x->ticket = ccp_rate_acquire(srv, x->blocking);
 		if (x->ticket == -1)
 		{
+			x->no_room = true;
 			/* no room now: the queue's backoff sends it again */
 			if (x->out.message == NULL)
 				ccp_outcome_transient(&x->out, 0,
@@ -390,28 +391,27 @@ ccp_exchange_chunks(const CcpServer *srv, const CcpOpDef *def,
 
 /*
  * ccp_exchange_settle decides what becomes of queued items after an
- * attempt with outcome out, their attempts-th: done, queued again after
- * *delay_ms (transient failures, up to ccpurge.max_attempts; backoff from
- * ccpurge.retry_backoff doubled per attempt up to
- * ccpurge.retry_backoff_max, with full jitter over its upper half, and no
- * sooner than the limiter allows after a "too fast"), or failed.
+ * attempt with outcome out, their attempts-th, the oldest of them queued
+ * queued_ms ago: done; failed when refused for good or, with
+ * ccpurge.max_attempts set (not 0), at that many attempts; expired (failed
+ * too) when transient failures have gone on past ccpurge.retry_for;
+ * otherwise queued again after *delay_ms (ccp_backoff_ms, and no sooner
+ * than the limiter allows after a "too fast").
  */
 CcpSettle
 ccp_exchange_settle(const CcpServer *srv, const CcpOutcome *out,
-					int attempts, int64 *delay_ms)
+					int attempts, int64 queued_ms, int64 *delay_ms)
 {
-	double		delay = ccp_retry_base_ms;
-
 	*delay_ms = 0;
 	if (out->ok)
 		return CCP_SETTLE_DONE;
-	if (out->retry == CCP_FINAL || attempts >= ccp_max_attempts)
+	if (out->retry == CCP_FINAL ||
+		(ccp_max_attempts > 0 && attempts >= ccp_max_attempts))
 		return CCP_SETTLE_FAILED;
+	if (queued_ms >= (int64) ccp_retry_for_s * 1000)
+		return CCP_SETTLE_EXPIRED;
 
-	for (int i = 1; i < attempts && delay < ccp_retry_max_ms; i++)
-		delay *= 2;
-	delay = Min(delay, (double) ccp_retry_max_ms);
-	*delay_ms = (int64) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+	*delay_ms = ccp_backoff_ms(attempts);
 	if (out->retry == CCP_RETRY_RATE)
 		*delay_ms = Max(*delay_ms, ccp_rate_next_ms(srv));
 	return CCP_SETTLE_RETRY;

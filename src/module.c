@@ -37,6 +37,7 @@ _PG_init(void)
 
 	ccp_shmem_request();
 	ccp_progress_register();
+	ccp_breaker_register();
 	ccp_worker_register();
 	ccp_dropdb_register();
 	ccp_store_register_callbacks();

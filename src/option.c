@@ -246,20 +246,15 @@ ccp_cred_list(const CcpVendor *vendor)
 }
 
 /*
- * ccp_server_build finds the server to use for vendor and the user mapping
- * of userid for it, checks them, and returns everything a request needs,
- * allocated in the current memory context; see ccp_server_resolve.
+ * ccp_server_find returns the ccpurge server to use for vendor: servername
+ * (NULL: the only server of vendor), checked to be a ccpurge server of that
+ * vendor.  No privilege or user mapping is checked.
  */
-static CcpServer *
-ccp_server_build(const char *servername, const CcpVendor *vendor,
-				 Oid userid)
+static ForeignServer *
+ccp_server_find(const char *servername, const CcpVendor *vendor)
 {
 	ForeignServer *server;
-	UserMapping *um;
 	const char *server_vendor;
-	CcpServer  *srv;
-	AclResult	aclresult;
-	Oid			umuser;
 
 	ccp_init_options();
 
@@ -284,6 +279,36 @@ ccp_server_build(const char *servername, const CcpVendor *vendor,
 				 server_vendor ?
 				 errdetail("Server \"%s\" is for vendor \"%s\", but this operation needs a server of vendor \"%s\".",
 						   server->servername, server_vendor, vendor->name) : 0));
+	return server;
+}
+
+/*
+ * ccp_server_name returns the name of the server ccp_server_resolve would
+ * use for servername and vendor, palloc'd, without looking at privileges
+ * or user mappings: for checks made before any role uses it (CREATE
+ * TRIGGER).  Raises the same errors as ccp_server_resolve when there is
+ * no such server, or several and none is named.
+ */
+char *
+ccp_server_name(const char *servername, const CcpVendor *vendor)
+{
+	return pstrdup(ccp_server_find(servername, vendor)->servername);
+}
+
+/*
+ * ccp_server_build finds the server to use for vendor and the user mapping
+ * of userid for it, checks them, and returns everything a request needs,
+ * allocated in the current memory context; see ccp_server_resolve.
+ */
+static CcpServer *
+ccp_server_build(const char *servername, const CcpVendor *vendor,
+				 Oid userid)
+{
+	ForeignServer *server = ccp_server_find(servername, vendor);
+	UserMapping *um;
+	CcpServer  *srv;
+	AclResult	aclresult;
+	Oid			umuser;
 
 	aclresult = pg_foreign_server_aclcheck(server->serverid, userid,
 										   ACL_USAGE);

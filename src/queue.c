@@ -2,7 +2,8 @@
  *
  * queue.c
  *	  The SQL API of the durable queue: ccpurge_enqueue, ccpurge_wait,
- *	  ccpurge_retry and ccpurge_cancel (design section 4).  Each validates
+ *	  ccpurge_retry, ccpurge_retry_failed and ccpurge_cancel (design
+ *	  section 4).  Each validates
  *	  its arguments, checks the caller's rights, and leaves the rows to
  *	  queue_store.c.
  *
@@ -19,6 +20,7 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
@@ -31,6 +33,7 @@ PG_FUNCTION_INFO_V1(ccpurge_enqueue);
 PG_FUNCTION_INFO_V1(ccpurge_wait);
 PG_FUNCTION_INFO_V1(ccpurge_retry);
 PG_FUNCTION_INFO_V1(ccpurge_cancel);
+PG_FUNCTION_INFO_V1(ccpurge_retry_failed);
 
 /* How often ccpurge_wait looks at the queue, in milliseconds. */
 #define CCP_WAIT_POLL_MS	100
@@ -264,4 +267,30 @@ ccpurge_cancel(PG_FUNCTION_ARGS)
 				 errdetail("The worker finishes a batch it has started.")));
 
 	PG_RETURN_INT64(canceled);
+}
+
+/*
+ * ccpurge_retry_failed(server) queues again every failed item of server
+ * (NULL: of every server) that the current user may act on, as
+ * ccpurge_retry does for one request: those queued by roles it is a member
+ * of (superusers: all).  Returns how many items.
+ */
+Datum
+ccpurge_retry_failed(PG_FUNCTION_ARGS)
+{
+	char	   *server = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CcpQueueRel rel;
+	int64		requeued;
+
+	ccp_require_preload();
+	ccp_require_writable();
+	/* a misspelt name must not look like "nothing failed" */
+	if (server != NULL)
+		(void) GetForeignServerByName(server, false);
+	ccp_store_lookup(&rel, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	requeued = ccp_store_retry_failed(&rel, server, GetUserId());
+	SPI_finish();
+	PG_RETURN_INT64(requeued);
 }

@@ -18,9 +18,11 @@
  *            receiver refused one by one move to failed rows of their own
  *            (ccp_store_fail_items), and the rest are replaced by their
  *            digests in the same transaction (ccp_store_forget_done);
- *   failed   the vendor refused the batch, its attempts ran out
- *            (ccp_store_record), or its server, user mapping or operation
- *            cannot be used (ccp_store_fail_group);
+ *   failed   the vendor refused the batch, its attempts or
+ *            ccpurge.retry_for ran out (ccp_store_record, or
+ *            ccp_store_expire_group for rows an open circuit breaker
+ *            held back), or its server, user mapping or operation cannot
+ *            be used (ccp_store_fail_group);
  *   canceled by ccpurge_cancel (ccp_store_cancel), which replaces the
  *            items by their digests too.
  * Done and canceled rows are removed after ccpurge.retention
@@ -52,6 +54,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 
 /* This transaction queued or changed rows: wake the worker at commit. */
@@ -90,6 +93,9 @@ ccp_store_int8(int64 *value)
 	return true;
 }
 
+static int64 ccp_store_sum_nulls(const CcpQueueRel *rel, CcpStmt *stmt,
+								 Datum *values, const char *nulls);
+
 /*
  * ccp_store_sum runs stmt, a query of one bigint, as the queue's owner and
  * returns its value, 0 for NULL, freeing the result.
@@ -97,9 +103,17 @@ ccp_store_int8(int64 *value)
 static int64
 ccp_store_sum(const CcpQueueRel *rel, CcpStmt *stmt, Datum *values)
 {
+	return ccp_store_sum_nulls(rel, stmt, values, NULL);
+}
+
+/* ccp_store_sum_nulls is ccp_store_sum with parameters that may be NULL. */
+static int64
+ccp_store_sum_nulls(const CcpQueueRel *rel, CcpStmt *stmt, Datum *values,
+					const char *nulls)
+{
 	int64		result = 0;
 
-	(void) ccp_stmt_exec_as(rel->owner, stmt, values, NULL, SPI_OK_SELECT);
+	(void) ccp_stmt_exec_as(rel->owner, stmt, values, nulls, SPI_OK_SELECT);
 	if (!ccp_store_int8(&result))
 		result = 0;
 	SPI_freetuptable(SPI_tuptable);
@@ -252,21 +266,32 @@ static CcpStmt ccp_store_unfinished_stmt = {
 	1, {INT8OID}
 };
 
-#define CCP_STORE_RETRY(keys) \
+#define CCP_STORE_REQUEUE(keys, where) \
 	"WITH requeued AS (" \
 	" UPDATE ccpurge.queue SET state = 'queued', attempts = 0," \
 	" next_attempt_at = now(), batch_id = NULL, http_status = NULL," \
 	" code = NULL, message = NULL, finished_at = NULL" keys \
-	" WHERE request_id = $1 AND state = 'failed'" \
+	" WHERE " where \
 	" RETURNING nitems)" \
 	" SELECT sum(nitems)::int8 FROM requeued"
 
+#define CCP_STORE_KEYS_RESET ", batch_key = NULL, batch_nitems = NULL"
+#define CCP_STORE_RETRY_WHERE "request_id = $1 AND state = 'failed'"
+
 static CcpStmt ccp_store_retry_stmt = {
-	CCP_STORE_RETRY(", batch_key = NULL, batch_nitems = NULL"), 1, {INT8OID}
+	CCP_STORE_REQUEUE(CCP_STORE_KEYS_RESET, CCP_STORE_RETRY_WHERE), 1, {INT8OID}
 };
 
 static CcpStmt ccp_store_retry_nokeys_stmt = {
-	CCP_STORE_RETRY(""), 1, {INT8OID}
+	CCP_STORE_REQUEUE("", CCP_STORE_RETRY_WHERE), 1, {INT8OID}
+};
+
+/* only from 1.2 on, whose queue keeps batch keys */
+static CcpStmt ccp_store_retry_failed_stmt = {
+	CCP_STORE_REQUEUE(CCP_STORE_KEYS_RESET,
+					  "state = 'failed' AND ($1::text IS NULL OR server = $1)"
+					  " AND pg_has_role($2, role::oid, 'MEMBER')"),
+	2, {TEXTOID, OIDOID}
 };
 
 /*
@@ -418,6 +443,28 @@ ccp_store_retry(const CcpQueueRel *rel, int64 request_id)
 }
 
 /*
+ * ccp_store_retry_failed queues again, as ccp_store_retry does, every
+ * failed row of server (NULL: of every server) queued by a role that
+ * userid is a member of; returns how many items it requeued.
+ */
+int64
+ccp_store_retry_failed(const CcpQueueRel *rel, const char *server, Oid userid)
+{
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int64		requeued;
+
+	values[0] = server ? CStringGetTextDatum(server) : (Datum) 0;
+	nulls[0] = server ? ' ' : 'n';
+	values[1] = ObjectIdGetDatum(userid);
+	requeued = ccp_store_sum_nulls(rel, &ccp_store_retry_failed_stmt, values,
+								   nulls);
+	if (requeued > 0)
+		ccp_store_changed = true;
+	return requeued;
+}
+
+/*
  * ccp_store_cancel marks the request's queued and failed rows canceled
  * with message and returns how many items; rows being sent are left alone.
  *
@@ -524,6 +571,26 @@ static CcpStmt ccp_store_fail_group_stmt = {
 	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID, INT8OID}
 };
 
+static CcpStmt ccp_store_expire_group_stmt = {
+	"WITH failed AS ("
+	" UPDATE ccpurge.queue SET state = 'failed', finished_at = now(),"
+	" batch_id = $5"
+	" WHERE state = 'queued' AND server = $1 AND operation = $2"
+	" AND params = $3::jsonb AND role::oid = $4"
+	" AND next_attempt_at <= now() AND attempts > 0"
+	" AND enqueued_at <= now() - make_interval(secs => $6)"
+	" RETURNING request_id, nitems)"
+	" SELECT request_id, sum(nitems)::int8 FROM failed"
+	" GROUP BY request_id ORDER BY request_id",
+	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT8OID, INT4OID}
+};
+
+static CcpStmt ccp_store_hasten_stmt = {
+	"UPDATE ccpurge.queue SET next_attempt_at = now()"
+	" WHERE state = 'queued' AND server = $1 AND next_attempt_at > now()",
+	1, {TEXTOID}
+};
+
 #define CCP_STORE_CLAIM(fresh) \
 	"SELECT chunk_id, nitems FROM ccpurge.queue" \
 	" WHERE state = 'queued' AND server = $1 AND operation = $2" \
@@ -590,7 +657,7 @@ static CcpStmt ccp_store_new_generation_stmt = {
 };
 
 static CcpStmt ccp_store_batch_rows_stmt = {
-	"SELECT request_id, attempts, items FROM ccpurge.queue"
+	"SELECT request_id, attempts, items, enqueued_at FROM ccpurge.queue"
 	" WHERE batch_id = $1 AND state = 'sending' ORDER BY chunk_id",
 	1, {INT8OID}
 };
@@ -694,6 +761,44 @@ ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
 	values[5] = Int64GetDatum(batch_id);
 	(void) ccp_stmt_exec(&ccp_store_fail_group_stmt, values, NULL, SPI_OK_SELECT);
 	return ccp_store_failed_rows(failed);
+}
+
+/*
+ * ccp_store_expire_group marks failed, under batch_id, every due queued
+ * row of group's (server, operation, params, role) that has failed
+ * transiently before (attempts > 0) and was queued more than retry_for_s
+ * seconds ago: rows that a server's open circuit breaker kept from being
+ * sent again until ccpurge.retry_for ran out.  They keep their last
+ * attempt's status, code and message.  Sets *failed as
+ * ccp_store_fail_group does and returns the number of requests.
+ */
+int
+ccp_store_expire_group(const CcpDueGroup *group, int64 batch_id,
+					   int retry_for_s, CcpFailedRequest **failed)
+{
+	Datum		values[6];
+
+	values[0] = CStringGetTextDatum(group->server);
+	values[1] = CStringGetTextDatum(group->operation);
+	values[2] = CStringGetTextDatum(group->params);
+	values[3] = ObjectIdGetDatum(group->role);
+	values[4] = Int64GetDatum(batch_id);
+	values[5] = Int32GetDatum(retry_for_s);
+	(void) ccp_stmt_exec(&ccp_store_expire_group_stmt, values, NULL, SPI_OK_SELECT);
+	return ccp_store_failed_rows(failed);
+}
+
+/*
+ * ccp_store_hasten makes every queued row of server due now: its circuit
+ * breaker has closed, so the rows that backed off while it was failing
+ * need not wait any longer.
+ */
+void
+ccp_store_hasten(const char *server)
+{
+	Datum		values[1] = {CStringGetTextDatum(server)};
+
+	(void) ccp_stmt_exec(&ccp_store_hasten_stmt, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -881,7 +986,7 @@ ccp_store_distinct_ids(int64 *ids, int n)
  * ccp_store_batch_rows reads the rows claimed into batch_id into *rows,
  * which the caller has zeroed: their distinct items, in the order of their
  * rows, so that every attempt of a kept batch sends the same body, their
- * highest attempts, and their request ids.  Items and ids are allocated
+ * highest attempts, when the oldest was queued, and their request ids.  Items and ids are allocated
  * in cxt.
  */
 void
@@ -914,6 +1019,12 @@ ccp_store_batch_rows(int64 batch_id, MemoryContext cxt, CcpBatchRows *rows)
 		rows->request_ids[rows->nrequest_ids++] = rid;
 		rows->attempts = Max(rows->attempts,
 							 DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
+		{
+			TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+
+			if (r == 0 || at < rows->enqueued_at)
+				rows->enqueued_at = at;
+		}
 		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
 						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 		old = MemoryContextSwitchTo(cxt);

@@ -32,6 +32,7 @@
 static const char *const ccp_failure_codes[] = {
 	[CCP_FAILED_REFUSED] = "refused",
 	[CCP_FAILED_RETRIES_EXHAUSTED] = "retries_exhausted",
+	[CCP_FAILED_RETRY_EXPIRED] = "retry_expired",
 	[CCP_FAILED_ITEMS_REFUSED] = "items_refused",
 	[CCP_FAILED_SERVER_UNUSABLE] = "server_unusable",
 	[CCP_FAILED_UNKNOWN_OPERATION] = "unknown_operation",
@@ -55,6 +56,8 @@ ccp_report_reason(CcpFailure why)
 		case CCP_FAILED_RETRIES_EXHAUSTED:
 			return psprintf("the request failed transiently as often as ccpurge.max_attempts (%d) allows.",
 							ccp_max_attempts);
+		case CCP_FAILED_RETRY_EXPIRED:
+			return "the request failed transiently for longer than ccpurge.retry_for allows.";
 		case CCP_FAILED_ITEMS_REFUSED:
 			return "the receiver answered per item and refused these items.";
 		case CCP_FAILED_SERVER_UNUSABLE:

@@ -20,7 +20,8 @@
 /* GUC variables */
 bool		ccp_allow_insecure_http = false;
 char	   *ccp_database_name = NULL;
-int			ccp_max_attempts = 10;
+int			ccp_max_attempts = 0;
+int			ccp_retry_for_s = 3 * 24 * 3600;
 int			ccp_retry_base_ms = 1000;
 int			ccp_retry_max_ms = 300000;
 int			ccp_batch_linger_ms = 200;
@@ -47,12 +48,21 @@ ccp_define_settings(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ccpurge.max_attempts",
-							"Attempts a queued item gets before it is marked failed.",
-							NULL,
+							"Most attempts a queued item gets before it is marked failed; 0 means no cap.",
+							"Transient failures are retried for ccpurge.retry_for in any case.",
 							&ccp_max_attempts,
-							10, 1, 1000,
+							0, 0, 1000000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ccpurge.retry_for",
+							"How long transient failures of a queued item are retried before it is marked failed.",
+							"Counted from when the item was queued.",
+							&ccp_retry_for_s,
+							3 * 24 * 3600, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ccpurge.retry_backoff",

@@ -3,7 +3,15 @@
  * trigger.c
  *	  The ccpurge_erase_on_delete trigger, its per-statement cache, and the
  *	  commit-time buffer it fills, with the transaction callbacks that
- *	  write the buffer to the queue.
+ *	  write the buffer to the queue; and ccpurge_check_trigger, the event
+ *	  trigger that checks such a trigger when it is created.
+ *
+ * CREATE TRIGGER runs the event trigger ccpurge_check_trigger, which
+ * makes the checks of a trigger's arguments at once, and binds a trigger
+ * that names no server to its vendor's one server, so that adding a
+ * server later leaves it alone.  With params "on_invalid": "skip", values
+ * that fail validation are counted and left out, and the statement ends
+ * with one WARNING giving their count (an ExecutorFinish hook).
  *
  * The trigger must cost little more than the DELETE that fires it, so it
  * only validates each old value exactly as the synchronous functions
@@ -20,14 +28,23 @@
  */
 #include "ccpurge.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -35,6 +52,7 @@
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(ccpurge_erase_on_delete);
+PG_FUNCTION_INFO_V1(ccpurge_check_trigger);
 
 /* Sizes of the trigger buffer's blocks: the first, and the largest. */
 #define CCP_BLOCK_MIN		(8 * 1024)
@@ -94,15 +112,42 @@ typedef struct CcpTrigCache
 	char	   *server;
 	char	   *params;
 	int			batch;
+	bool		skip_invalid;	/* params "on_invalid": "skip" */
 	uint64		generation;
 	CcpPending *pending;
 } CcpTrigCache;
+
+/*
+ * A trigger's arguments (operation, column [, params [, server]]) as
+ * ccp_trigger_args reads them; server is NULL when none is named.
+ */
+typedef struct CcpTrigArgs
+{
+	const CcpVendor *vendor;
+	const CcpOpDef *def;
+	Form_pg_attribute att;		/* the column */
+	void	   *params;			/* the operation's own, without on_invalid */
+	bool		skip_invalid;
+	const char *server;
+} CcpTrigArgs;
+
+/* A trigger and its table, as errors name them. */
+typedef struct CcpTrigName
+{
+	const char *trigger;
+	const char *relation;
+} CcpTrigName;
 
 /* The trigger buffer, in TopTransactionContext; NIL when empty. */
 static List *ccp_pending = NIL;
 
 /* Bumped whenever ccp_pending is forgotten, to invalidate CcpTrigCache. */
 static uint64 ccp_pending_generation = 1;
+
+/* Values "on_invalid": "skip" left out since the last statement ended. */
+static int64 ccp_skipped = 0;
+
+static ExecutorFinish_hook_type ccp_prev_executor_finish = NULL;
 
 /* ----------
  * The trigger buffer
@@ -157,12 +202,50 @@ ccp_segment_free(CcpSegment *seg)
 }
 
 /*
+ * ccp_item_valid tells whether def accepts item, catching the error its
+ * validate_item raises.  Validation only looks at the string (it holds no
+ * lock, buffer or other resource), so no subtransaction is needed to
+ * recover from its errors; any other error is thrown on.
+ */
+static bool
+ccp_item_valid(const CcpOpDef *def, const char *item)
+{
+	MemoryContext old = CurrentMemoryContext;
+	volatile bool valid = true;
+
+	PG_TRY();
+	{
+		def->validate_item(def, item);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			category;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		if (edata->elevel != ERROR ||
+			(category != ERRCODE_DATA_EXCEPTION &&
+			 category != ERRCODE_FDW_ERROR))
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+		valid = false;
+	}
+	PG_END_TRY();
+	return valid;
+}
+
+/*
  * ccp_pending_add validates one item of len bytes (not NUL-terminated)
  * and appends it to p at the current nest level.  The item only counts
- * once it is valid, so a caught validation error leaves no trace.
+ * once it is valid, so a caught validation error leaves no trace.  When
+ * skip, an invalid item is counted in ccp_skipped and left out instead of
+ * raising an error.
  */
 static inline void
-ccp_pending_add(CcpPending *p, const char *src, Size len)
+ccp_pending_add(CcpPending *p, const char *src, Size len, bool skip)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	CcpSegment *seg = (p->segments != NIL) ? llast(p->segments) : NULL;
@@ -203,7 +286,13 @@ ccp_pending_add(CcpPending *p, const char *src, Size len)
 	SET_VARSIZE(dst, VARHDRSZ + len);
 	memcpy(VARDATA(dst), src, len);
 	VARDATA(dst)[len] = '\0';
-	p->def->validate_item(p->def, VARDATA(dst));
+	if (!skip)
+		p->def->validate_item(p->def, VARDATA(dst));
+	else if (!ccp_item_valid(p->def, VARDATA(dst)))
+	{
+		ccp_skipped++;
+		return;
+	}
 	b->used += need;
 	seg->nitems++;
 }
@@ -211,7 +300,8 @@ ccp_pending_add(CcpPending *p, const char *src, Size len)
 /*
  * ccp_trigger_subxact_callback keeps the trigger buffer in step with
  * subtransactions: items of an aborted subtransaction are dropped, those
- * of a committed one move to its parent.  Only the innermost segment of a
+ * of a committed one move to its parent, and the count of skipped values
+ * of an aborted statement is forgotten.  Only the innermost segment of a
  * key can belong to the ending subtransaction.  It neither errors nor
  * allocates.
  */
@@ -222,6 +312,9 @@ ccp_trigger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	int			level;
 	ListCell   *lc;
 
+	/* the statement that skipped values failed: it reports nothing */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ccp_skipped = 0;
 	if (ccp_pending == NIL ||
 		(event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB))
 		return;
@@ -279,6 +372,7 @@ ccp_pending_forget(void)
 {
 	ccp_pending = NIL;
 	ccp_pending_generation++;
+	ccp_skipped = 0;
 }
 
 /*
@@ -402,14 +496,45 @@ ccp_trigger_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * ccp_trigger_register_callbacks installs the transaction callbacks.
- * Called once from _PG_init when the library is preloaded.
+ * ccp_trigger_executor_finish runs a statement's AFTER triggers (in
+ * standard_ExecutorFinish), then raises the statement's one warning for
+ * the values "on_invalid": "skip" left out, if any: their count, never the
+ * values.
+ */
+static void
+ccp_trigger_executor_finish(QueryDesc *queryDesc)
+{
+	int64		skipped;
+
+	if (ccp_prev_executor_finish)
+		ccp_prev_executor_finish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+
+	skipped = ccp_skipped;
+	ccp_skipped = 0;
+	if (skipped > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg_plural("ccpurge_erase_on_delete skipped %lld invalid value",
+							   "ccpurge_erase_on_delete skipped %lld invalid values",
+							   (unsigned long) skipped, (long long) skipped),
+				 errdetail("The trigger's params say \"on_invalid\": \"skip\", so values the vendor would refuse are not queued for erasure."),
+				 errhint("Check the deleted rows' values, or use \"on_invalid\": \"error\" to make such a value fail the statement.")));
+}
+
+/*
+ * ccp_trigger_register_callbacks installs the transaction callbacks and
+ * the executor hook that reports skipped values.  Called once from
+ * _PG_init when the library is preloaded.
  */
 void
 ccp_trigger_register_callbacks(void)
 {
 	RegisterXactCallback(ccp_trigger_xact_callback, NULL);
 	RegisterSubXactCallback(ccp_trigger_subxact_callback, NULL);
+	ccp_prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ccp_trigger_executor_finish;
 }
 
 
@@ -422,10 +547,90 @@ ccp_trigger_register_callbacks(void)
 static void
 ccp_trigger_error_context(void *arg)
 {
-	TriggerData *td = (TriggerData *) arg;
+	CcpTrigName *name = (CcpTrigName *) arg;
 
 	errcontext("ccpurge_erase_on_delete trigger \"%s\" on relation \"%s\"",
-			   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation));
+			   name->trigger, name->relation);
+}
+
+/*
+ * ccp_trigger_args reads and checks the arguments args[0..nargs-1] of
+ * trigger tgname on the table described by desc (named relname) into *a:
+ * their number, the operation, the column, the params (on_invalid taken
+ * out) and the server's name as given.  Raises an ERROR for anything
+ * invalid; the server itself is not looked up.
+ */
+static void
+ccp_trigger_args(const char *tgname, const char *relname, TupleDesc desc,
+				 int nargs, char **args, CcpTrigArgs *a)
+{
+	Jsonb	   *jb;
+
+	memset(a, 0, sizeof(*a));
+	if (nargs < 2 || nargs > 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" must pass 2 to 4 arguments to ccpurge_erase_on_delete",
+						tgname),
+				 errdetail("It passes %d.", nargs),
+				 errhint("The arguments are the operation, the column, and optionally the params as JSON and the server.")));
+
+	a->def = ccp_op_lookup(args[0], &a->vendor);
+
+	/* the column name is matched exactly, as a quoted identifier would be */
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), args[1]) == 0)
+		{
+			a->att = att;
+			break;
+		}
+	}
+	if (a->att == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						args[1], relname),
+				 errhint("The column name is matched exactly, including case.")));
+
+	/* on_invalid is the trigger's own, not the operation's */
+	jb = ccp_jsonb_parse(nargs >= 3 ? args[2] : "{}");
+	if (JB_ROOT_IS_OBJECT(jb))
+	{
+		JsonbValue	key;
+		JsonbValue *v;
+
+		key.type = jbvString;
+		key.val.string.val = "on_invalid";
+		key.val.string.len = strlen("on_invalid");
+		v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+		if (v != NULL)
+		{
+			if (v->type == jbvString && v->val.string.len == 4 &&
+				strncmp(v->val.string.val, "skip", 4) == 0)
+				a->skip_invalid = true;
+			else if (!(v->type == jbvString && v->val.string.len == 5 &&
+					   strncmp(v->val.string.val, "error", 5) == 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for param \"on_invalid\" of trigger \"%s\"",
+								tgname),
+						 errhint("Use \"error\" (the default) or \"skip\".")));
+			jb = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete,
+													JsonbPGetDatum(jb),
+													CStringGetTextDatum("on_invalid")));
+		}
+	}
+	a->params = ccp_params_read(a->def, jb);
+	if (ccp_params_itemless(a->def, a->params))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" passes params that select what to erase by themselves",
+						tgname),
+				 errdetail("A trigger erases the deleted rows' values of its column.")));
+	a->server = nargs >= 4 ? args[3] : NULL;
 }
 
 /*
@@ -470,67 +675,26 @@ ccp_trigger_setup(FunctionCallInfo fcinfo, Oid userid)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Trigger    *trig = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	TupleDesc	desc = RelationGetDescr(rel);
-	const CcpVendor *vendor;
-	const CcpOpDef *def;
-	void	   *params;
+	CcpTrigArgs a;
 	CcpServer  *srv;
 	CcpTrigCache *cache;
-	AttrNumber	attnum = InvalidAttrNumber;
-	Form_pg_attribute att = NULL;
 	char	   *params_text;
 	MemoryContext old;
 
 	ccp_require_preload();
-	if (trig->tgnargs < 2 || trig->tgnargs > 4)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" must pass 2 to 4 arguments to ccpurge_erase_on_delete",
-						trig->tgname),
-				 errdetail("It passes %d.", trig->tgnargs),
-				 errhint("The arguments are the operation, the column, and optionally the params as JSON and the server.")));
-
-	def = ccp_op_lookup(trig->tgargs[0], &vendor);
-
-	/* the column name is matched exactly, as a quoted identifier would be */
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute a = TupleDescAttr(desc, i);
-
-		if (!a->attisdropped && strcmp(NameStr(a->attname), trig->tgargs[1]) == 0)
-		{
-			attnum = a->attnum;
-			att = a;
-			break;
-		}
-	}
-	if (att == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						trig->tgargs[1], RelationGetRelationName(rel)),
-				 errhint("The column name is matched exactly, including case.")));
-
-	params = ccp_params_read(def, ccp_jsonb_parse(trig->tgnargs >= 3 ?
-												  trig->tgargs[2] : "{}"));
-	if (ccp_params_itemless(def, params))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" passes params that select what to erase by themselves",
-						trig->tgname),
-				 errdetail("A trigger erases the deleted rows' values of its column.")));
-	srv = ccp_server_resolve(trig->tgnargs >= 4 ? trig->tgargs[3] : NULL,
-							 vendor, userid);
-	params_text = ccp_params_text(def, params);
+	ccp_trigger_args(trig->tgname, RelationGetRelationName(rel),
+					 RelationGetDescr(rel), trig->tgnargs, trig->tgargs, &a);
+	srv = ccp_server_resolve(a.server, a.vendor, userid);
+	params_text = ccp_params_text(a.def, a.params);
 
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	cache = palloc0(sizeof(CcpTrigCache));
 	cache->relid = RelationGetRelid(rel);
 	cache->userid = userid;
-	cache->attnum = attnum;
-	if (att->atttypid == TEXTOID || att->atttypid == VARCHAROID)
+	cache->attnum = a.att->attnum;
+	if (a.att->atttypid == TEXTOID || a.att->atttypid == VARCHAROID)
 		cache->kind = 't';
-	else if (att->atttypid == BPCHAROID)
+	else if (a.att->atttypid == BPCHAROID)
 		cache->kind = 'b';
 	else
 	{
@@ -538,13 +702,14 @@ ccp_trigger_setup(FunctionCallInfo fcinfo, Oid userid)
 		bool		typisvarlena;
 
 		cache->kind = 'o';
-		getTypeOutputInfo(att->atttypid, &typoutput, &typisvarlena);
+		getTypeOutputInfo(a.att->atttypid, &typoutput, &typisvarlena);
 		fmgr_info_cxt(typoutput, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
 	}
-	cache->def = def;
+	cache->def = a.def;
 	cache->server = pstrdup(srv->servername);
 	cache->params = pstrdup(params_text);
-	cache->batch = Min(srv->batch_size, def->max_batch);
+	cache->batch = Min(srv->batch_size, a.def->max_batch);
+	cache->skip_invalid = a.skip_invalid;
 	cache->generation = 0;
 	cache->pending = NULL;
 	MemoryContextSwitchTo(old);
@@ -565,7 +730,7 @@ ccp_trigger_add(CcpTrigCache *cache, Datum value)
 	{
 		char	   *s = OutputFunctionCall(&cache->outfunc, value);
 
-		ccp_pending_add(cache->pending, s, strlen(s));
+		ccp_pending_add(cache->pending, s, strlen(s), cache->skip_invalid);
 	}
 	else
 	{
@@ -578,7 +743,7 @@ ccp_trigger_add(CcpTrigCache *cache, Datum value)
 			while (len > 0 && s[len - 1] == ' ')
 				len--;
 		}
-		ccp_pending_add(cache->pending, s, len);
+		ccp_pending_add(cache->pending, s, len, cache->skip_invalid);
 	}
 }
 
@@ -645,13 +810,16 @@ ccpurge_erase_on_delete(PG_FUNCTION_ARGS)
 	TriggerData *td;
 	CcpTrigCache *cache;
 	ErrorContextCallback errctx;
+	CcpTrigName name;
 	Oid			userid = GetUserId();
 
 	ccp_trigger_check(fcinfo);
 	td = (TriggerData *) fcinfo->context;
 
+	name.trigger = td->tg_trigger->tgname;
+	name.relation = RelationGetRelationName(td->tg_relation);
 	errctx.callback = ccp_trigger_error_context;
-	errctx.arg = td;
+	errctx.arg = &name;
 	errctx.previous = error_context_stack;
 	error_context_stack = &errctx;
 
@@ -683,3 +851,221 @@ ccpurge_erase_on_delete(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+
+
+/* ----------
+ * ccpurge_check_trigger: the checks of CREATE TRIGGER
+ * ----------
+ */
+
+/*
+ * ccp_trigger_fetch returns a copy of trigger trigoid's row of pg_trigger,
+ * open as tgrel.
+ */
+static HeapTuple
+ccp_trigger_fetch(Relation tgrel, Oid trigoid)
+{
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "could not find tuple for trigger %u", trigoid);
+	tup = heap_copytuple(tup);
+	systable_endscan(scan);
+	return tup;
+}
+
+/*
+ * ccp_trigger_bind rewrites the arguments of trigger trigoid on table
+ * relid, and of the triggers cloned from it on the partitions of a
+ * partitioned table, to the nargs args.  Needs the locks CREATE TRIGGER
+ * holds.
+ */
+static void
+ccp_trigger_bind(Oid trigoid, Oid relid, int nargs, char **args)
+{
+	Relation	tgrel = table_open(TriggerRelationId, RowExclusiveLock);
+	List	   *oids = list_make1_oid(trigoid);
+	StringInfoData buf;
+	bytea	   *tgargs;
+	ListCell   *lc;
+	bool		added = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < nargs; i++)
+		appendBinaryStringInfo(&buf, args[i], strlen(args[i]) + 1);
+	tgargs = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(tgargs, VARHDRSZ + buf.len);
+	memcpy(VARDATA(tgargs), buf.data, buf.len);
+
+	/* the clones, at any depth; pg_trigger has no index on tgparentid */
+	while (added)
+	{
+		SysScanDesc scan = systable_beginscan(tgrel, InvalidOid, false,
+											  NULL, 0, NULL);
+		HeapTuple	tup;
+
+		added = false;
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+			if (list_member_oid(oids, t->tgparentid) &&
+				!list_member_oid(oids, t->oid))
+			{
+				oids = lappend_oid(oids, t->oid);
+				added = true;
+			}
+		}
+		systable_endscan(scan);
+	}
+
+	foreach(lc, oids)
+	{
+		HeapTuple	tup = ccp_trigger_fetch(tgrel, lfirst_oid(lc));
+		HeapTuple	newtup;
+		Datum		values[Natts_pg_trigger] = {0};
+		bool		nulls[Natts_pg_trigger] = {0};
+		bool		replace[Natts_pg_trigger] = {0};
+
+		values[Anum_pg_trigger_tgnargs - 1] = Int16GetDatum(nargs);
+		replace[Anum_pg_trigger_tgnargs - 1] = true;
+		values[Anum_pg_trigger_tgargs - 1] = PointerGetDatum(tgargs);
+		replace[Anum_pg_trigger_tgargs - 1] = true;
+		newtup = heap_modify_tuple(tup, RelationGetDescr(tgrel), values, nulls,
+								   replace);
+		CatalogTupleUpdate(tgrel, &newtup->t_self, newtup);
+		/* relcache entries hold the triggers' arguments */
+		CacheInvalidateRelcacheByRelid(((Form_pg_trigger) GETSTRUCT(tup))->tgrelid);
+	}
+	table_close(tgrel, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
+/*
+ * ccp_trigger_check_created checks a trigger that CREATE TRIGGER has just
+ * made with ccpurge_erase_on_delete, as its first DELETE would: AFTER
+ * DELETE only, a transition table of old rows when FOR EACH STATEMENT, and
+ * its arguments, the server included (it exists and is of the
+ * operation's vendor; privileges and user mappings belong to the roles
+ * that will delete, and are checked then).  A trigger that names no
+ * server is bound to the one server of its vendor: its arguments are
+ * completed with it, so that adding another server later changes nothing
+ * for it.  tup is its pg_trigger row.
+ */
+static void
+ccp_trigger_check_created(HeapTuple tup, TupleDesc tgdesc, const char *tgname,
+						  Relation rel)
+{
+	Form_pg_trigger form = (Form_pg_trigger) GETSTRUCT(tup);
+	const char *relname = RelationGetRelationName(rel);
+	int16		tgtype = form->tgtype;
+	int			nargs = form->tgnargs;
+	char	  **args = palloc0(sizeof(char *) * 4);
+	CcpTrigName name = {tgname, relname};
+	ErrorContextCallback errctx;
+	CcpTrigArgs a;
+	char	   *server;
+	bool		isnull;
+
+	errctx.callback = ccp_trigger_error_context;
+	errctx.arg = &name;
+	errctx.previous = error_context_stack;
+	error_context_stack = &errctx;
+
+	if (!TRIGGER_FOR_DELETE(tgtype) || TRIGGER_FOR_INSERT(tgtype) ||
+		TRIGGER_FOR_UPDATE(tgtype) || TRIGGER_FOR_TRUNCATE(tgtype) ||
+		TRIGGER_FOR_BEFORE(tgtype) || TRIGGER_FOR_INSTEAD(tgtype))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("trigger \"%s\" must be fired AFTER DELETE only", tgname),
+				 errdetail("ccpurge_erase_on_delete queues the values of deleted rows."),
+				 errhint("Create it with CREATE TRIGGER ... AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION ccpurge_erase_on_delete(...).",
+						 quote_identifier(relname))));
+	(void) heap_getattr(tup, Anum_pg_trigger_tgoldtable, tgdesc, &isnull);
+	if (!TRIGGER_FOR_ROW(tgtype) && isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("statement-level trigger \"%s\" has no transition table of old rows",
+						tgname),
+				 errhint("Create it with CREATE TRIGGER %s AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ccpurge_erase_on_delete(...).",
+						 quote_identifier(tgname), quote_identifier(relname))));
+
+	if (nargs > 0)
+	{
+		Datum		d = heap_getattr(tup, Anum_pg_trigger_tgargs, tgdesc, &isnull);
+		bytea	   *b = DatumGetByteaPP(d);
+		char	   *p = VARDATA_ANY(b);
+
+		args = palloc0(sizeof(char *) * Max(nargs, 4));
+		for (int i = 0; i < nargs; i++)
+		{
+			args[i] = pstrdup(p);
+			p += strlen(p) + 1;
+		}
+	}
+	ccp_trigger_args(tgname, relname, RelationGetDescr(rel), nargs, args, &a);
+	server = ccp_server_name(a.server, a.vendor);
+
+	if (nargs < 4)
+	{
+		if (nargs < 3)
+			args[2] = "{}";
+		args[3] = server;
+		ccp_trigger_bind(form->oid, RelationGetRelid(rel), 4, args);
+	}
+	error_context_stack = errctx.previous;
+}
+
+/*
+ * ccpurge_check_trigger() is the event trigger the extension creates on
+ * ddl_command_end for CREATE TRIGGER (and only that tag, so that other
+ * DDL never calls it): a trigger executing ccpurge_erase_on_delete is
+ * checked at once (ccp_trigger_check_created), so that a mistake fails
+ * the CREATE TRIGGER instead of the first DELETE.  Other triggers cost a
+ * catalog look-up.
+ */
+Datum
+ccpurge_check_trigger(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *ev;
+	CreateTrigStmt *stmt;
+	Relation	rel;
+	Relation	tgrel;
+	Oid			relid;
+	Oid			trigoid;
+	HeapTuple	tup;
+	FmgrInfo	finfo;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ccpurge_check_trigger can only be called as an event trigger")));
+	ev = (EventTriggerData *) fcinfo->context;
+	if (ev->parsetree == NULL || !IsA(ev->parsetree, CreateTrigStmt))
+		PG_RETURN_VOID();
+	stmt = (CreateTrigStmt *) ev->parsetree;
+
+	/* the table is locked by the CREATE TRIGGER that just ran */
+	relid = RangeVarGetRelid(stmt->relation, NoLock, false);
+	trigoid = get_trigger_oid(relid, stmt->trigname, false);
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	tup = ccp_trigger_fetch(tgrel, trigoid);
+
+	fmgr_info(((Form_pg_trigger) GETSTRUCT(tup))->tgfoid, &finfo);
+	if (finfo.fn_addr == ccpurge_erase_on_delete)
+	{
+		rel = table_open(relid, NoLock);
+		ccp_trigger_check_created(tup, RelationGetDescr(tgrel), stmt->trigname,
+								  rel);
+		table_close(rel, NoLock);
+	}
+	table_close(tgrel, AccessShareLock);
+	PG_RETURN_VOID();
+}

@@ -21,8 +21,12 @@
  *            token and start the requests with curl multi, several servers
  *            at once, each within its limits;
  *   record:  when answers arrive, in one short transaction mark rows done,
- *            failed, or queued again with exponential backoff and jitter,
- *            and write the request log.
+ *            failed, or queued again with exponential backoff and jitter
+ *            (for ccpurge.retry_for), and write the request log.
+ * A server that keeps failing transiently gets one batch, a probe, per
+ * backoff period, until one succeeds (its circuit breaker, breaker.c);
+ * then all its queued rows are due at once.  The rows it holds back fail
+ * when ccpurge.retry_for runs out.
  * What each step does to the rows is in queue_store.c.  Every row that
  * fails for good, here or when its batch cannot be resolved at claim, is
  * reported once through report.c.  Rows found "sending" when the worker
@@ -109,6 +113,7 @@ typedef struct CcpBatch
 	CcpBatchRows rows;			/* what its rows hold */
 	char	   *batch_key;		/* of its rows' attempt generation */
 	const char *unit;			/* ccp_worker_unit of its rows */
+	TimestampTz claimed_at;		/* for its server's circuit breaker */
 	int			ticket;			/* from the claim until the exchange takes it */
 	CcpExchange x;				/* the request, from claim to outcome */
 } CcpBatch;
@@ -291,6 +296,24 @@ ccp_worker_fail_key(const CcpDueGroup *group, const char *message)
 					   CCP_FAILED_UNKNOWN_OPERATION :
 					   CCP_FAILED_SERVER_UNUSABLE,
 					   0, failed, nfailed);
+}
+
+/*
+ * ccp_worker_expire_group marks failed, under a batch id of their own,
+ * the due rows of group that its server's open circuit breaker held back
+ * until ccpurge.retry_for ran out, and reports them.  Runs in the claim
+ * transaction.
+ */
+static void
+ccp_worker_expire_group(const CcpDueGroup *group)
+{
+	int64		batch_id = ++ccp_next_batch_id;
+	CcpFailedRequest *failed;
+	int			nfailed;
+
+	nfailed = ccp_store_expire_group(group, batch_id, ccp_retry_for_s, &failed);
+	ccp_report_failure(batch_id, group->server, group->operation,
+					   CCP_FAILED_RETRY_EXPIRED, 0, failed, nfailed);
 }
 
 /*
@@ -486,6 +509,7 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 	int			nkept = 0;
 	int			limit;
 	int			claimed = 0;
+	long		breaker_ms = 0;
 	MemoryContext old;
 
 	if (!ccp_worker_resolve(batch, due->server, due->role,
@@ -495,6 +519,14 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 		return false;
 	}
 	limit = Min(batch->srv->batch_size, batch->def->max_batch);
+
+	/* a server that keeps failing gets one probe per backoff period */
+	if (!ccp_breaker_allow(batch->srv, &breaker_ms))
+	{
+		ccp_worker_expire_group(due);
+		ccp_worker_wake_in(wake, breaker_ms);
+		return false;
+	}
 
 	if (due->batch_key != NULL)
 	{
@@ -556,6 +588,8 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 		}
 	}
 	ccp_store_batch_rows(batch->batch_id, batch->cxt, &batch->rows);
+	batch->claimed_at = GetCurrentTimestamp();
+	ccp_breaker_sent(batch->srv);
 	/* the exchange holds the ticket from here on */
 	old = MemoryContextSwitchTo(batch->cxt);
 	ccp_exchange_init(&batch->x, batch->srv, batch->def, batch->params,
@@ -862,15 +896,23 @@ ccp_worker_record(void)
 		CcpSettle	settle;
 
 		settle = ccp_exchange_settle(batch->srv, out, batch->rows.attempts + 1,
+									 (GetCurrentTransactionStartTimestamp() -
+									  batch->rows.enqueued_at) / 1000,
 									 &delay_ms);
 		ccp_store_record(batch->batch_id, settle, out->http_status, out->code,
 						 out->message, delay_ms);
+		/* a server back from an outage: what backed off goes at once */
+		if (ccp_breaker_record(batch->srv, out, batch->claimed_at,
+							   batch->x.no_room))
+			ccp_store_hasten(batch->srv->servername);
 		if (out->ok && out->item_ok != NULL)
 			ccp_worker_fail_items(batch);
 		else if (settle == CCP_SETTLE_FAILED)
 			ccp_worker_report_batch(batch, out->retry == CCP_FINAL ?
 									CCP_FAILED_REFUSED :
 									CCP_FAILED_RETRIES_EXHAUSTED);
+		else if (settle == CCP_SETTLE_EXPIRED)
+			ccp_worker_report_batch(batch, CCP_FAILED_RETRY_EXPIRED);
 		/* erased: no clear text of the items stays */
 		if (settle == CCP_SETTLE_DONE)
 			ccp_store_forget_done(batch->batch_id, ccp_worker_keys);

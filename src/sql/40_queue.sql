@@ -148,10 +148,32 @@ RETURNS bigint
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
 
+CREATE FUNCTION ccpurge_retry_failed(server text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+/*
+ * CREATE TRIGGER checks a trigger executing ccpurge_erase_on_delete at
+ * once, as its first DELETE would, and binds one that names no server to
+ * the one server of its vendor.  The event trigger fires for CREATE
+ * TRIGGER only.
+ */
+CREATE FUNCTION ccpurge_check_trigger()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME'
+LANGUAGE C;
+
+CREATE EVENT TRIGGER ccpurge_check_trigger ON ddl_command_end
+	WHEN TAG IN ('CREATE TRIGGER')
+	EXECUTE FUNCTION ccpurge_check_trigger();
+
 REVOKE EXECUTE ON FUNCTION
 	ccpurge_enqueue(text, text[], jsonb, text),
 	ccpurge_erase_on_delete(),
 	ccpurge_wait(bigint, interval),
 	ccpurge_retry(bigint),
-	ccpurge_cancel(bigint)
+	ccpurge_cancel(bigint),
+	ccpurge_retry_failed(text),
+	ccpurge_check_trigger()
 FROM PUBLIC;

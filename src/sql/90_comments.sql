@@ -95,3 +95,9 @@ COMMENT ON FUNCTION ccpurge.server_state(oid) IS
   'what the rate limiter and token cache know of a server now, for ccpurge_servers';
 COMMENT ON FUNCTION ccpurge.progress() IS
   'the synchronous calls running in this database, for ccpurge_progress';
+COMMENT ON FUNCTION ccpurge_retry_failed(text) IS
+  'queues again every failed item the current user may act on, of one server or all; returns their number';
+COMMENT ON FUNCTION ccpurge_check_trigger() IS
+  'event trigger function checking CREATE TRIGGER of ccpurge_erase_on_delete and binding it to a server';
+COMMENT ON EVENT TRIGGER ccpurge_check_trigger IS
+  'checks a ccpurge_erase_on_delete trigger when it is created';

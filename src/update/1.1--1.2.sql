@@ -404,3 +404,27 @@ FROM PUBLIC;
  */
 UPDATE ccpurge.queue SET items = ccpurge.forget_items(items)
  WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'canceled']);
+/*
+ * ccpurge_retry_failed retries every failed item the caller may act on.
+ * CREATE TRIGGER checks a trigger executing ccpurge_erase_on_delete at
+ * once, and binds one that names no server to the one server of its
+ * vendor (triggers made before 1.2 are left as they are).
+ */
+CREATE FUNCTION ccpurge_retry_failed(server text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION ccpurge_check_trigger()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME'
+LANGUAGE C;
+
+CREATE EVENT TRIGGER ccpurge_check_trigger ON ddl_command_end
+	WHEN TAG IN ('CREATE TRIGGER')
+	EXECUTE FUNCTION ccpurge_check_trigger();
+
+REVOKE EXECUTE ON FUNCTION
+	ccpurge_retry_failed(text),
+	ccpurge_check_trigger()
+FROM PUBLIC;

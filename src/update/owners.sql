@@ -80,5 +80,19 @@ BEGIN
 		EXECUTE pg_catalog.format('ALTER FOREIGN DATA WRAPPER %I OWNER TO %I',
 			r.fdwname, pg_catalog.pg_get_userbyid(ext_owner));
 	END LOOP;
+
+	FOR r IN
+		SELECT t.evtname
+		  FROM pg_catalog.pg_depend AS d
+		  JOIN pg_catalog.pg_event_trigger AS t ON t.oid OPERATOR(pg_catalog.=) d.objid
+		 WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+		   AND d.refobjid OPERATOR(pg_catalog.=) ext_oid
+		   AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
+		   AND d.deptype OPERATOR(pg_catalog.=) 'e'
+		   AND t.evtowner OPERATOR(pg_catalog.<>) ext_owner
+	LOOP
+		EXECUTE pg_catalog.format('ALTER EVENT TRIGGER %I OWNER TO %I',
+			r.evtname, pg_catalog.pg_get_userbyid(ext_owner));
+	END LOOP;
 END
 $$;
