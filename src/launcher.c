@@ -308,8 +308,9 @@ ccp_launcher_unhold(int index, uint32 generation, bool dropped)
 /*
  * ccp_launcher_attach makes the calling worker the one of slot index for
  * claim generation and returns the slot's database, or InvalidOid when
- * the slot was freed or claimed again meanwhile.  With latch NULL, only
- * looks.
+ * the slot was freed or claimed again meanwhile, or another worker that
+ * is still alive serves it (one a previous launcher started).  With latch
+ * NULL, only looks.
  */
 Oid
 ccp_launcher_attach(int index, uint32 generation, Latch *latch)
@@ -321,7 +322,10 @@ ccp_launcher_attach(int index, uint32 generation, Latch *latch)
 	if (slot->generation == generation && OidIsValid(slot->dbid))
 	{
 		dbid = slot->dbid;
-		if (latch != NULL)
+		if (latch != NULL && slot->pid != 0 && slot->pid != MyProcPid &&
+			kill(slot->pid, 0) == 0)
+			dbid = InvalidOid;
+		else if (latch != NULL)
 		{
 			slot->pid = MyProcPid;
 			slot->latch = latch;
@@ -625,9 +629,18 @@ ccpurge_launcher_main(Datum main_arg)
 
 	ccp_launched = MemoryContextAllocZero(TopMemoryContext,
 										  sizeof(CcpLaunched) * ccp_shared->ndbs);
-	/* workers of a previous launcher have stopped: it died with them */
+	/*
+	 * Workers of a previous launcher (it was terminated; a crash takes them
+	 * all) are asked to leave: this launcher starts its own, whose end it
+	 * hears of.
+	 */
 	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
 	ccp_shared->launcher_latch = MyLatch;
+	for (int i = 0; i < ccp_shared->ndbs; i++)
+	{
+		if (ccp_shared->dbs[i].pid != 0)
+			(void) kill(ccp_shared->dbs[i].pid, SIGTERM);
+	}
 	LWLockRelease(ccp_shared->worker_lock);
 	before_shmem_exit(ccp_launcher_exit, (Datum) 0);
 

@@ -11,6 +11,8 @@
 #     while the first keeps its worker;
 #   - DROP DATABASE of a database whose worker is busy succeeds, and frees
 #     its place: a third database is then served;
+#   - a terminated launcher is replaced, and its successor serves every
+#     database with one worker;
 #   - a database beyond ccpurge.max_databases: CREATE EXTENSION warns,
 #     and enqueueing there is an error that says why, instead of items
 #     that would wait forever.
@@ -86,6 +88,25 @@ ok( !$node->log_contains(qr/terminated by signal|database "crm2" does not exist/
 
 my ($drained, $took) = new_database('crm3');
 is($drained, 't', 'after DROP DATABASE a third database is served');
+
+# The launcher terminated: its successor starts one worker per database
+# again (the old workers are asked to leave), and new work drains.
+my $launcher = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge launcher'");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'ccpurge launcher' AND pid <> $launcher"
+	),
+	'a terminated launcher is replaced');
+my $again = $node->safe_psql('crm1', CcpTest::enqueue_sql('again-', 2));
+is(CcpTest::ccpurge_wait($node, $again, dbname => 'crm1'), 't',
+	'after the new launcher, crm1 drains');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'ccpurge worker' AND datname = 'crm1'"
+	),
+	'after the new launcher, crm1 has one worker');
 
 # crm4 is one database too many
 $node->safe_psql('postgres', 'CREATE DATABASE crm4');
