@@ -527,6 +527,8 @@ ccp_launcher_slot_pass(int index, List **dbs, bool *dbs_read, long *wake)
 	restart = (l->generation == generation && l->started_at != 0);
 	if (restart)
 	{
+		TimestampTz allowed;
+
 		if (!*dbs_read)
 		{
 			*dbs = ccp_launcher_databases();
@@ -539,10 +541,11 @@ ccp_launcher_slot_pass(int index, List **dbs, bool *dbs_read, long *wake)
 			LWLockRelease(ccp_shared->worker_lock);
 			return;
 		}
-		if (TimestampTzPlusMilliseconds(l->started_at, CCP_LAUNCHER_RESTART_MS) > now)
+		allowed = TimestampTzPlusMilliseconds(l->started_at,
+											  CCP_LAUNCHER_RESTART_MS);
+		if (allowed > now)
 		{
-			ccp_launcher_wake_in(wake,
-								 (long) ((TimestampTzPlusMilliseconds(l->started_at, CCP_LAUNCHER_RESTART_MS) - now) / 1000) + 1);
+			ccp_launcher_wake_in(wake, (long) ((allowed - now) / 1000) + 1);
 			return;
 		}
 	}

@@ -50,9 +50,9 @@
  *
  * Fairness.  The worker's in-flight slots (its share of
  * ccpurge.worker_inflight among the busy databases, see
- * ccp_launcher_inflight_share) are shared among units, for now servers (ccp_worker_unit).  A claim hands them out in
- * rounds, one batch per unit per round, the unit with the oldest due row
- * first.  A unit with nothing in flight may take any free slot.  A unit
+ * ccp_launcher_inflight_share) are shared among units, for now servers
+ * (ccp_worker_unit).  A claim hands them out in rounds, one batch per unit
+ * per round, the unit with the oldest due row first.  A unit with nothing in flight may take any free slot.  A unit
  * with batches in flight takes another only while more than
  * CCP_WORKER_RESERVED slots are free and it holds fewer than its share:
  * the other slots divided among the units with due work.  So however slow
@@ -629,6 +629,7 @@ ccp_worker_claim(void)
 	long		wake = -1;
 	List	   *units;
 	int			share;
+	int			reserved;
 	bool		progress;
 	int64		due_ms;
 
@@ -649,8 +650,8 @@ ccp_worker_claim(void)
 	ccp_worker_limit = ccp_launcher_inflight_share(ccp_worker_index,
 												   list_length(ccp_inflight) +
 												   Max(list_length(units), 1));
-	share = Max(1, (ccp_worker_limit - Min(CCP_WORKER_RESERVED, ccp_worker_limit / 4)) /
-				Max(list_length(units), 1));
+	reserved = Min(CCP_WORKER_RESERVED, ccp_worker_limit / 4);
+	share = Max(1, (ccp_worker_limit - reserved) / Max(list_length(units), 1));
 	do
 	{
 		ListCell   *lc;
