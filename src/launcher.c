@@ -196,8 +196,9 @@ ccp_launcher_wake(void)
 
 /*
  * ccp_launcher_serves tells whether the current database has a worker, or
- * will get one at the next ccp_wake_worker.  No catalog access, no
- * allocation: it runs in transaction callbacks.
+ * will get one at the next ccp_wake_worker (never where
+ * ccpurge.serve_database is off).  No catalog access, no allocation: it
+ * runs in transaction callbacks.
  */
 bool
 ccp_launcher_serves(void)
@@ -205,7 +206,7 @@ ccp_launcher_serves(void)
 	CcpDbWorker *slot;
 	bool		ok;
 
-	if (ccp_shared == NULL)
+	if (ccp_shared == NULL || !ccp_serve_database)
 		return false;
 	LWLockAcquire(ccp_shared->worker_lock, LW_SHARED);
 	slot = ccp_launcher_find(MyDatabaseId);
@@ -781,7 +782,9 @@ ccp_launcher_utility_hook(PlannedStmt *pstmt, const char *queryString,
 	if (ours)
 	{
 		ccp_launcher_ext_changed = true;
-		if (IsA(stmt, CreateExtensionStmt) && !ccp_launcher_serves())
+		/* off by the administrator's choice: no warning */
+		if (IsA(stmt, CreateExtensionStmt) && ccp_serve_database &&
+			!ccp_launcher_serves())
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("no ccpurge worker can serve this database"),

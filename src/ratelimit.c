@@ -95,15 +95,19 @@ ccp_rate_slot_idle(const CcpRateSlot *s, TimestampTz now)
 /*
  * ccp_rate_vote records srv's settings among slot's voters and returns the
  * strictest settings of them all in *count, *period_us and *max_inflight.
- * A new voter takes a free place, or that of the voter least strict.
- * Caller holds rate_lock exclusively.
+ * A new voter takes a free place, or the last one.  Returns true when srv
+ * had voted before with another rate (its server was altered).  Caller
+ * holds rate_lock exclusively.
  */
-static void
+static bool
 ccp_rate_vote(CcpRateSlot *slot, const CcpServer *srv, int *count,
 			  int64 *period_us, int *max_inflight)
 {
 	CcpRateVoter *mine = NULL;
 	int			c = Min(srv->rate_count, CCP_RATE_RING);
+	int64		p = (c > 0) ?
+		(int64) srv->rate_period_ms * 1000 * c / srv->rate_count : 0;
+	bool		altered;
 
 	for (int i = 0; i < CCP_RATE_VOTERS && mine == NULL; i++)
 	{
@@ -119,11 +123,12 @@ ccp_rate_vote(CcpRateSlot *slot, const CcpServer *srv, int *count,
 	}
 	if (mine == NULL)
 		mine = &slot->voters[CCP_RATE_VOTERS - 1];
+	altered = (mine->dbid == MyDatabaseId && mine->serverid == srv->serverid &&
+			   (mine->count != c || mine->period_us != p));
 	mine->dbid = MyDatabaseId;
 	mine->serverid = srv->serverid;
 	mine->count = c;
-	mine->period_us = (c > 0) ?
-		(int64) srv->rate_period_ms * 1000 * c / srv->rate_count : 0;
+	mine->period_us = p;
 	mine->max_inflight = srv->max_inflight;
 
 	*count = 0;
@@ -148,6 +153,7 @@ ccp_rate_vote(CcpRateSlot *slot, const CcpServer *srv, int *count,
 			(*max_inflight == 0 || v->max_inflight < *max_inflight))
 			*max_inflight = v->max_inflight;
 	}
+	return altered;
 }
 
 /*
@@ -184,6 +190,7 @@ ccp_rate_slot(const CcpServer *srv)
 	int64		period_us;
 	int			max_inflight;
 	bool		fresh = false;
+	bool		altered;
 	uint64		account = ccp_server_account(srv);
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -216,25 +223,32 @@ ccp_rate_slot(const CcpServer *srv)
 		fresh = true;
 	}
 
-	ccp_rate_vote(slot, srv, &count, &period_us, &max_inflight);
+	altered = ccp_rate_vote(slot, srv, &count, &period_us, &max_inflight);
 	if (slot->count != count || slot->period_us != period_us)
 	{
 		TimestampTz latest = 0;
 
 		/*
-		 * A changed limit keeps requests in flight, and counts the whole
-		 * new window as used since the latest request: never faster.
+		 * A changed limit keeps requests in flight.  A server altered by
+		 * its owner starts a fresh window; a limit that changed because
+		 * another server of the account voted, or since the window was
+		 * saved, counts the whole new window as used since the latest
+		 * request: never faster than either.
 		 */
 		for (int i = 0; i < slot->used; i++)
 		{
 			if (slot->sent[i] != DT_NOEND)
+			{
 				latest = Max(latest, slot->sent[i]);
+				if (altered)
+					slot->sent[i] = 0;
+			}
 		}
 		slot->count = count;
 		slot->period_us = period_us;
 		if (slot->used > count)
 			slot->used = count;
-		if (latest != 0)
+		if (latest != 0 && !altered)
 			ccp_rate_fill(slot, latest);
 	}
 	/*
