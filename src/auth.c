@@ -21,8 +21,9 @@
  * Restarts.  Every new token is written, with its account, credential
  * fingerprint and expiry, to $PGDATA/pg_ccpurge/tokens (mode 0600, in a
  * directory only the server's owner can enter), and the tokens still valid
- * there are loaded when shared memory is created, so that a restart or a
- * crash does not cost a token request: Ozonetel allows ten an hour.
+ * there are loaded at the cache's first use after a start, so that a
+ * restart or a crash does not cost a token request: Ozonetel allows ten an
+ * hour.
  *
  *-------------------------------------------------------------------------
  */
@@ -93,10 +94,10 @@ ccp_token_save(void)
 
 /*
  * ccp_token_load fills the token slots with the tokens of the token file
- * that are still valid.  Called once, when shared memory is created (in
- * the postmaster), before any process uses the cache.
+ * that are still valid.  Called once after a start, at the cache's first
+ * use, before any slot is taken; caller holds token_lock exclusively.
  */
-void
+static void
 ccp_token_load(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -371,6 +372,11 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 		TimestampTz now = GetCurrentTimestamp();
 
 		LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
+		if (!ccp_shared->tokens_read)
+		{
+			ccp_token_load();
+			ccp_shared->tokens_read = true;
+		}
 		slot = ccp_token_slot(srv);
 		if (slot->cred_hash != cred_hash && !slot->refreshing)
 		{

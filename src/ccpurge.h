@@ -529,7 +529,9 @@ typedef struct CcpShared
 	ConditionVariable rate_cv;
 	Latch	   *launcher_latch;
 	TimestampTz started_at;		/* shared memory initialised */
-	bool		windows_loaded; /* rate windows read, see ratelimit.c */
+	bool		tokens_read;	/* token file read, see auth.c */
+	bool		windows_read;	/* window file read, see ratelimit.c */
+	bool		windows_loaded; /* and it vouched for every window */
 	int			ndbs;
 	CcpDbWorker *dbs;			/* ndbs entries, under worker_lock */
 	int			log_count;		/* records in log_ring */
@@ -584,7 +586,6 @@ extern char *ccp_clip(char *s, int maxbytes);
  * ratelimit.c: per-server limiter shared by every backend and the worker
  * ----------
  */
-extern void ccp_rate_load(void);
 extern int	ccp_rate_acquire(const CcpServer *srv, bool wait);
 extern void ccp_rate_release(const CcpServer *srv, int ticket);
 extern void ccp_rate_penalize(const CcpServer *srv);
@@ -802,7 +803,6 @@ extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor)
  * auth.c: shared token cache with single-flight refresh
  * ----------
  */
-extern void ccp_token_load(void);
 extern bool ccp_token_get(const CcpServer *srv, const char *stale,
 						  char **token, char **error, int *http_status,
 						  CcpOrigin origin);

@@ -23,7 +23,8 @@
  *
  * Restarts.  A window the limiter cannot know is a full one: a slot that
  * appears after a start begins with its window full as of the moment
- * shared memory was created, unless the window file says otherwise.
+ * shared memory was created, unless the window file (read at the
+ * limiter's first use) says otherwise.
  * Windows of CCP_RATE_PERSIST_US or longer (the ones a restart could
  * overrun, and would cost most to wait out) are written, whenever one of
  * their requests starts, to $PGDATA/pg_ccpurge/windows (mode 0600), and
@@ -69,6 +70,8 @@ typedef struct CcpRateRecord
 	int			used;
 	TimestampTz sent[CCP_RATE_RING];
 } CcpRateRecord;
+
+static void ccp_rate_load(void);
 
 static int	ccp_held[CCP_MAX_HELD];
 static int	ccp_nheld = 0;
@@ -194,6 +197,11 @@ ccp_rate_slot(const CcpServer *srv)
 	uint64		account = ccp_server_account(srv);
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (!ccp_shared->windows_read)
+	{
+		ccp_rate_load();
+		ccp_shared->windows_read = true;
+	}
 	for (int i = 0; i < ccp_shared->nslots; i++)
 	{
 		CcpRateSlot *s = &ccp_shared->rates[i];
@@ -300,11 +308,12 @@ ccp_rate_save(void)
 
 /*
  * ccp_rate_load fills the limiter slots with the windows of the window
- * file, an entry still in flight counting as finished now.  Called once,
- * when shared memory is created (in the postmaster), before any process
- * uses the limiter.  Without a readable file, every window starts full.
+ * file, an entry still in flight counting as finished at the start.
+ * Called once after a start, at the limiter's first use, before any slot
+ * is taken; caller holds rate_lock exclusively.  Without a readable file,
+ * every window starts full.
  */
-void
+static void
 ccp_rate_load(void)
 {
 	CcpRateRecord r;

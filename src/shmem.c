@@ -89,10 +89,8 @@ ccp_shmem_startup_hook(void)
 		p += mul_size(ccp_max_servers, sizeof(CcpRateSlot));
 		ccp_shared->ndbs = ccp_max_databases;
 		ccp_shared->dbs = (CcpDbWorker *) p;
+		/* auth.c and ratelimit.c read what survived at their first use */
 		ccp_shared->started_at = GetCurrentTimestamp();
-		/* tokens survive restarts (see auth.c) */
-		ccp_token_load();
-		ccp_rate_load();
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
