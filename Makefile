@@ -38,9 +38,9 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 
 REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/sql/*.sql))))
 ISOLATION = $(sort $(basename $(notdir $(wildcard $(srcdir)/test/specs/*.spec))))
-# The specs play the worker's part by hand, so they run in PGXS's
-# isolation_regression, which the worker (serving contrib_regression, see
-# test/regress.conf) never enters.
+# The specs play the worker's part by hand, so they turn
+# ccpurge.serve_database off in PGXS's isolation_regression: no worker
+# claims anything there.
 ISOLATION_OPTS = --inputdir=$(srcdir)/test
 ifdef TEMP_INSTANCE
 REGRESS_OPTS += --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * auth.c
- *	  The shared token cache: one token per (database, server, user
- *	  mapping), reused by every backend and the worker, refreshed before it
- *	  expires, with at most one refresh in flight across all processes.
+ *	  The shared token cache: one token per vendor account
+ *	  (ccp_server_account: vendor, URL and account identity), reused by
+ *	  every backend and worker of every database, refreshed before it
+ *	  expires, with at most one refresh in flight across all processes,
+ *	  and kept across restarts.
  *
  * A process that needs a token and finds none valid marks the slot as
  * refreshing and asks the vendor; every other process waits on a condition
@@ -16,11 +18,19 @@
  * A failed refresh is remembered for ccpurge.token_failure_hold so that a
  * wrong secret does not turn into one token request per waiting backend.
  *
+ * Restarts.  Every new token is written, with its account, credential
+ * fingerprint and expiry, to $PGDATA/pg_ccpurge/tokens (mode 0600, in a
+ * directory only the server's owner can enter), and the tokens still valid
+ * there are loaded at the cache's first use after a start, so that a
+ * restart or a crash does not cost a token request: Ozonetel allows ten an
+ * hour.
+ *
  *-------------------------------------------------------------------------
  */
 #include "ccpurge.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -29,6 +39,95 @@
 #include "utils/wait_event.h"
 
 static bool ccp_token_exit_registered = false;
+
+/* The token file, in CCP_STATE_DIR, and its format. */
+#define CCP_TOKEN_FILE		"tokens"
+#define CCP_TOKEN_MAGIC		0x43435054	/* "CCPT" */
+
+/* One token as the file keeps it. */
+typedef struct CcpTokenRecord
+{
+	uint64		account;
+	uint32		cred_hash;
+	TimestampTz issued_at;
+	TimestampTz expires_at;
+	char		token[CCP_TOKEN_MAX];
+} CcpTokenRecord;
+
+/*
+ * ccp_token_save writes every live token to the token file, replacing it
+ * atomically.  Caller holds token_lock, so that two writers never mix.  A
+ * failure is logged, never raised: the token works without the file.
+ */
+static void
+ccp_token_save(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	CcpTokenRecord *recs;
+	uint32		n = 0;
+
+	recs = palloc0(sizeof(CcpTokenRecord) * ccp_shared->nslots);
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		CcpTokenSlot *s = &ccp_shared->tokens[i];
+		CcpTokenRecord *r = &recs[n];
+
+		if (s->account == 0 || s->token[0] == '\0' || s->expires_at <= now)
+			continue;
+		r->account = s->account;
+		r->cred_hash = s->cred_hash;
+		r->issued_at = s->issued_at;
+		r->expires_at = s->expires_at;
+		strlcpy(r->token, s->token, CCP_TOKEN_MAX);
+		n++;
+	}
+	if (!ccp_state_write(CCP_TOKEN_FILE, CCP_TOKEN_MAGIC, recs, n,
+						 sizeof(CcpTokenRecord), true))
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write the ccpurge token file \"%s/%s\": %m",
+						CCP_STATE_DIR, CCP_TOKEN_FILE),
+				 errdetail("A restart will request new tokens.")));
+	explicit_bzero(recs, sizeof(CcpTokenRecord) * ccp_shared->nslots);
+	pfree(recs);
+}
+
+/*
+ * ccp_token_load fills the token slots with the tokens of the token file
+ * that are still valid.  Called once after a start, at the cache's first
+ * use, before any slot is taken; caller holds token_lock exclusively.
+ */
+static void
+ccp_token_load(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	CcpTokenRecord r;
+	uint32		count;
+	int			fd;
+	int			n = 0;
+
+	fd = ccp_state_open(CCP_TOKEN_FILE, CCP_TOKEN_MAGIC, &count);
+	if (fd < 0)
+		return;
+	for (uint32 i = 0; i < count && n < ccp_shared->nslots; i++)
+	{
+		CcpTokenSlot *s = &ccp_shared->tokens[n];
+
+		if (read(fd, &r, sizeof(r)) != sizeof(r))
+			break;
+		if (r.account == 0 || r.expires_at <= now ||
+			memchr(r.token, '\0', CCP_TOKEN_MAX) == NULL)
+			continue;
+		s->account = r.account;
+		s->cred_hash = r.cred_hash;
+		s->issued_at = r.issued_at;
+		s->expires_at = r.expires_at;
+		strlcpy(s->token, r.token, CCP_TOKEN_MAX);
+		n++;
+	}
+	explicit_bzero(&r, sizeof(r));
+	close(fd);
+}
 
 /*
  * ccp_token_cred_hash fingerprints what a token request of srv depends on:
@@ -78,17 +177,17 @@ ccp_token_slot(const CcpServer *srv)
 {
 	CcpTokenSlot *victim = NULL;
 	TimestampTz now = GetCurrentTimestamp();
+	uint64		account = ccp_server_account(srv);
 
 	for (int i = 0; i < ccp_shared->nslots; i++)
 	{
 		CcpTokenSlot *s = &ccp_shared->tokens[i];
 
-		if (s->dbid == MyDatabaseId && s->serverid == srv->serverid &&
-			s->umid == srv->umid)
+		if (s->account == account)
 			return s;
-		if (s->dbid == InvalidOid)
+		if (s->account == 0)
 		{
-			if (victim == NULL || victim->dbid != InvalidOid)
+			if (victim == NULL || victim->account != 0)
 				victim = s;
 		}
 		else if (victim == NULL && !s->refreshing && s->expires_at <= now &&
@@ -103,9 +202,7 @@ ccp_token_slot(const CcpServer *srv)
 						   ccp_shared->nslots),
 				 errhint("Increase \"ccpurge.max_servers\" and restart the server.")));
 	memset(victim, 0, sizeof(*victim));
-	victim->dbid = MyDatabaseId;
-	victim->serverid = srv->serverid;
-	victim->umid = srv->umid;
+	victim->account = account;
 	return victim;
 }
 
@@ -159,6 +256,7 @@ ccp_token_finish_refresh(CcpTokenSlot *slot, const CcpServer *srv,
 													   (int64) (ttl_s - margin) * 1000);
 		slot->generation++;
 		slot->tokens_issued++;
+		ccp_token_save();
 	}
 	else if (error != NULL)
 	{
@@ -274,6 +372,11 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 		TimestampTz now = GetCurrentTimestamp();
 
 		LWLockAcquire(ccp_shared->token_lock, LW_EXCLUSIVE);
+		if (!ccp_shared->tokens_read)
+		{
+			ccp_token_load();
+			ccp_shared->tokens_read = true;
+		}
 		slot = ccp_token_slot(srv);
 		if (slot->cred_hash != cred_hash && !slot->refreshing)
 		{
@@ -323,13 +426,13 @@ ccp_token_get(const CcpServer *srv, const char *stale, char **token,
 }
 
 /*
- * ccp_token_expiry returns, read under the token cache lock, until when a
- * token cached for server serverid of the current database (under any
- * user mapping) is used before it is refreshed, the latest if there are
- * several; 0 when none is cached.  The token itself is never copied.
+ * ccp_token_expiry returns, read under the token cache lock, until when
+ * the token cached for vendor account account (ccp_server_account) is
+ * used before it is refreshed; 0 when none is cached.  The token itself
+ * is never copied.
  */
 TimestampTz
-ccp_token_expiry(Oid serverid)
+ccp_token_expiry(uint64 account)
 {
 	TimestampTz latest = 0;
 
@@ -338,7 +441,7 @@ ccp_token_expiry(Oid serverid)
 	{
 		CcpTokenSlot *s = &ccp_shared->tokens[i];
 
-		if (s->dbid == MyDatabaseId && s->serverid == serverid &&
+		if (s->account == account &&
 			s->token[0] != '\0' && s->expires_at > latest)
 			latest = s->expires_at;
 	}

@@ -265,6 +265,7 @@ typedef struct CcpVendor
 	const char *default_rate_limit; /* NULL: unlimited */
 	int			default_max_inflight;	/* 0: unlimited */
 	bool		has_token_ttl;	/* accepts token_ttl */
+	int			account_cred;	/* cred naming the account; -1: the URL */
 
 	/* token vendors only; NULL otherwise; req is zeroed by the caller */
 	void		(*build_token_request) (const CcpServer *srv, CcpHttpRequest *req);
@@ -298,6 +299,7 @@ typedef enum CcpSettle
  * ----------
  */
 extern bool ccp_allow_insecure_http;
+extern bool ccp_serve_database;
 extern char *ccp_database_name;
 extern int	ccp_max_attempts;
 extern int	ccp_retry_for_s;
@@ -306,6 +308,8 @@ extern int	ccp_retry_max_ms;
 extern int	ccp_batch_linger_ms;
 extern int	ccp_retention_s;
 extern int	ccp_max_servers;
+extern int	ccp_max_databases;
+extern int	ccp_worker_inflight;
 extern int	ccp_rate_notice_ms;
 extern int	ccp_token_fail_hold_ms;
 extern bool ccp_dry_run;
@@ -410,15 +414,19 @@ extern void ccp_shmem_startup(void);
 extern bool ccp_shmem_ready(void);
 extern void ccp_shmem_strcpy(char *dst, const char *src, int size);
 
+/* What survives restarts, relative to the data directory (see shmem.c). */
+#define CCP_STATE_DIR		"pg_ccpurge"
+extern bool ccp_state_write(const char *name, uint32 magic, const void *recs,
+							uint32 count, size_t size, bool durable);
+extern int	ccp_state_open(const char *name, uint32 magic, uint32 *count);
+
 /*
- * Shared token slot, one per (database, server, user mapping).
+ * Shared token slot, one per vendor account (ccp_server_account).
  * Protected by the token cache lock; cv wakes waiters of a refresh.
  */
 typedef struct CcpTokenSlot
 {
-	Oid			dbid;			/* InvalidOid: free */
-	Oid			serverid;
-	Oid			umid;
+	uint64		account;		/* 0: free */
 	uint32		cred_hash;		/* detects changed credentials */
 	bool		refreshing;
 	int			refresher_pid;
@@ -432,15 +440,29 @@ typedef struct CcpTokenSlot
 	char		token[CCP_TOKEN_MAX];
 } CcpTokenSlot;
 
+/* The settings one server (of a database) asked a limiter slot for. */
+typedef struct CcpRateVoter
+{
+	Oid			dbid;			/* InvalidOid: unused */
+	Oid			serverid;
+	int			count;
+	int64		period_us;
+	int			max_inflight;
+} CcpRateVoter;
+
+#define CCP_RATE_VOTERS		8
+
 /*
- * Shared rate limiter slot, one per (database, server).  sent[] holds the
- * completion time of the last rate_count requests; a request still in
- * flight has DT_NOEND there.  Protected by the limiter lock.
+ * Shared rate limiter slot, one per vendor account (ccp_server_account),
+ * under the strictest settings of the servers that use it (voters).
+ * sent[] holds the completion time of the last rate_count requests; a
+ * request still in flight has DT_NOEND there.  Protected by the limiter
+ * lock.
  */
 typedef struct CcpRateSlot
 {
-	Oid			dbid;			/* InvalidOid: free */
-	Oid			serverid;
+	uint64		account;		/* 0: free */
+	CcpRateVoter voters[CCP_RATE_VOTERS];
 	int			count;			/* N of N/period, <= CCP_RATE_RING */
 	int64		period_us;		/* possibly scaled, see ratelimit.c */
 	int			max_inflight;
@@ -494,6 +516,22 @@ typedef struct CcpLogRecord
 
 #define CCP_LOG_RING	256
 
+/*
+ * A database that needs a worker, and its worker (see launcher.c).
+ * Protected by worker_lock, but inflight, which other workers read
+ * without it.
+ */
+typedef struct CcpDbWorker
+{
+	Oid			dbid;			/* InvalidOid: free */
+	uint32		generation;		/* bumped at every claim and free */
+	bool		noroom;			/* no background worker slot to start one */
+	int			pid;			/* of its worker, once connected */
+	Latch	   *latch;
+	TimestampTz hold_until;		/* DROP DATABASE: stay away until then */
+	int			inflight;		/* batches its worker has in flight */
+} CcpDbWorker;
+
 typedef struct CcpShared
 {
 	LWLock	   *token_lock;
@@ -502,12 +540,14 @@ typedef struct CcpShared
 	LWLock	   *log_lock;
 	ConditionVariable token_cv;
 	ConditionVariable rate_cv;
-	int			worker_pid;
-	Latch	   *worker_latch;
-	TimestampTz worker_hold_until;	/* DROP DATABASE: stay away until then */
-	Oid			worker_dbid;	/* database the worker serves */
+	Latch	   *launcher_latch;
 	TimestampTz started_at;		/* when shared memory was (re)made: intent
 								 * files older than that have no owner */
+	bool		tokens_read;	/* token file read, see auth.c */
+	bool		windows_read;	/* window file read, see ratelimit.c */
+	bool		windows_loaded; /* and it vouched for every window */
+	int			ndbs;
+	CcpDbWorker *dbs;			/* ndbs entries, under worker_lock */
 	int			log_count;		/* records in log_ring */
 	CcpLogRecord log_ring[CCP_LOG_RING];	/* rows of rolled-back calls */
 	pg_atomic_uint64 digest_generation;	/* bumped when a digest key is added */
@@ -587,7 +627,7 @@ extern void ccp_rate_release(const CcpServer *srv, int ticket);
 extern void ccp_rate_penalize(const CcpServer *srv);
 extern long ccp_rate_next_ms(const CcpServer *srv);
 extern void ccp_rate_release_all(void);
-extern bool ccp_rate_state(Oid serverid, int *inflight, int *window_used,
+extern bool ccp_rate_state(uint64 account, int *inflight, int *window_used,
 						   TimestampTz *next_slot_at);
 
 /* ----------
@@ -853,6 +893,7 @@ extern bool ccp_intent_orphaned(const char *name, Oid dbid);
  * ----------
  */
 extern const CcpVendor *ccp_vendor_by_name(const char *name);
+extern uint64 ccp_server_account(const CcpServer *srv);
 extern int	ccp_vendor_count(void);
 extern const CcpVendor *ccp_vendor_at(int i);
 extern const CcpOpDef *ccp_op_by_name(const char *name, const CcpVendor **vendor);
@@ -865,7 +906,7 @@ extern const CcpOpDef *ccp_op_lookup(const char *name, const CcpVendor **vendor)
 extern bool ccp_token_get(const CcpServer *srv, const char *stale,
 						  char **token, char **error, int *http_status,
 						  CcpOrigin origin);
-extern TimestampTz ccp_token_expiry(Oid serverid);
+extern TimestampTz ccp_token_expiry(uint64 account);
 
 /* ----------
  * option.c: the FDW validator and server/mapping resolution
@@ -972,7 +1013,27 @@ extern void ccp_trigger_register_callbacks(void);
  * worker.c: the background worker's loop and batches
  * ----------
  */
-extern void ccp_worker_register(void);
 extern PGDLLEXPORT void ccpurge_worker_main(Datum arg);
+
+/* Most batches one worker keeps in flight across all servers. */
+#define CCP_WORKER_MAX_INFLIGHT		16
+
+/* ----------
+ * launcher.c: the launcher, a worker per database, the extension's lifecycle
+ * ----------
+ */
+extern void ccp_launcher_register(void);
+extern void ccp_launcher_register_hooks(void);
+extern PGDLLEXPORT void ccpurge_launcher_main(Datum arg);
+extern void ccp_launcher_wake(void);
+extern bool ccp_launcher_serves(void);
+extern void ccp_launcher_require(void);
+extern int	ccp_launcher_hold(Oid dbid, TimestampTz until, int *index,
+							  uint32 *generation);
+extern void ccp_launcher_unhold(int index, uint32 generation, bool dropped);
+extern Oid	ccp_launcher_attach(int index, uint32 generation, Latch *latch);
+extern TimestampTz ccp_launcher_hold_until(int index);
+extern void ccp_launcher_detach(int index, uint32 generation, bool release);
+extern int	ccp_launcher_inflight_share(int index, int inflight);
 
 #endif							/* CCPURGE_H */

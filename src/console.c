@@ -5,8 +5,11 @@
  *	  limiter and the token cache know of one server right now.
  *
  * ccpurge.server_state(server oid) reads the server's options for its
- * vendor and effective rate_limit, the limiter's slot (ratelimit.c) and
- * the token cache (auth.c), each under its own lock, taken shared.  It
+ * vendor and effective rate_limit, and, for the vendor account each of its
+ * user mappings uses (ccp_server_account: vendor, URL and the account's
+ * credential), the limiter's slot (ratelimit.c) and the token cache
+ * (auth.c), each under its own lock, taken shared.  Servers of one
+ * account show the same state, which they share.  It
  * shows no secret and no token, only when the cached token is refreshed.
  * The view adds what the queue and the request log say (see
  * src/sql/50_console.sql).
@@ -15,11 +18,17 @@
  */
 #include "ccpurge.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(ccpurge_server_state);
 
@@ -37,6 +46,70 @@ ccp_console_option(List *options, const char *name)
 			return defGetString(def);
 	}
 	return NULL;
+}
+
+/*
+ * ccp_console_accounts returns the vendor accounts (ccp_server_account)
+ * that the user mappings of server use, palloc'd, and sets *n: one per
+ * mapping, or one without an account credential for vendors that have
+ * none (the URL names the account).
+ */
+static uint64 *
+ccp_console_accounts(ForeignServer *server, const CcpVendor *vendor, int *n)
+{
+	CcpServer	srv;
+	const char *url = ccp_console_option(server->options, "url");
+	char	   *base;
+	size_t		len;
+	uint64	   *accounts;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	*n = 0;
+	if (url == NULL)
+		return NULL;
+	/* as option.c keeps it: without trailing slashes after the host */
+	base = pstrdup(url);
+	len = strlen(base);
+	while (len > 0 && base[len - 1] == '/' &&
+		   (strstr(base, "://") == NULL || base + len - 1 >= strstr(base, "://") + 3))
+		base[--len] = '\0';
+	memset(&srv, 0, sizeof(srv));
+	srv.vendor = vendor;
+	srv.url = base;
+	if (vendor->account_cred < 0)
+	{
+		accounts = palloc(sizeof(uint64));
+		accounts[(*n)++] = ccp_server_account(&srv);
+		return accounts;
+	}
+
+	rel = table_open(UserMappingRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_user_mapping_umserver, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(server->serverid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	accounts = palloc(sizeof(uint64) * 8);
+	while ((tup = systable_getnext(scan)) != NULL && *n < 8)
+	{
+		bool		isnull;
+		Datum		opts = heap_getattr(tup, Anum_pg_user_mapping_umoptions,
+										RelationGetDescr(rel), &isnull);
+		const char *cred;
+
+		if (isnull)
+			continue;
+		cred = ccp_console_option(untransformRelOptions(opts),
+								  vendor->cred_names[vendor->account_cred]);
+		if (cred == NULL)
+			continue;
+		srv.cred[vendor->account_cred] = unconstify(char *, cred);
+		accounts[(*n)++] = ccp_server_account(&srv);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return accounts;
 }
 
 /*
@@ -76,8 +149,31 @@ ccpurge_server_state(PG_FUNCTION_ARGS)
 	rate_limit = ccp_console_option(server->options, "rate_limit");
 	if (rate_limit == NULL && vendor != NULL)
 		rate_limit = vendor->default_rate_limit;
-	(void) ccp_rate_state(serverid, &inflight, &window_used, &next_slot_at);
-	expiry = ccp_token_expiry(serverid);
+	inflight = 0;
+	window_used = -1;
+	next_slot_at = 0;
+	expiry = 0;
+	if (vendor != NULL)
+	{
+		int			n;
+		uint64	   *accounts = ccp_console_accounts(server, vendor, &n);
+
+		/* the busiest of the accounts its mappings use */
+		for (int i = 0; i < n; i++)
+		{
+			int			a_inflight;
+			int			a_used;
+			TimestampTz a_next;
+
+			if (ccp_rate_state(accounts[i], &a_inflight, &a_used, &a_next))
+			{
+				inflight = Max(inflight, a_inflight);
+				window_used = Max(window_used, a_used);
+				next_slot_at = Max(next_slot_at, a_next);
+			}
+			expiry = Max(expiry, ccp_token_expiry(accounts[i]));
+		}
+	}
 
 	nulls[0] = (vendor_name == NULL);
 	if (vendor_name != NULL)

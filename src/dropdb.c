@@ -1,14 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * dropdb.c
- *	  DROP DATABASE of the worker's database: a utility hook that asks the
- *	  worker to leave first, so that the command does not fail on the
- *	  worker's session.
+ *	  DROP DATABASE of a database a worker serves: a utility hook that
+ *	  asks the worker to leave first, so that the command does not fail on
+ *	  the worker's session.
  *
- * The hook sets worker_hold_until in shared memory and signals the worker,
- * which exits; its successor waits until then before it connects again
- * (see ccpurge_worker_main).  A DROP DATABASE that fails clears the hold,
- * so the worker comes back at once.
+ * The hook sets the hold_until of the database's slot in shared memory
+ * and signals its worker, which exits; the launcher starts no other
+ * before then (see launcher.c).  A DROP DATABASE that succeeds frees the
+ * slot; one that fails clears the hold, so the worker comes back at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,19 +52,20 @@ ccp_dropdb_utility_hook(PlannedStmt *pstmt, const char *queryString,
 						DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *stmt = pstmt->utilityStmt;
+	int			index = -1;
+	uint32		generation = 0;
 
-	if (IsA(stmt, DropdbStmt) && ccp_shared != NULL && ccp_database_name &&
-		strcmp(((DropdbStmt *) stmt)->dbname, ccp_database_name) == 0 &&
+	if (IsA(stmt, DropdbStmt) && ccp_shared != NULL &&
 		!IsTransactionBlock() &&
 		ccp_dropdb_allowed(((DropdbStmt *) stmt)->dbname))
 	{
+		Oid			dbid = get_database_oid(((DropdbStmt *) stmt)->dbname, true);
 		int			pid;
 
-		LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
-		ccp_shared->worker_hold_until =
-			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CCP_DROPDB_HOLD_MS);
-		pid = ccp_shared->worker_pid;
-		LWLockRelease(ccp_shared->worker_lock);
+		pid = ccp_launcher_hold(dbid,
+								TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															CCP_DROPDB_HOLD_MS),
+								&index, &generation);
 		if (pid > 0)
 			kill(pid, SIGTERM);
 	}
@@ -81,15 +82,15 @@ ccp_dropdb_utility_hook(PlannedStmt *pstmt, const char *queryString,
 	PG_CATCH();
 	{
 		/* a DROP DATABASE that failed must not keep the worker away */
-		if (IsA(stmt, DropdbStmt) && ccp_shared != NULL)
-		{
-			LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
-			ccp_shared->worker_hold_until = 0;
-			LWLockRelease(ccp_shared->worker_lock);
-		}
+		if (index >= 0)
+			ccp_launcher_unhold(index, generation, false);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	/* the database is gone: its slot is free for another */
+	if (index >= 0)
+		ccp_launcher_unhold(index, generation, true);
 }
 
 /*

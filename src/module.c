@@ -3,8 +3,8 @@
  * module.c
  *	  Module load: the one file that knows every part.  _PG_init defines
  *	  the settings and, when preloaded, reserves shared memory, registers
- *	  the background worker, the DROP DATABASE hook and the transaction
- *	  callbacks.
+ *	  the launcher (which starts a worker per database), the utility hooks
+ *	  and the transaction callbacks.
  *
  * ccpurge must be loaded through shared_preload_libraries, because its token
  * cache, rate limiter and background worker live in shared memory.  When it
@@ -38,7 +38,8 @@ _PG_init(void)
 	ccp_shmem_request();
 	ccp_progress_register();
 	ccp_breaker_register();
-	ccp_worker_register();
+	ccp_launcher_register();
+	ccp_launcher_register_hooks();
 	ccp_dropdb_register();
 	ccp_store_register_callbacks();
 	ccp_trigger_register_callbacks();

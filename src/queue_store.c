@@ -334,6 +334,8 @@ ccp_store_insert(const CcpQueueRel *rel, const char *server,
 	Datum		values[7];
 
 	Assert(nitems >= 0 && request_id > 0);
+	/* nothing is queued that no worker would send */
+	ccp_launcher_require();
 	batch = Max(batch, 1);
 	values[0] = Int64GetDatum(request_id);
 	values[1] = CStringGetTextDatum(server);

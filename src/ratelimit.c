@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * ratelimit.c
- *	  The per-server rate limiter shared by every backend and the worker:
- *	  rate_limit (N per second, minute or hour) and max_inflight.
+ *	  The rate limiter shared by every backend and worker of every
+ *	  database: rate_limit (N per second, minute or hour) and max_inflight,
+ *	  per vendor account.
  *
  * Vendors count requests in a sliding window, so the limiter keeps the time
  * of the last N requests of each server and lets a new one start only when
@@ -12,6 +13,22 @@
  * a request still in flight blocks its entry altogether.  For N above
  * CCP_RATE_RING the window is scaled down proportionally (N/period becomes
  * CCP_RATE_RING/(period * CCP_RATE_RING / N)), which is never faster.
+ *
+ * Accounts.  A slot belongs to a vendor account (ccp_server_account), so
+ * servers of one account, in one database or several, share one window
+ * and one in-flight cap.  Each server that uses the slot is a voter with
+ * its settings; the slot applies the strictest of them.  A server whose
+ * settings change updates its vote; a dropped server's vote stays until
+ * the slot is idle and reused, which errs on the safe side.
+ *
+ * Restarts.  A window the limiter cannot know is a full one: a slot that
+ * appears after a start begins with its window full as of the moment
+ * shared memory was created, unless the window file (read at the
+ * limiter's first use) says otherwise.
+ * Windows of CCP_RATE_PERSIST_US or longer (the ones a restart could
+ * overrun, and would cost most to wait out) are written, whenever one of
+ * their requests starts, to $PGDATA/pg_ccpurge/windows (mode 0600), and
+ * loaded at start: an entry in flight then counts as finished at start.
  *
  * A ticket names the slot and entry a request holds; it must be given back
  * with ccp_rate_release() whatever happens to the request.  Tickets still
@@ -23,6 +40,7 @@
 #include "ccpurge.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -35,6 +53,25 @@
 #define CCP_ENTRY_NONE		CCP_RATE_RING
 
 #define CCP_MAX_HELD		256
+
+/* Shortest window kept across restarts; shorter ones start full. */
+#define CCP_RATE_PERSIST_US	((int64) 10 * USECS_PER_SEC)
+
+/* The window file, in CCP_STATE_DIR, and its format. */
+#define CCP_RATE_FILE		"windows"
+#define CCP_RATE_MAGIC		0x43435057	/* "CCPW" */
+
+/* One window as the file keeps it. */
+typedef struct CcpRateRecord
+{
+	uint64		account;
+	int			count;
+	int64		period_us;
+	int			used;
+	TimestampTz sent[CCP_RATE_RING];
+} CcpRateRecord;
+
+static void ccp_rate_load(void);
 
 static int	ccp_held[CCP_MAX_HELD];
 static int	ccp_nheld = 0;
@@ -59,11 +96,94 @@ ccp_rate_slot_idle(const CcpRateSlot *s, TimestampTz now)
 }
 
 /*
- * ccp_rate_slot finds or claims the limiter slot of srv and brings its
- * settings up to date.  Caller holds rate_lock exclusively.  A slot of
- * another server is reused only when it is idle (see above); when none is,
- * the call fails with a hint naming the setting, since forgetting a window
- * would let a server overrun its vendor's limit.
+ * ccp_rate_vote records srv's settings among slot's voters and returns the
+ * strictest settings of them all in *count, *period_us and *max_inflight.
+ * A new voter takes a free place, or the last one.  Returns true when srv
+ * had voted before with another rate (its server was altered).  Caller
+ * holds rate_lock exclusively.
+ */
+static bool
+ccp_rate_vote(CcpRateSlot *slot, const CcpServer *srv, int *count,
+			  int64 *period_us, int *max_inflight)
+{
+	CcpRateVoter *mine = NULL;
+	int			c = Min(srv->rate_count, CCP_RATE_RING);
+	int64		p = (c > 0) ?
+		(int64) srv->rate_period_ms * 1000 * c / srv->rate_count : 0;
+	bool		altered;
+
+	for (int i = 0; i < CCP_RATE_VOTERS && mine == NULL; i++)
+	{
+		CcpRateVoter *v = &slot->voters[i];
+
+		if (v->dbid == MyDatabaseId && v->serverid == srv->serverid)
+			mine = v;
+	}
+	for (int i = 0; i < CCP_RATE_VOTERS && mine == NULL; i++)
+	{
+		if (slot->voters[i].dbid == InvalidOid)
+			mine = &slot->voters[i];
+	}
+	if (mine == NULL)
+		mine = &slot->voters[CCP_RATE_VOTERS - 1];
+	altered = (mine->dbid == MyDatabaseId && mine->serverid == srv->serverid &&
+			   (mine->count != c || mine->period_us != p));
+	mine->dbid = MyDatabaseId;
+	mine->serverid = srv->serverid;
+	mine->count = c;
+	mine->period_us = p;
+	mine->max_inflight = srv->max_inflight;
+
+	*count = 0;
+	*period_us = 0;
+	*max_inflight = 0;
+	for (int i = 0; i < CCP_RATE_VOTERS; i++)
+	{
+		CcpRateVoter *v = &slot->voters[i];
+
+		if (v->dbid == InvalidOid)
+			continue;
+		/* fewer requests per time is stricter: c1/p1 < c2/p2 */
+		if (v->count > 0 &&
+			(*count == 0 ||
+			 (double) v->count * (double) *period_us <
+			 (double) *count * (double) v->period_us))
+		{
+			*count = v->count;
+			*period_us = v->period_us;
+		}
+		if (v->max_inflight > 0 &&
+			(*max_inflight == 0 || v->max_inflight < *max_inflight))
+			*max_inflight = v->max_inflight;
+	}
+	return altered;
+}
+
+/*
+ * ccp_rate_fill makes every entry of slot's window count as sent at "at":
+ * the next request waits until a full period after it.  Caller holds
+ * rate_lock exclusively.
+ */
+static void
+ccp_rate_fill(CcpRateSlot *slot, TimestampTz at)
+{
+	for (int i = 0; i < slot->count; i++)
+	{
+		if (i >= slot->used || slot->sent[i] != DT_NOEND)
+		{
+			slot->sent[i] = at;
+			slot->holder_pid[i] = 0;
+		}
+	}
+	slot->used = slot->count;
+}
+
+/*
+ * ccp_rate_slot finds or claims the limiter slot of srv's account and
+ * brings its settings up to date.  Caller holds rate_lock exclusively.  A
+ * slot of another account is reused only when it is idle (see above);
+ * when none is, the call fails with a hint naming the setting, since
+ * forgetting a window would let an account overrun its vendor's limit.
  */
 static CcpRateSlot *
 ccp_rate_slot(const CcpServer *srv)
@@ -71,19 +191,28 @@ ccp_rate_slot(const CcpServer *srv)
 	CcpRateSlot *slot = NULL;
 	int			count;
 	int64		period_us;
+	int			max_inflight;
+	bool		fresh = false;
+	bool		altered;
+	uint64		account = ccp_server_account(srv);
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (!ccp_shared->windows_read)
+	{
+		ccp_rate_load();
+		ccp_shared->windows_read = true;
+	}
 	for (int i = 0; i < ccp_shared->nslots; i++)
 	{
 		CcpRateSlot *s = &ccp_shared->rates[i];
 
-		if (s->dbid == MyDatabaseId && s->serverid == srv->serverid)
+		if (s->account == account)
 		{
 			slot = s;
 			break;
 		}
 		/* prefer a free slot; else one whose history no longer matters */
-		if (s->dbid == InvalidOid && (slot == NULL || slot->dbid != InvalidOid))
+		if (s->account == 0 && (slot == NULL || slot->account != 0))
 			slot = s;
 		else if (slot == NULL && ccp_rate_slot_idle(s, now))
 			slot = s;
@@ -95,31 +224,132 @@ ccp_rate_slot(const CcpServer *srv)
 				 errdetail("All %d rate-limiter slots hold the recent requests of other servers.",
 						   ccp_shared->nslots),
 				 errhint("Increase \"ccpurge.max_servers\" and restart the server.")));
-	if (slot->dbid != MyDatabaseId || slot->serverid != srv->serverid)
+	if (slot->account != account)
 	{
 		memset(slot, 0, sizeof(*slot));
-		slot->dbid = MyDatabaseId;
-		slot->serverid = srv->serverid;
+		slot->account = account;
+		fresh = true;
 	}
 
-	count = Min(srv->rate_count, CCP_RATE_RING);
-	period_us = (count > 0) ?
-		(int64) srv->rate_period_ms * 1000 * count / srv->rate_count : 0;
+	altered = ccp_rate_vote(slot, srv, &count, &period_us, &max_inflight);
 	if (slot->count != count || slot->period_us != period_us)
 	{
-		/* a changed limit starts a fresh window, but keeps requests in flight */
-		for (int i = 0; i < CCP_RATE_RING; i++)
+		TimestampTz latest = 0;
+
+		/*
+		 * A changed limit keeps requests in flight.  A server altered by
+		 * its owner starts a fresh window; a limit that changed because
+		 * another server of the account voted, or since the window was
+		 * saved, counts the whole new window as used since the latest
+		 * request: never faster than either.
+		 */
+		for (int i = 0; i < slot->used; i++)
 		{
 			if (slot->sent[i] != DT_NOEND)
-				slot->sent[i] = 0;
+			{
+				latest = Max(latest, slot->sent[i]);
+				if (altered)
+					slot->sent[i] = 0;
+			}
 		}
 		slot->count = count;
 		slot->period_us = period_us;
 		if (slot->used > count)
 			slot->used = count;
+		if (latest != 0 && !altered)
+			ccp_rate_fill(slot, latest);
 	}
-	slot->max_inflight = srv->max_inflight;
+	/*
+	 * A window first seen since the start that no file vouches for may
+	 * have been used just before it.
+	 */
+	if (fresh && (period_us < CCP_RATE_PERSIST_US || !ccp_shared->windows_loaded))
+		ccp_rate_fill(slot, ccp_shared->started_at);
+	slot->max_inflight = max_inflight;
 	return slot;
+}
+
+/*
+ * ccp_rate_save writes the windows of CCP_RATE_PERSIST_US or longer to the
+ * window file, replacing it.  Caller holds rate_lock.  A failure is
+ * logged, never raised: after a restart, windows then start full.  Not
+ * synced: it is for a crash of the server, not of the system.
+ */
+static void
+ccp_rate_save(void)
+{
+	CcpRateRecord *recs;
+	uint32		n = 0;
+
+	recs = palloc0(sizeof(CcpRateRecord) * ccp_shared->nslots);
+	for (int i = 0; i < ccp_shared->nslots; i++)
+	{
+		CcpRateSlot *s = &ccp_shared->rates[i];
+		CcpRateRecord *r = &recs[n];
+
+		if (s->account == 0 || s->period_us < CCP_RATE_PERSIST_US)
+			continue;
+		r->account = s->account;
+		r->count = s->count;
+		r->period_us = s->period_us;
+		r->used = s->used;
+		memcpy(r->sent, s->sent, sizeof(r->sent));
+		n++;
+	}
+	if (!ccp_state_write(CCP_RATE_FILE, CCP_RATE_MAGIC, recs, n,
+						 sizeof(CcpRateRecord), false))
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write the ccpurge window file \"%s/%s\": %m",
+						CCP_STATE_DIR, CCP_RATE_FILE),
+				 errdetail("After a restart, rate windows will start full.")));
+	pfree(recs);
+}
+
+/*
+ * ccp_rate_load fills the limiter slots with the windows of the window
+ * file, an entry still in flight counting as finished at the start.
+ * Called once after a start, at the limiter's first use, before any slot
+ * is taken; caller holds rate_lock exclusively.  Without a readable file,
+ * every window starts full.
+ */
+static void
+ccp_rate_load(void)
+{
+	CcpRateRecord r;
+	uint32		count;
+	uint32		i;
+	int			fd;
+	int			n = 0;
+
+	fd = ccp_state_open(CCP_RATE_FILE, CCP_RATE_MAGIC, &count);
+	if (fd < 0)
+	{
+		/* no state at all: nothing was ever sent under a long window */
+		ccp_shared->windows_loaded = (errno == ENOENT &&
+									  access(CCP_STATE_DIR, F_OK) != 0);
+		return;
+	}
+	for (i = 0; i < count && n < ccp_shared->nslots; i++)
+	{
+		CcpRateSlot *s = &ccp_shared->rates[n];
+
+		if (read(fd, &r, sizeof(r)) != sizeof(r))
+			break;
+		if (r.account == 0 || r.count <= 0 || r.count > CCP_RATE_RING ||
+			r.used < 0 || r.used > r.count)
+			continue;
+		s->account = r.account;
+		s->count = r.count;
+		s->period_us = r.period_us;
+		s->used = r.used;
+		for (int k = 0; k < r.used; k++)
+			s->sent[k] = (r.sent[k] == DT_NOEND) ?
+				ccp_shared->started_at : r.sent[k];
+		n++;
+	}
+	ccp_shared->windows_loaded = (i == count);
+	close(fd);
 }
 
 /*
@@ -233,6 +463,9 @@ ccp_rate_acquire(const CcpServer *srv, bool wait)
 		entry = ccp_rate_try(slot, &wait_us);
 		if (entry >= 0)
 			ticket = (int) (slot - ccp_shared->rates) * (CCP_RATE_RING + 1) + entry;
+		if (entry >= 0 && entry != CCP_ENTRY_NONE &&
+			slot->period_us >= CCP_RATE_PERSIST_US)
+			ccp_rate_save();
 		LWLockRelease(ccp_shared->rate_lock);
 
 		if (ticket >= 0 || !wait)
@@ -341,12 +574,9 @@ ccp_rate_penalize(const CcpServer *srv)
 		return;
 	LWLockAcquire(ccp_shared->rate_lock, LW_EXCLUSIVE);
 	slot = ccp_rate_slot(srv);
-	for (int i = 0; i < slot->count; i++)
-	{
-		if (i >= slot->used || slot->sent[i] != DT_NOEND)
-			slot->sent[i] = now;
-	}
-	slot->used = slot->count;
+	ccp_rate_fill(slot, now);
+	if (slot->period_us >= CCP_RATE_PERSIST_US)
+		ccp_rate_save();
 	LWLockRelease(ccp_shared->rate_lock);
 }
 
@@ -388,7 +618,7 @@ ccp_rate_release_all(void)
 
 /*
  * ccp_rate_state reads, under the limiter lock, what the limiter knows of
- * server serverid of the current database, for ccpurge_servers: the
+ * vendor account account (ccp_server_account), for ccpurge_servers: the
  * requests in flight, the entries of its rate window in use (in flight or
  * finished less than a period ago; -1 without a rate limit) and when the
  * next entry frees itself while the window is full (0: not full, or only
@@ -396,7 +626,7 @@ ccp_rate_release_all(void)
  * when the limiter has no slot for it.
  */
 bool
-ccp_rate_state(Oid serverid, int *inflight, int *window_used,
+ccp_rate_state(uint64 account, int *inflight, int *window_used,
 			   TimestampTz *next_slot_at)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -411,7 +641,7 @@ ccp_rate_state(Oid serverid, int *inflight, int *window_used,
 		CcpRateSlot *s = &ccp_shared->rates[i];
 		TimestampTz next = DT_NOEND;
 
-		if (s->dbid != MyDatabaseId || s->serverid != serverid)
+		if (s->account != account)
 			continue;
 		found = true;
 		*inflight = s->inflight;

@@ -111,7 +111,6 @@ static bool ccp_reqlog_write_record(int fd, const struct CcpLogEntry *e);
 static MemoryContext ccp_log_cxt = NULL;
 static List *ccp_log_pending = NIL;	/* not yet inserted */
 static List *ccp_log_written = NIL; /* inserted by the open transaction */
-static bool ccp_log_worker_db = false;	/* ccpurge.database_name is ours */
 
 /*
  * Rows of synchronous calls are written when the statement that made the
@@ -242,13 +241,6 @@ ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 	if (ccp_log_cxt == NULL)
 		ccp_log_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge request log",
 											ALLOCSET_DEFAULT_SIZES);
-	if (!ccp_log_worker_db && IsTransactionState() && ccp_database_name != NULL)
-	{
-		char	   *dbname = get_database_name(MyDatabaseId);
-
-		ccp_log_worker_db = (dbname != NULL &&
-							 strcmp(dbname, ccp_database_name) == 0);
-	}
 	/*
 	 * One allocation holds the entry and its strings: entries of a call are
 	 * kept until its transaction ends, and calls come once per row.  vendor
@@ -560,14 +552,14 @@ ccp_reqlog_discard(void)
 }
 
 /*
- * ccp_reqlog_worker_db tells whether the worker serves this process's
+ * ccp_reqlog_worker_db tells whether a worker serves this process's
  * database (or will, once it has started).  No catalog access: it runs in
- * transaction callbacks, so the name was compared when a row was recorded.
+ * transaction callbacks.
  */
 static bool
 ccp_reqlog_worker_db(void)
 {
-	return ccp_log_worker_db || MyDatabaseId == ccp_shared->worker_dbid;
+	return ccp_launcher_serves();
 }
 
 /*

@@ -19,6 +19,7 @@
 
 /* GUC variables */
 bool		ccp_allow_insecure_http = false;
+bool		ccp_serve_database = true;
 char	   *ccp_database_name = NULL;
 int			ccp_max_attempts = 0;
 int			ccp_retry_for_s = 3 * 24 * 3600;
@@ -27,6 +28,8 @@ int			ccp_retry_max_ms = 300000;
 int			ccp_batch_linger_ms = 200;
 int			ccp_retention_s = 7 * 24 * 3600;
 int			ccp_max_servers = 64;
+int			ccp_max_databases = 4;
+int			ccp_worker_inflight = 32;
 int			ccp_rate_notice_ms = 3000;
 int			ccp_token_fail_hold_ms = 2000;
 bool		ccp_dry_run = false;
@@ -43,6 +46,15 @@ ccp_define_settings(void)
 							 "Secrets and personal data would cross the network unencrypted.",
 							 &ccp_allow_insecure_http,
 							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("ccpurge.serve_database",
+							 "Whether a ccpurge worker serves the database; set it per database.",
+							 "With off (ALTER DATABASE ... SET), no worker runs there and queued items wait.",
+							 &ccp_serve_database,
+							 true,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -110,6 +122,15 @@ ccp_define_settings(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("ccpurge.worker_inflight",
+							"Most requests all ccpurge workers keep in flight together.",
+							"Each database whose worker has work gets an equal share, at most 16.",
+							&ccp_worker_inflight,
+							32, 2, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("ccpurge.token_failure_hold",
 							"How long the failure of a token request answers later calls before the vendor is asked again.",
 							"Spares the vendor a token request per waiting session while a secret is wrong.",
@@ -132,13 +153,33 @@ ccp_define_settings(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		DefineCustomStringVariable("ccpurge.database_name",
-								   "Database the ccpurge background worker connects to.",
+								   "No longer used: a worker serves every database where ccpurge is installed.",
 								   NULL,
 								   &ccp_database_name,
-								   "postgres",
+								   "",
 								   PGC_POSTMASTER,
 								   0,
 								   NULL, NULL, NULL);
+		if (ccp_database_name != NULL && ccp_database_name[0] != '\0')
+			ereport(WARNING,
+					(errmsg("\"ccpurge.database_name\" is ignored"),
+					 errdetail("A ccpurge worker serves every database where the extension is installed."),
+					 errhint("Remove the setting from the server's configuration.")));
+
+		DefineCustomIntVariable("ccpurge.max_databases",
+								"Most databases ccpurge workers serve at once.",
+								"Each needs a background worker slot: max_worker_processes must leave room for them and the launcher.",
+								&ccp_max_databases,
+								4, 1, 1000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+		if (ccp_max_databases + 1 > max_worker_processes)
+			ereport(WARNING,
+					(errmsg("\"ccpurge.max_databases\" (%d) leaves no room for the ccpurge launcher in \"max_worker_processes\" (%d)",
+							ccp_max_databases, max_worker_processes),
+					 errhint("Set \"max_worker_processes\" to at least %d.",
+							 ccp_max_databases + 1)));
 
 		DefineCustomIntVariable("ccpurge.max_servers",
 								"Number of servers the shared token cache and rate limiter can track.",

@@ -14,6 +14,7 @@
  */
 #include "ccpurge.h"
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 
 /* each defined in its vendor_<name>.c */
@@ -30,6 +31,30 @@ static const CcpVendor *const ccp_vendors[] = {
 };
 
 #define CCP_NVENDORS lengthof(ccp_vendors)
+
+/*
+ * ccp_server_account names the vendor account srv uses, as a 64-bit hash
+ * of its vendor, URL and account identity (the vendor's account_cred, if
+ * any), never 0: servers of one account share one token, one rate window
+ * and one in-flight cap (auth.c, ratelimit.c).  A hash keeps the identity
+ * out of shared memory and of the token file.
+ */
+uint64
+ccp_server_account(const CcpServer *srv)
+{
+	const CcpVendor *vendor = srv->vendor;
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) vendor->name,
+							strlen(vendor->name), 0);
+	h = hash_combine64(h, hash_bytes_extended((const unsigned char *) srv->url,
+											  strlen(srv->url), 1));
+	if (vendor->account_cred >= 0 && srv->cred[vendor->account_cred])
+		h = hash_combine64(h,
+						   hash_bytes_extended((const unsigned char *) srv->cred[vendor->account_cred],
+											   strlen(srv->cred[vendor->account_cred]), 2));
+	return (h == 0) ? 1 : h;
+}
 
 /* ccp_vendor_by_name returns the vendor called name, or NULL. */
 const CcpVendor *

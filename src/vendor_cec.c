@@ -290,6 +290,7 @@ const CcpVendor ccp_vendor_cec = {
 	.name = "cec",
 	.ncreds = 2,
 	.cred_names = {"app_key", "app_secret"},
+	.account_cred = 0,
 	.max_batch = 1000,
 	.default_rate_limit = NULL,
 	.default_max_inflight = 0,

@@ -960,6 +960,7 @@ const CcpVendor ccp_vendor_isales = {
 	.name = "isales",
 	.ncreds = 2,
 	.cred_names = {"ak", "sk"},
+	.account_cred = 0,
 	.max_batch = ISALES_CALLER_NUMBERS_MAX,
 	.default_rate_limit = NULL,
 	.default_max_inflight = 0,

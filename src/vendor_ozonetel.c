@@ -764,6 +764,7 @@ const CcpVendor ccp_vendor_ozonetel = {
 	.name = "ozonetel",
 	.ncreds = 2,
 	.cred_names = {"username", "api_key"},
+	.account_cred = 0,
 	.max_batch = OZO_MAX_PHONES,
 	.default_rate_limit = "2/minute",
 	.default_max_inflight = 1,

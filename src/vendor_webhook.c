@@ -269,6 +269,7 @@ const CcpVendor ccp_vendor_webhook = {
 	.name = "webhook",
 	.ncreds = 1,
 	.cred_names = {"signing_secret"},
+	.account_cred = -1,
 	.max_batch = WEBHOOK_MAX_BATCH,
 	.default_batch = WEBHOOK_DEFAULT_BATCH,
 	.default_rate_limit = NULL,

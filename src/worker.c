@@ -4,8 +4,11 @@
  *	  The background worker that drains ccpurge.queue: its loop and its
  *	  batches.
  *
- * One static worker, registered from _PG_init, connects to
- * ccpurge.database_name.  Its loop follows worker_spi: signal handlers that
+ * One worker per database where ccpurge is installed, started by the
+ * launcher (launcher.c) as a dynamic background worker: its slot index is
+ * its main argument, the slot's claim generation its bgw_extra.  It leaves,
+ * freeing its slot, when the extension is not (or no longer) installed in
+ * its database.  Its loop follows worker_spi: signal handlers that
  * only set flags and the latch, WaitLatch with a wait event, config reload,
  * and short transactions.  It is woken by the latch that committing
  * transactions set (queue_store.c), so an idle worker sleeps without a
@@ -49,10 +52,11 @@
  * size: the claim clears the key of its rows and treats them as fresh
  * rows.
  *
- * Fairness.  The CCP_WORKER_MAX_INFLIGHT in-flight slots are shared among
- * units, for now servers (ccp_worker_unit).  A claim hands them out in
- * rounds, one batch per unit per round, the unit with the oldest due row
- * first.  A unit with nothing in flight may take any free slot.  A unit
+ * Fairness.  The worker's in-flight slots (its share of
+ * ccpurge.worker_inflight among the busy databases, see
+ * ccp_launcher_inflight_share) are shared among units, for now servers
+ * (ccp_worker_unit).  A claim hands them out in rounds, one batch per unit
+ * per round, the unit with the oldest due row first.  A unit with nothing in flight may take any free slot.  A unit
  * with batches in flight takes another only while more than
  * CCP_WORKER_RESERVED slots are free and it holds fewer than its share:
  * the other slots divided among the units with due work.  So however slow
@@ -66,6 +70,7 @@
 #include "ccpurge.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -83,9 +88,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
-
-/* Most batches the worker keeps in flight across all servers. */
-#define CCP_WORKER_MAX_INFLIGHT		16
 
 /*
  * In-flight slots that only a unit with nothing in flight may take (see
@@ -143,6 +145,12 @@ static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
 static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
 static TimestampTz ccp_next_purge = 0;	/* see ccp_worker_housekeeping */
+static int	ccp_worker_index = -1;	/* the launcher's slot of this worker */
+static uint32 ccp_worker_generation = 0;	/* of the slot's claim */
+static bool ccp_worker_gone = false;	/* the extension is not installed */
+
+/* In-flight slots of this worker now, see ccp_launcher_inflight_share. */
+static int	ccp_worker_limit = CCP_WORKER_MAX_INFLIGHT;
 
 /*
  * The queue has the column batch_key (see ccp_store_keeps_batch_keys); set
@@ -157,26 +165,6 @@ static bool ccp_worker_keys = true;
 static ResourceOwner ccp_worker_owner = NULL;
 
 /*
- * ccp_worker_register registers the static worker.  Called from _PG_init
- * while shared_preload_libraries is processed.
- */
-void
-ccp_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ccpurge");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ccpurge_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "ccpurge worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "ccpurge worker");
-	RegisterBackgroundWorker(&worker);
-}
-
-/*
  * ccp_worker_detach forgets the worker's latch at exit, and leaves the
  * request-log rows it could not write to its successor.
  */
@@ -184,14 +172,8 @@ static void
 ccp_worker_detach(int code, Datum arg)
 {
 	ccp_reqlog_orphan_pending();
-
-	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
-	if (ccp_shared->worker_pid == MyProcPid)
-	{
-		ccp_shared->worker_pid = 0;
-		ccp_shared->worker_latch = NULL;
-	}
-	LWLockRelease(ccp_shared->worker_lock);
+	ccp_launcher_detach(ccp_worker_index, ccp_worker_generation,
+						ccp_worker_gone);
 }
 
 /* The memory context current before ccp_worker_begin, restored at its end. */
@@ -481,14 +463,15 @@ ccp_worker_claim_units(void)
 static bool
 ccp_worker_may_claim(const CcpClaimUnit *unit, int share)
 {
-	int			free = CCP_WORKER_MAX_INFLIGHT - list_length(ccp_inflight) -
+	int			free = ccp_worker_limit - list_length(ccp_inflight) -
 		list_length(ccp_started);
 
 	if (free <= 0)
 		return false;
 	if (unit->inflight == 0)
 		return true;
-	return free > CCP_WORKER_RESERVED && unit->inflight < share;
+	return free > Min(CCP_WORKER_RESERVED, ccp_worker_limit / 4) &&
+		unit->inflight < share;
 }
 
 /*
@@ -680,12 +663,15 @@ ccp_worker_claim(void)
 	long		wake = -1;
 	List	   *units;
 	int			share;
+	int			reserved;
 	bool		progress;
 	int64		due_ms;
 
 	ccp_worker_begin("ccpurge worker: claiming batches");
 	if (!ccp_worker_queue_exists())
 	{
+		/* DROP EXTENSION: leave once nothing is in flight */
+		ccp_worker_gone = true;
 		ccp_worker_end();
 		return -1;
 	}
@@ -695,8 +681,11 @@ ccp_worker_claim(void)
 
 	ccp_worker_keys = ccp_store_keeps_batch_keys();
 	units = ccp_worker_claim_units();
-	share = Max(1, (CCP_WORKER_MAX_INFLIGHT - CCP_WORKER_RESERVED) /
-				Max(list_length(units), 1));
+	ccp_worker_limit = ccp_launcher_inflight_share(ccp_worker_index,
+												   list_length(ccp_inflight) +
+												   Max(list_length(units), 1));
+	reserved = Min(CCP_WORKER_RESERVED, ccp_worker_limit / 4);
+	share = Max(1, (ccp_worker_limit - reserved) / Max(list_length(units), 1));
 	do
 	{
 		ListCell   *lc;
@@ -953,8 +942,55 @@ ccp_worker_drop_batches(void)
 }
 
 /*
+ * ccp_worker_connect connects to the database of the worker's slot and
+ * tells whether ccpurge is installed there; the worker leaves otherwise.
+ * Returns false, without connecting, when the slot was freed or claimed
+ * again meanwhile.
+ */
+static bool
+ccp_worker_connect(void)
+{
+	Oid			dbid;
+	bool		installed;
+	char	   *dbname;
+
+	dbid = ccp_launcher_attach(ccp_worker_index, ccp_worker_generation, NULL);
+	if (!OidIsValid(dbid))
+		return false;
+	/* after a DROP DATABASE of our database, do not come back at once */
+	while (ccp_launcher_hold_until(ccp_worker_index) > GetCurrentTimestamp())
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	pgstat_report_appname("ccpurge worker");
+
+	StartTransactionCommand();
+	/* ccpurge.serve_database is read from the database's settings */
+	installed = ccp_worker_queue_exists() && ccp_serve_database;
+	dbname = MemoryContextStrdup(TopMemoryContext,
+								 get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	if (!installed)
+	{
+		ccp_worker_gone = true;
+		return false;
+	}
+	if (!OidIsValid(ccp_launcher_attach(ccp_worker_index, ccp_worker_generation,
+										MyLatch)))
+		return false;
+	ereport(LOG,
+			(errmsg("ccpurge worker started in database \"%s\"", dbname)));
+	return true;
+}
+
+/*
  * ccpurge_worker_main is the worker's entry point: connect, publish the
- * latch, then claim, send and record until told to stop.
+ * latch, then claim, send and record until told to stop, or until the
+ * extension is dropped.
  */
 void
 ccpurge_worker_main(Datum main_arg)
@@ -969,24 +1005,12 @@ ccpurge_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	/* after a DROP DATABASE of our database, do not come back at once */
-	for (;;)
-	{
-		TimestampTz hold;
-
-		LWLockAcquire(ccp_shared->worker_lock, LW_SHARED);
-		hold = ccp_shared->worker_hold_until;
-		LWLockRelease(ccp_shared->worker_lock);
-		if (hold <= GetCurrentTimestamp())
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-
-	BackgroundWorkerInitializeConnection(ccp_database_name, NULL, 0);
-	pgstat_report_appname("ccpurge worker");
+	ccp_worker_index = DatumGetInt32(main_arg);
+	memcpy(&ccp_worker_generation, MyBgworkerEntry->bgw_extra,
+		   sizeof(ccp_worker_generation));
+	before_shmem_exit(ccp_worker_detach, (Datum) 0);
+	if (!ccp_worker_connect())
+		proc_exit(0);
 	/*
 	 * The worker's commits carry the request log, which is evidence: they
 	 * are as durable as the server's synchronous_commit makes them, never
@@ -995,21 +1019,11 @@ ccpurge_worker_main(Datum main_arg)
 	/* the worker is a superuser: resolve nothing through user schemas */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
-	LWLockAcquire(ccp_shared->worker_lock, LW_EXCLUSIVE);
-	ccp_shared->worker_pid = MyProcPid;
-	ccp_shared->worker_latch = MyLatch;
-	ccp_shared->worker_dbid = MyDatabaseId;
-	LWLockRelease(ccp_shared->worker_lock);
-	before_shmem_exit(ccp_worker_detach, (Datum) 0);
-
 	ccp_worker_owner = ResourceOwnerCreate(NULL, "ccpurge worker");
 	CurrentResourceOwner = ccp_worker_owner;
 	ccp_next_batch_id = GetCurrentTimestamp();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "ccpurge worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
-	ereport(LOG,
-			(errmsg("ccpurge worker started in database \"%s\"", ccp_database_name)));
-
 	/*
 	 * An error (the extension dropped under a claim, a catalog hiccup) ends
 	 * up here: report it, abort the transaction and every request in
@@ -1070,7 +1084,7 @@ ccpurge_worker_main(Datum main_arg)
 			need_claim = true;
 
 		if (need_claim &&
-			list_length(ccp_inflight) < CCP_WORKER_MAX_INFLIGHT)
+			list_length(ccp_inflight) < ccp_worker_limit)
 		{
 			need_claim = false;
 			wake = ccp_worker_claim();
@@ -1103,6 +1117,13 @@ ccpurge_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(old);
 		if (ccp_finished != NIL || ccp_started != NIL)
 			continue;
+		if (ccp_worker_gone)
+		{
+			ereport(LOG,
+					(errmsg("ccpurge worker stopped: the extension is no longer installed in this database")));
+			proc_exit(0);
+		}
+		(void) ccp_launcher_inflight_share(ccp_worker_index, 0);
 
 		if (wake >= 0)
 		{

@@ -27,9 +27,9 @@
 # show the statement form when the transition table need not spill, and
 # CCP_BENCH_CONF any other settings ("fsync = on;synchronous_commit = on").
 #
-# The worker serves another database (ccpurge.database_name = 'postgres',
-# where the extension is not installed), so nothing drains the queue while
-# DELETEs are timed: enqueueing does not need the worker.  The cluster runs
+# No worker serves the benchmark's database (ccpurge.serve_database is off
+# there), so nothing drains the queue while DELETEs are timed: enqueueing
+# does not need the worker.  The cluster runs
 # with the test framework's fsync = off, which makes COMMIT cheap for every
 # variant alike, and the default work_mem (4MB), so the transition table of
 # 100,000 rows spills to a temporary file.
@@ -59,7 +59,6 @@ my $db = 'bench';
 
 my $node = CcpTest::new_node(
 	'bench_trigger',
-	database_name => 'postgres',
 	conf => [
 		'shared_buffers = 256MB', 'max_wal_size = 4GB',
 		'checkpoint_timeout = 1h', 'autovacuum = off',
@@ -70,7 +69,7 @@ my $node = CcpTest::new_node(
 		split(/;/, $ENV{CCP_BENCH_CONF} // '')
 	]);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
-
+$node->safe_psql('postgres', "ALTER DATABASE $db SET ccpurge.serve_database = off");
 # The servers are never contacted: the worker does not serve this database.
 CcpTest::setup_servers($node, undef,
 	dbname => $db,

@@ -108,12 +108,12 @@ sub quote_ident
 }
 
 # new_node creates, initialises and starts a PostgreSQL::Test::Cluster with
-# ccpurge preloaded and its worker serving database "postgres".
+# ccpurge preloaded: a worker serves every database where the extension is
+# installed.
 #
 # Options:
 #   conf          => extra postgresql.conf lines (string or array ref);
 #                    "extra_conf" is accepted too
-#   database_name => value of ccpurge.database_name (default 'postgres')
 #   preload       => 0 leaves ccpurge out of shared_preload_libraries
 #   init          => hash ref of options for $node->init
 #   start         => 0 returns the node initialised but not started
@@ -130,9 +130,7 @@ sub new_node
 	{
 		push @conf, "shared_preload_libraries = 'ccpurge'";
 	}
-	push @conf,
-	  'ccpurge.database_name = '
-	  . quote_literal($opts{database_name} // 'postgres');
+	die "new_node: ccpurge.database_name is gone" if exists $opts{database_name};
 
 	for my $extra ($opts{conf}, $opts{extra_conf})
 	{
@@ -209,20 +207,29 @@ END
 # advisory lock (key $lock) held by this function, releases it once every
 # one is waiting, and returns a list of [stdout, stderr, success] in the
 # same order.  It asserts (one ok) that all of them reached the barrier.
+# A statement given as [dbname, sql] runs in that database, any other in
+# postgres (advisory locks belong to a database: one is held in each).
 sub run_together
 {
 	my ($node, $lock, @sqls) = @_;
-	my $holder = $node->background_psql('postgres');
-	$holder->query_safe("SELECT pg_advisory_lock($lock)");
+	my @stmts = map { ref $_ eq 'ARRAY' ? $_ : [ 'postgres', $_ ] } @sqls;
+	my %holders;
+	for my $dbname (map { $_->[0] } @stmts)
+	{
+		next if $holders{$dbname};
+		$holders{$dbname} = $node->background_psql($dbname);
+		$holders{$dbname}->query_safe("SELECT pg_advisory_lock($lock)");
+	}
 
 	my @runs;
-	for my $sql (@sqls)
+	for my $stmt (@stmts)
 	{
+		my ($dbname, $sql) = @$stmt;
 		my %r = (out => '', err => '');
 		$r{h} = IPC::Run::start(
 			[
 				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-				'-d', $node->connstr('postgres'),
+				'-d', $node->connstr($dbname),
 				'-c', "SELECT pg_advisory_lock_shared($lock)",
 				'-c', $sql
 			],
@@ -236,8 +243,11 @@ sub run_together
 		SELECT count(*) = $n FROM pg_locks
 		WHERE locktype = 'advisory' AND objid = $lock AND NOT granted}),
 		"$n sessions wait at the barrier");
-	$holder->query_safe("SELECT pg_advisory_unlock($lock)");
-	$holder->quit;
+	for my $holder (values %holders)
+	{
+		$holder->query_safe("SELECT pg_advisory_unlock($lock)");
+		$holder->quit;
+	}
 
 	my @res;
 	for my $r (@runs)

@@ -7,8 +7,8 @@
 # rows are history), the request log for all rows, and their sequences
 # too, so that a restored database goes on where the old one stopped.  The
 # same holds for a fresh install and for one updated from 1.1, whose dump
-# condition the update changes.  The worker serves another database here,
-# so nothing is sent while the test looks.
+# condition the update changes.  No worker serves any database here
+# (ccpurge.serve_database is off), so nothing is sent while the test looks.
 #
 use strict;
 use warnings;
@@ -18,7 +18,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CcpTest;
 
-my $node = CcpTest::new_node('dump', database_name => 'postgres');
+# Both databases' servers are one CEC account, whose failed token request
+# would otherwise answer the second database's call for 2 s without a
+# request (ccpurge.token_failure_hold).
+my $node = CcpTest::new_node('dump',
+	conf => [ 'ccpurge.serve_database = off', 'ccpurge.token_failure_hold = 0' ]);
 
 # dump_and_restore fills database $old (whose extension is already
 # installed), dumps it, restores it into $new and checks what came back.

@@ -13,8 +13,8 @@
 #   - the same for rows held by a ccpurge_cancel that is rolled back;
 #   - a lowered ccpurge.retention also applies to rows that finished under
 #     the old one (a reload makes the worker time the removal again);
-#   - on a node with ccpurge.max_servers = 4, four CEC servers with
-#     rate_limit '1/hour' fill the shared slots: a fifth server is refused
+#   - on a node with ccpurge.max_servers = 4, four CEC servers of four
+#     vendor accounts with rate_limit '1/hour' fill the shared slots: a fifth server is refused
 #     with SQLSTATE 53400 and a hint naming the setting, nothing is sent
 #     for it, and the first server's next call is still held by its rate
 #     window (canceled by statement_timeout, not sent).
@@ -166,8 +166,11 @@ $node->stop;
 	$sim->reset;
 	my $slots = CcpTest::new_node('slots', conf => ['ccpurge.max_servers = 4']);
 	$slots->safe_psql('postgres', 'CREATE EXTENSION ccpurge');
+	# six accounts: slots belong to vendor accounts, so each server's URL
+	# differs, each a spelling of the simulator's loopback address
+	my @hosts = qw(127.0.0.1 localhost 127.1 127.0.1 2130706433 0x7f000001);
 	CcpTest::create_server($slots, "cec$_",
-		url => $sim->url,
+		url => 'http://' . $hosts[ $_ - 1 ] . ':' . $sim->port,
 		options => { rate_limit => '1/hour' })
 	  for 1 .. 6;
 

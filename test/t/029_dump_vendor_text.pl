@@ -13,8 +13,8 @@
 # The same buffer used to keep only 511 bytes of a message, where a
 # committed row keeps 1000 and "...": a rolled-back call and a committed
 # one, both answered with 1500 bytes, must store the same message.  In a
-# database the worker does not serve, the row of a rolled-back call is lost
-# with a warning that counts it.
+# database no worker serves, the row of a rolled-back call is lost with a
+# warning that counts it.
 #
 use strict;
 use warnings;
@@ -96,6 +96,9 @@ my $dump = $node->basedir . '/all.sql';
 $node->command_ok([ 'pg_dump', '-f', $dump, '-d', $node->connstr('postgres') ],
 	'pg_dump');
 $node->safe_psql('postgres', 'CREATE DATABASE restored');
+# no worker serves the restored database: it would drain the restored rows
+$node->safe_psql('postgres',
+	'ALTER DATABASE restored SET ccpurge.serve_database = off');
 my ($stdout, $stderr);
 my $ok = IPC::Run::run(
 	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored'),
@@ -108,8 +111,9 @@ is($node->safe_psql('restored',
 		"SELECT count(*) FROM ccpurge.queue WHERE state IN ('queued', 'sending')"),
 	$queue_rows, 'every pending queue row is restored');
 
-# a database the worker does not serve: a rolled-back call's row cannot
-# be handed over, and the warning counts it in the singular
+# a database no worker serves (ccpurge.serve_database is off there): a
+# rolled-back call's row cannot be handed over, and the warning counts it
+# in the singular
 $node->safe_psql('restored', q{
 	SET ccpurge.rate_limit_notice = 0;
 	SELECT count(*) FROM ccpurge_delete_customers(ARRAY['t-7'])});
