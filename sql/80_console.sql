@@ -63,6 +63,24 @@ SELECT server, queued, sending, failed, oldest_queued_at = now() AS oldest_is_no
   FROM ccpurge_servers WHERE server = 'cec';
 ROLLBACK;
 
+-- servers of one vendor account (vendor, URL, app_key) show one account,
+-- whose state they share; another app_key is another account
+BEGIN;
+CREATE SERVER console_twin FOREIGN DATA WRAPPER ccpurge
+  OPTIONS (vendor 'cec', url :'sim_url');
+CREATE USER MAPPING FOR PUBLIC SERVER console_twin
+  OPTIONS (app_key 'cec-app-key', app_secret 'twin-secret');
+SELECT a.account = b.account AS same_account,
+	   a.account ~ '^cec:[0-9a-f]{8}$' AS shape
+  FROM ccpurge_servers a, ccpurge_servers b
+ WHERE a.server = 'cec' AND b.server = 'console_twin';
+ALTER USER MAPPING FOR PUBLIC SERVER console_twin
+  OPTIONS (SET app_key 'another-app-key');
+SELECT a.account = b.account AS same_account
+  FROM ccpurge_servers a, ccpurge_servers b
+ WHERE a.server = 'cec' AND b.server = 'console_twin';
+ROLLBACK;
+
 -- no secret in any column of any row
 SELECT count(*) AS leaks
   FROM ccpurge_servers v, secrets

@@ -415,7 +415,7 @@ extern bool ccp_shmem_ready(void);
 extern void ccp_shmem_strcpy(char *dst, const char *src, int size);
 
 /* What survives restarts, relative to the data directory (see shmem.c). */
-#define CCP_STATE_DIR		"pg_ccpurge"
+#define CCP_STATE_DIR		"pg_ccpurge/state"
 extern bool ccp_state_write(const char *name, uint32 magic, const void *recs,
 							uint32 count, size_t size, bool durable);
 extern int	ccp_state_open(const char *name, uint32 magic, uint32 *count);

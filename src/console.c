@@ -114,11 +114,14 @@ ccp_console_accounts(ForeignServer *server, const CcpVendor *vendor, int *n)
 
 /*
  * ccpurge.server_state(server oid) returns (vendor, rate_limit, inflight,
- * window_used, next_slot_at, token_expires_at) of a ccpurge server of the
- * current database: rate_limit as set or the vendor's default (NULL:
- * none), window_used NULL without a rate limit, next_slot_at NULL while
- * the window has room, token_expires_at NULL without a cached token.
- * NULL for an oid that is no such server.
+ * window_used, next_slot_at, token_expires_at, account) of a ccpurge
+ * server of the current database: rate_limit as set or the vendor's
+ * default (NULL: none), window_used NULL without a rate limit,
+ * next_slot_at NULL while the window has room, token_expires_at NULL
+ * without a cached token, account the vendor accounts its user mappings
+ * use, each as "vendor:" and 8 hex digits of the account's hash, the same
+ * for every server that shares the account's state.  NULL for an oid that
+ * is no such server.
  */
 Datum
 ccpurge_server_state(PG_FUNCTION_ARGS)
@@ -129,8 +132,9 @@ ccpurge_server_state(PG_FUNCTION_ARGS)
 	const char *vendor_name;
 	const char *rate_limit;
 	TupleDesc	desc;
-	Datum		values[6];
-	bool		nulls[6] = {0};
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	StringInfoData account;
 	int			inflight;
 	int			window_used;
 	TimestampTz next_slot_at;
@@ -153,6 +157,7 @@ ccpurge_server_state(PG_FUNCTION_ARGS)
 	window_used = -1;
 	next_slot_at = 0;
 	expiry = 0;
+	initStringInfo(&account);
 	if (vendor != NULL)
 	{
 		int			n;
@@ -172,6 +177,8 @@ ccpurge_server_state(PG_FUNCTION_ARGS)
 				next_slot_at = Max(next_slot_at, a_next);
 			}
 			expiry = Max(expiry, ccp_token_expiry(accounts[i]));
+			appendStringInfo(&account, "%s%s:%08x", i > 0 ? " " : "",
+							 vendor->name, (uint32) (accounts[i] >> 32));
 		}
 	}
 
@@ -188,6 +195,8 @@ ccpurge_server_state(PG_FUNCTION_ARGS)
 	values[4] = TimestampTzGetDatum(next_slot_at);
 	nulls[5] = (expiry == 0);
 	values[5] = TimestampTzGetDatum(expiry);
+	nulls[6] = (account.len == 0);
+	values[6] = CStringGetTextDatum(account.data);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc),
 													  values, nulls)));
 }

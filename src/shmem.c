@@ -150,6 +150,8 @@ ccp_state_write(const char *name, uint32 magic, const void *recs,
 	int			fd;
 	bool		ok;
 
+	/* its own directory: intent and spill files share pg_ccpurge */
+	(void) mkdir(CCP_SPILL_DIR, S_IRWXU);
 	(void) mkdir(CCP_STATE_DIR, S_IRWXU);
 	snprintf(path, sizeof(path), "%s/%s", CCP_STATE_DIR, name);
 	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, MyProcPid);

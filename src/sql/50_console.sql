@@ -10,7 +10,7 @@
 CREATE FUNCTION ccpurge.server_state(server oid,
 	OUT vendor text, OUT rate_limit text, OUT inflight int,
 	OUT window_used int, OUT next_slot_at timestamptz,
-	OUT token_expires_at timestamptz)
+	OUT token_expires_at timestamptz, OUT account text)
 RETURNS record
 AS 'MODULE_PATHNAME', 'ccpurge_server_state'
 LANGUAGE C STRICT VOLATILE;
@@ -45,7 +45,8 @@ SELECT s.srvname::text AS server,
 	   lerr.logged_at AS last_error_at,
 	   lerr.message AS last_error,
 	   COALESCE(h.requests, 0)::bigint AS requests_1h,
-	   COALESCE(h.errors, 0)::bigint AS errors_1h
+	   COALESCE(h.errors, 0)::bigint AS errors_1h,
+	   st.account
   FROM pg_catalog.pg_foreign_server AS s
 	   JOIN pg_catalog.pg_foreign_data_wrapper AS w
 		 ON w.oid OPERATOR(pg_catalog.=) s.srvfdw

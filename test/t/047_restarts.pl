@@ -10,7 +10,7 @@
 #     restarts (the 11th and 12th requests wait for the window instead);
 #   - a CEC token survives a kill -9 of the worker (a crash restart): the
 #     items queued after it are erased with the same token;
-#   - what survives lives in $PGDATA/pg_ccpurge, which only the server's
+#   - what survives lives in $PGDATA/pg_ccpurge/state, which only the server's
 #     owner can enter, in files only it can read.
 
 use strict;
@@ -85,12 +85,12 @@ is(CcpTest::wait_done($node, $id), '2|2', 'CEC: items queued after the crash are
 is($sim->state->{tokens_issued}{cec}, $tokens, 'CEC: with the token from before the crash');
 
 # 3. Only the server's owner can read what survives.
-my $dir = $node->data_dir . '/pg_ccpurge';
-is(sprintf('%04o', (stat $dir)[2] & 07777), '0700', 'pg_ccpurge: mode 0700');
+my $dir = $node->data_dir . '/pg_ccpurge/state';
+is(sprintf('%04o', (stat $dir)[2] & 07777), '0700', 'pg_ccpurge/state: mode 0700');
 for my $f ('tokens', 'windows')
 {
-	ok(-f "$dir/$f", "pg_ccpurge/$f exists");
-	is(sprintf('%04o', (stat "$dir/$f")[2] & 07777), '0600', "pg_ccpurge/$f: mode 0600");
+	ok(-f "$dir/$f", "pg_ccpurge/state/$f exists");
+	is(sprintf('%04o', (stat "$dir/$f")[2] & 07777), '0600', "pg_ccpurge/state/$f: mode 0600");
 }
 
 $node->stop;
