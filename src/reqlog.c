@@ -13,8 +13,13 @@
  *
  * The requests went out whatever becomes of the caller's transaction, so
  * the rows must outlive a rollback: rows written (or still waiting) when a
- * transaction or savepoint rolls back are copied into shared memory, and
- * the worker writes them in its own transaction.
+ * transaction or savepoint rolls back are copied into shared memory, or
+ * synced spill files, and the worker writes them in its own transaction.
+ * And they must outlive a crash: before a synchronous request leaves, its
+ * row (reading "outcome unknown", with a log_id reserved for it) is made
+ * durable in the backend's intent file (intent.c), which the worker
+ * adopts when the backend is gone; the worker's own requests have their
+ * row committed before they leave (ccp_reqlog_intent).
  *
  *-------------------------------------------------------------------------
  */
