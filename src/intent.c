@@ -76,8 +76,8 @@ ccp_intent_clear(void)
 /*
  * ccp_intent_exit removes the file when the backend exits, if its records
  * are settled; otherwise it stays for the worker, which is woken.  Runs
- * after the transaction's abort (on_shmem_exit, registered after
- * InitPostgres' own callbacks, runs after them).
+ * after the transaction's abort: on_shmem_exit callbacks run after every
+ * before_shmem_exit one, ShutdownPostgres' abort among them.
  */
 static void
 ccp_intent_exit(int code, Datum arg)
