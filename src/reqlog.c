@@ -203,44 +203,60 @@ ccp_reqlog_put(char **p, const char *s)
 }
 
 /*
+ * ccp_reqlog_ids_text returns the n queue request ids as the text of an
+ * int8[] ("{1,2}"), palloc'd, or NULL when there are none.
+ */
+static char *
+ccp_reqlog_ids_text(const int64 *request_ids, int n)
+{
+	StringInfoData buf;
+
+	if (n <= 0)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s" INT64_FORMAT, i > 0 ? "," : "",
+						 request_ids[i]);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
  * ccp_reqlog_entry makes the log entry of one HTTP request, in the log's
  * memory context; arguments as for ccp_reqlog_write.  receipts_due: the
  * entry's row gets its items' receipts when it is written (not a worker's
- * intent row, which wrote them).
+ * intent row, which wrote them).  digested: the entry of the same
+ * request's intent (a synchronous one), whose digests are taken instead of
+ * being computed again; NULL for none.
  */
 static CcpLogEntry *
 ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 				 char **items, int nitems, const CcpOutcome *out,
 				 double elapsed_ms, CcpOrigin origin, int64 request_id,
 				 const int64 *request_ids, int nrequest_ids,
-				 const char *scope, bool receipts_due)
+				 const char *scope, bool receipts_due,
+				 const struct CcpLogEntry *digested)
 {
 	MemoryContext old;
 	CcpLogEntry *e;
-	char	   *ids = NULL;
+	char	   *ids = ccp_reqlog_ids_text(request_ids, nrequest_ids);
 	char	   *digest = NULL;
 	int			key_id = 0;
 	uint8		hmac[PG_SHA256_DIGEST_LENGTH];
 	Size		receipts;
 	bool		want_hmacs;
 
-	if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
+	if (digested != NULL)
+	{
+		digest = digested->digest;
+		key_id = digested->key_id;
+	}
+	else if (nitems > 0 && ccp_digest_items(items, nitems, hmac, &key_id))
 	{
 		digest = palloc(PG_SHA256_DIGEST_STRING_LENGTH);
 		hex_encode((const char *) hmac, sizeof(hmac), digest);
 		digest[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
-	}
-	if (nrequest_ids > 0)
-	{
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		appendStringInfoChar(&buf, '{');
-		for (int i = 0; i < nrequest_ids; i++)
-			appendStringInfo(&buf, "%s" INT64_FORMAT, i > 0 ? "," : "",
-							 request_ids[i]);
-		appendStringInfoChar(&buf, '}');
-		ids = buf.data;
 	}
 
 	if (ccp_log_cxt == NULL)
@@ -285,7 +301,14 @@ ccp_reqlog_entry(const CcpServer *srv, const char *operation,
 			{
 				e->hmacs = (uint8 *) p;
 				p += (Size) nitems * PG_SHA256_DIGEST_LENGTH;
-				if (!ccp_digest_each(items, nitems, e->hmacs, &e->receipt_key))
+				if (digested != NULL && digested->hmacs != NULL)
+				{
+					memcpy(e->hmacs, digested->hmacs,
+						   (Size) nitems * PG_SHA256_DIGEST_LENGTH);
+					e->receipt_key = digested->receipt_key;
+				}
+				else if (!ccp_digest_each(items, nitems, e->hmacs,
+										  &e->receipt_key))
 					e->hmacs = NULL;
 			}
 			if (out->item_ok != NULL)
@@ -327,31 +350,30 @@ static List *ccp_intents_open = NIL;
 
 /*
  * ccp_reqlog_intent_take removes the open intent of log_id intent_id and
- * returns the time it was recorded, or 0 when there is none (the worker's
- * intent rows, or no intent at all).
+ * returns its entry, for the caller to free, or NULL when there is none
+ * (the worker's intent rows, or no intent at all).
  */
-static TimestampTz
+static CcpLogEntry *
 ccp_reqlog_intent_take(int64 intent_id)
 {
 	ListCell   *lc;
 
 	if (intent_id == 0)
-		return 0;
+		return NULL;
 	foreach(lc, ccp_intents_open)
 	{
 		CcpOpenIntent *oi = lfirst(lc);
 
 		if (oi->e->log_id == intent_id)
 		{
-			TimestampTz at = oi->e->at;
+			CcpLogEntry *e = oi->e;
 
 			ccp_intents_open = foreach_delete_current(ccp_intents_open, lc);
-			pfree(oi->e);
 			pfree(oi);
-			return at;
+			return e;
 		}
 	}
-	return 0;
+	return NULL;
 }
 
 /*
@@ -372,18 +394,20 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 				 const int64 *request_ids, int nrequest_ids,
 				 const char *scope, int64 intent_id)
 {
-	TimestampTz at = ccp_reqlog_intent_take(intent_id);
+	CcpLogEntry *intent = ccp_reqlog_intent_take(intent_id);
 	CcpLogEntry *e = ccp_reqlog_entry(srv, operation, items, nitems, out,
 									  elapsed_ms, origin, request_id,
 									  request_ids, nrequest_ids, scope,
-									  intent_id == 0 || at != 0);
+									  intent_id == 0 || intent != NULL,
+									  intent);
 	MemoryContext old;
 
 	e->log_id = intent_id;
-	if (at != 0)
+	if (intent != NULL)
 	{
 		e->reserved = true;
-		e->at = at;
+		e->at = intent->at;
+		pfree(intent);
 		/* the answer, for the worker if this process dies (intent.c) */
 		ccp_intent_end(ccp_reqlog_write_record(ccp_intent_begin(false), e),
 					   false);
@@ -455,7 +479,7 @@ ccp_reqlog_sync_intents(const CcpServer *srv, const CcpOpDef *def,
 										  chunks[i].nitems, &out, 0,
 										  CCP_ORIGIN_SYNC, 0, NULL, 0,
 										  ccp_params_scope(def, chunks[i].params),
-										  true);
+										  true, NULL);
 
 		/* the sequence's own access check is the extension's business */
 		e->log_id = ids[i] = nextval_internal(seqid, false);
@@ -788,8 +812,7 @@ ccp_reqlog_adopt_files(bool intents)
 		old = MemoryContextSwitchTo(ccp_log_cxt);
 		while ((e = ccp_reqlog_read_record(fd)) != NULL)
 		{
-			int			last = list_length(ccp_log_pending) - 1;
-			int			i;
+			ListCell   *same = NULL;
 
 			e->from_spill = true;
 
@@ -797,15 +820,17 @@ ccp_reqlog_adopt_files(bool intents)
 			 * An answer follows its intent in the file, at most a window of
 			 * intents and their answers later: it replaces the intent.
 			 */
-			for (i = last; intents && i >= 0 && i > last - 2 * CCP_INTENT_WINDOW - 2; i--)
+			for (int i = list_length(ccp_log_pending) - 1, seen = 0;
+				 intents && i >= 0 && seen < 2 * CCP_INTENT_WINDOW + 2 &&
+				 same == NULL; i--, seen++)
 			{
 				CcpLogEntry *prior = list_nth(ccp_log_pending, i);
 
 				if (prior->reserved && prior->log_id == e->log_id)
-					break;
+					same = list_nth_cell(ccp_log_pending, i);
 			}
-			if (intents && i >= 0 && i > last - 2 * CCP_INTENT_WINDOW - 2)
-				list_nth_cell(ccp_log_pending, i)->ptr_value = e;
+			if (same != NULL)
+				lfirst(same) = e;
 			else
 				ccp_log_pending = lappend(ccp_log_pending, e);
 		}
@@ -1494,15 +1519,8 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 	nulls[8] = 'n';
 	if (nrequest_ids > 0)
 	{
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		appendStringInfoChar(&buf, '{');
-		for (int i = 0; i < nrequest_ids; i++)
-			appendStringInfo(&buf, "%s" INT64_FORMAT, i > 0 ? "," : "",
-							 request_ids[i]);
-		appendStringInfoChar(&buf, '}');
-		values[8] = CStringGetTextDatum(buf.data);
+		values[8] = CStringGetTextDatum(ccp_reqlog_ids_text(request_ids,
+															nrequest_ids));
 		nulls[8] = ' ';
 	}
 	values[9] = scope ? CStringGetTextDatum(scope) : (Datum) 0;
