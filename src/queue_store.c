@@ -743,6 +743,20 @@ ccp_store_due_groups(int per_server, bool keys)
 }
 
 /*
+ * ccp_store_group_values sets the first four statement arguments to
+ * group's key: server, operation, params and role, in that order, as the
+ * statements on a due group take them.
+ */
+static void
+ccp_store_group_values(const CcpDueGroup *group, Datum *values)
+{
+	values[0] = CStringGetTextDatum(group->server);
+	values[1] = CStringGetTextDatum(group->operation);
+	values[2] = CStringGetTextDatum(group->params);
+	values[3] = ObjectIdGetDatum(group->role);
+}
+
+/*
  * ccp_store_fail_group marks every due queued row of group's (server,
  * operation, params, role) failed with message, under batch_id, when its
  * server or mapping cannot be used any more or its operation is unknown.
@@ -755,10 +769,7 @@ ccp_store_fail_group(const CcpDueGroup *group, int64 batch_id,
 {
 	Datum		values[6];
 
-	values[0] = CStringGetTextDatum(group->server);
-	values[1] = CStringGetTextDatum(group->operation);
-	values[2] = CStringGetTextDatum(group->params);
-	values[3] = ObjectIdGetDatum(group->role);
+	ccp_store_group_values(group, values);
 	values[4] = CStringGetTextDatum(message);
 	values[5] = Int64GetDatum(batch_id);
 	(void) ccp_stmt_exec(&ccp_store_fail_group_stmt, values, NULL, SPI_OK_SELECT);
@@ -780,10 +791,7 @@ ccp_store_expire_group(const CcpDueGroup *group, int64 batch_id,
 {
 	Datum		values[6];
 
-	values[0] = CStringGetTextDatum(group->server);
-	values[1] = CStringGetTextDatum(group->operation);
-	values[2] = CStringGetTextDatum(group->params);
-	values[3] = ObjectIdGetDatum(group->role);
+	ccp_store_group_values(group, values);
 	values[4] = Int64GetDatum(batch_id);
 	values[5] = Int32GetDatum(retry_for_s);
 	(void) ccp_stmt_exec(&ccp_store_expire_group_stmt, values, NULL, SPI_OK_SELECT);
@@ -844,10 +852,7 @@ ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
 	int			split_take = 0;
 	uint64		nrows;
 
-	values[0] = CStringGetTextDatum(group->server);
-	values[1] = CStringGetTextDatum(group->operation);
-	values[2] = CStringGetTextDatum(group->params);
-	values[3] = ObjectIdGetDatum(group->role);
+	ccp_store_group_values(group, values);
 	values[4] = Int32GetDatum(limit);
 	nrows = ccp_stmt_exec(keys ? &ccp_store_claim_stmt : &ccp_store_claim_nokeys_stmt,
 						  values, NULL, SPI_OK_SELECT);
