@@ -400,6 +400,8 @@ extern void ccp_owner_restore_user(const CcpOwnerState *state);
 extern void ccp_owner_end(const CcpOwnerState *state);
 extern bool ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner);
 extern void ccp_owner_call(Oid owner, void (*fn) (void *arg), void *arg);
+extern struct PortalData *ccp_stmt_open(CcpStmt *stmt, Datum *values,
+										const char *nulls);
 extern uint64 ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls,
 							int expect);
 extern uint64 ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values,
@@ -681,6 +683,8 @@ typedef struct CcpBatchRows
 	int64		request_id;		/* of the first row, for the log */
 	int64	   *request_ids;	/* distinct, ascending */
 	int			nrequest_ids;
+	bool		verbatim;		/* items are exactly its rows' items, in the
+								 * order of their rows: no duplicate left */
 } CcpBatchRows;
 
 /* A request some of whose rows failed for good, and their items. */
@@ -728,7 +732,8 @@ extern void ccp_store_batch_rows(int64 batch_id, MemoryContext cxt,
 extern bool ccp_store_next_due(int64 *due_ms);
 extern void ccp_store_record(int64 batch_id, CcpSettle settle,
 							 int http_status, const char *code,
-							 const char *message, int64 delay_ms);
+							 const char *message, int64 delay_ms,
+							 int64 receipt_log_id);
 extern int	ccp_store_failed_requests(int64 batch_id, const int64 *request_ids,
 									  int n, CcpFailedRequest **failed);
 extern void ccp_store_fail_items(int64 batch_id, char **items,
@@ -857,7 +862,7 @@ extern void ccp_reqlog_write(const CcpServer *srv, const char *operation,
 extern int64 ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 							   char **items, int nitems, int64 request_id,
 							   const int64 *request_ids, int nrequest_ids,
-							   const char *scope);
+							   const char *scope, bool *receipts);
 extern int64 ccp_reqlog_mark_unknown(void);
 extern void ccp_reqlog_resent(const CcpServer *srv, const char *operation,
 							  char **items, int nitems, CcpOrigin origin,

@@ -93,6 +93,47 @@ ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner)
 }
 
 /*
+ * ccp_stmt_plan returns stmt's plan, prepared and kept on first use.  The
+ * caller is connected to SPI.
+ */
+static SPIPlanPtr
+ccp_stmt_plan(CcpStmt *stmt)
+{
+	Assert(stmt->nargs <= CCP_STMT_MAX_ARGS);
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare a ccpurge statement: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the plan of a ccpurge statement");
+		stmt->plan = plan;
+	}
+	return stmt->plan;
+}
+
+/*
+ * ccp_stmt_open opens a cursor on stmt, a query, with values and nulls as
+ * ccp_stmt_exec takes them, for a query of which the caller takes only as
+ * many rows as it needs: a FOR UPDATE locks each row as it is fetched.
+ * The caller fetches with SPI_cursor_fetch and closes the portal; it is
+ * connected to SPI, in a transaction with an active snapshot.
+ */
+Portal
+ccp_stmt_open(CcpStmt *stmt, Datum *values, const char *nulls)
+{
+	Portal		portal = SPI_cursor_open(NULL, ccp_stmt_plan(stmt), values,
+										 nulls, false);
+
+	if (portal == NULL)
+		elog(ERROR, "could not open a cursor for ccpurge statement \"%s\": %s",
+			 stmt->sql, SPI_result_code_string(SPI_result));
+	return portal;
+}
+
+/*
  * ccp_stmt_exec runs stmt with values and nulls (SPI's conventions: nulls
  * NULL for none, else ' ' or 'n' per argument) and returns the number of
  * rows it processed; its rows are in SPI_tuptable.  The plan is prepared
@@ -106,19 +147,7 @@ ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls, int expect)
 {
 	int			ret;
 
-	Assert(stmt->nargs <= CCP_STMT_MAX_ARGS);
-	if (stmt->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare a ccpurge statement: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep the plan of a ccpurge statement");
-		stmt->plan = plan;
-	}
-	ret = SPI_execute_plan(stmt->plan, values, nulls, false, 0);
+	ret = SPI_execute_plan(ccp_stmt_plan(stmt), values, nulls, false, 0);
 	if (ret != expect)
 		elog(ERROR, "unexpected SPI result %s for ccpurge statement \"%s\"",
 			 SPI_result_code_string(ret), stmt->sql);

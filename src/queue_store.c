@@ -839,6 +839,10 @@ ccp_store_mark_sending(int64 batch_id, const char *batch_key, int nitems,
  * (rows locked by a user's cancel or retry are skipped).  Rows without
  * items (a request its params alone select, such as a calldata filter)
  * have equal params and so are one request: they are claimed together.
+ *
+ * The rows are fetched from a cursor, a few at a time, so that the claim
+ * locks about the rows it takes: a queue of 1,000-item rows would
+ * otherwise have a 1,000-item batch lock up to 1,000 rows.
  */
 int
 ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
@@ -846,38 +850,61 @@ ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
 {
 	Datum		values[5];
 	int64	   *ids;
+	int			cap = 16;
 	int			nids = 0;
 	int			total = 0;
 	int64		split_id = 0;
 	int			split_take = 0;
-	uint64		nrows;
+	int64		fetched = 0;
+	long		want = 1;
+	Portal		portal;
 
 	ccp_store_group_values(group, values);
 	values[4] = Int32GetDatum(limit);
-	nrows = ccp_stmt_exec(keys ? &ccp_store_claim_stmt : &ccp_store_claim_nokeys_stmt,
-						  values, NULL, SPI_OK_SELECT);
-	/* room for the part of a split row too */
-	ids = palloc(sizeof(int64) * (nrows + 1));
-	for (uint64 i = 0; i < nrows && total < limit; i++)
+	portal = ccp_stmt_open(keys ? &ccp_store_claim_stmt : &ccp_store_claim_nokeys_stmt,
+						   values, NULL);
+	ids = palloc(sizeof(int64) * cap);
+	while (total < limit)
 	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-		int			n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-													SPI_tuptable->tupdesc, 2, &isnull));
+		SPI_cursor_fetch(portal, true, want);
+		if (SPI_processed == 0)
+			break;
+		fetched += SPI_processed;
+		for (uint64 i = 0; i < SPI_processed && total < limit; i++)
+		{
+			bool		isnull;
+			int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+			int			n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 2, &isnull));
 
-		if (total + n <= limit)
-		{
-			ids[nids++] = id;
-			total += n;
+			/* room for the part of a split row too */
+			if (nids + 1 >= cap)
+			{
+				cap *= 2;
+				ids = repalloc(ids, sizeof(int64) * cap);
+			}
+			if (total + n <= limit)
+			{
+				ids[nids++] = id;
+				total += n;
+			}
+			else
+			{
+				split_id = id;
+				split_take = limit - total;
+				total = limit;
+			}
 		}
-		else
-		{
-			split_id = id;
-			split_take = limit - total;
-			total = limit;
-		}
+		SPI_freetuptable(SPI_tuptable);
+		/*
+		 * as many rows as the rest takes at the rows' mean size so far; a
+		 * row has an item or more, but for rows of none
+		 */
+		want = (long) Max(1, Min(limit - total,
+								 (int64) (limit - total) * fetched / Max(total, 1)));
 	}
+	SPI_cursor_close(portal);
 
 	if (split_id != 0)
 	{
@@ -1002,6 +1029,7 @@ ccp_store_batch_rows(int64 batch_id, MemoryContext cxt, CcpBatchRows *rows)
 	Datum		values[1] = {Int64GetDatum(batch_id)};
 	MemoryContext old;
 	int			cap = 0;
+	int			n_all;
 	uint64		nrows;
 
 	nrows = ccp_stmt_exec(&ccp_store_batch_rows_stmt, values, NULL, SPI_OK_SELECT);
@@ -1046,7 +1074,9 @@ ccp_store_batch_rows(int64 batch_id, MemoryContext cxt, CcpBatchRows *rows)
 		MemoryContextSwitchTo(old);
 	}
 	/* rows of several requests may name the same item: send it once */
+	n_all = rows->nitems;
 	rows->nitems = ccp_items_distinct(rows->items, rows->nitems);
+	rows->verbatim = (rows->nitems == n_all);
 	rows->nrequest_ids = ccp_store_distinct_ids(rows->request_ids,
 												rows->nrequest_ids);
 }
@@ -1077,6 +1107,24 @@ static CcpStmt ccp_store_record_stmt = {
 	" finished_at = CASE WHEN $2 = 'queued' THEN NULL ELSE now() END"
 	" WHERE batch_id = $1 AND state = 'sending'",
 	6, {INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID}
+};
+
+/*
+ * The rows of a batch erased as a whole, whose items' digests its
+ * receipts hold: the clear text leaves, and each row names the receipts
+ * ($5, a request-log row) and where its own items start among them (the
+ * rows' items are the batch's, in chunk_id order).
+ */
+static CcpStmt ccp_store_done_receipts_stmt = {
+	"UPDATE ccpurge.queue AS q SET state = 'done', attempts = q.attempts + 1,"
+	" http_status = $2, code = $3, message = $4,"
+	" next_attempt_at = now(), finished_at = now(), items = '{}',"
+	" receipt_log_id = $5, receipt_offset = o.first"
+	" FROM (SELECT chunk_id, (sum(nitems) OVER (ORDER BY chunk_id)"
+	" - nitems)::int4 AS first"
+	" FROM ccpurge.queue WHERE batch_id = $1 AND state = 'sending') AS o"
+	" WHERE q.chunk_id = o.chunk_id",
+	5, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID}
 };
 
 static CcpStmt ccp_store_failed_requests_stmt = {
@@ -1127,10 +1175,19 @@ static CcpStmt ccp_store_keep_part_stmt = {
  * again (settle CCP_SETTLE_RETRY) out of the batch, due in delay_ms.  The
  * vendor's http_status (0: none), code (NULL: none) and message stay in
  * the rows.  A row queued again keeps its batch key.
+ *
+ * Rows done as a whole whose items' receipts request-log row
+ * receipt_log_id holds, in the rows' order (ccp_reqlog_intent, with
+ * CcpBatchRows.verbatim), lose their clear text in the same statement and
+ * point at those receipts instead: ccpurge_status shows the digests from
+ * there, and the queue writes no digest of its own.  Otherwise
+ * receipt_log_id is 0, and the caller forgets the items of done rows
+ * itself (ccp_store_forget_done).
  */
 void
 ccp_store_record(int64 batch_id, CcpSettle settle, int http_status,
-				 const char *code, const char *message, int64 delay_ms)
+				 const char *code, const char *message, int64 delay_ms,
+				 int64 receipt_log_id)
 {
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
@@ -1156,6 +1213,17 @@ ccp_store_record(int64 batch_id, CcpSettle settle, int http_status,
 	nulls[3] = code ? ' ' : 'n';
 	values[4] = CStringGetTextDatum(message);
 	values[5] = Int64GetDatum(delay_ms);
+	if (settle == CCP_SETTLE_DONE && receipt_log_id != 0)
+	{
+		/* the same values but state and delay, and the receipts */
+		Datum		dvalues[5] = {values[0], values[2], values[3], values[4],
+		Int64GetDatum(receipt_log_id)};
+		char		dnulls[5] = {' ', nulls[2], nulls[3], ' ', ' '};
+
+		(void) ccp_stmt_exec(&ccp_store_done_receipts_stmt, dvalues, dnulls,
+							 SPI_OK_UPDATE);
+		return;
+	}
 	(void) ccp_stmt_exec(&ccp_store_record_stmt, values, nulls, SPI_OK_UPDATE);
 }
 

@@ -42,6 +42,7 @@
 #define CCP_HMAC_LEN	PG_SHA256_DIGEST_LENGTH
 
 PG_FUNCTION_INFO_V1(ccpurge_receipt_keys);
+PG_FUNCTION_INFO_V1(ccpurge_receipt_items);
 PG_FUNCTION_INFO_V1(ccpurge_erasure_receipt);
 PG_FUNCTION_INFO_V1(ccpurge_erasure_certificate);
 
@@ -216,6 +217,46 @@ ccpurge_receipt_keys(PG_FUNCTION_ARGS)
 		keys[i] = Int64GetDatum(ccp_receipt_key(p + i * CCP_HMAC_LEN));
 	PG_RETURN_ARRAYTYPE_P(construct_array(keys, n, INT8OID, 8, FLOAT8PASSBYVAL,
 										  TYPALIGN_DOUBLE));
+}
+
+/*
+ * ccpurge.receipt_items(item_hmacs bytea, key_id int, first int, n int)
+ * returns, as ccpurge.queue keeps a done or canceled item in text
+ * (ccp_digest_text), the digests of n items packed in item_hmacs from
+ * position first: ccpurge_status shows them for the queue rows that point
+ * at their receipts (ccp_store_record).  An element whose receipt is not
+ * there (the request-log row was pruned, item_hmacs is NULL) is NULL; the
+ * array has n elements all the same, one per item of the row.
+ */
+Datum
+ccpurge_receipt_items(PG_FUNCTION_ARGS)
+{
+	bytea	   *packed = PG_ARGISNULL(0) ? NULL : PG_GETARG_BYTEA_PP(0);
+	int			key_id = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+	int			first = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
+	int			n = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+	int			have = packed ? VARSIZE_ANY_EXHDR(packed) / CCP_HMAC_LEN : 0;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (n <= 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TEXTOID));
+	elems = palloc(sizeof(Datum) * n);
+	nulls = palloc(sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+	{
+		int64		at = (int64) first + i;
+
+		nulls[i] = (packed == NULL || PG_ARGISNULL(1) || at < 0 || at >= have);
+		elems[i] = nulls[i] ? (Datum) 0 :
+			CStringGetTextDatum(ccp_digest_text((const uint8 *) VARDATA_ANY(packed) +
+												at * CCP_HMAC_LEN, key_id));
+	}
+	dims[0] = n;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, nulls, 1, dims, lbs,
+											 TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /* ccp_receipt_cmp orders receipts by log id: the log's order. */

@@ -1477,14 +1477,15 @@ static CcpStmt ccp_log_intent_stmt = {
  * code "pending"), so that once the transaction commits the request has a
  * durable record before it leaves.  Returns the row's log_id, which the
  * answer's ccp_reqlog_write finishes, or 0 when the log has no room for
- * it (an installation not yet updated to 1.2).  The caller is the worker,
- * connected to SPI.
+ * it (an installation not yet updated to 1.2).  *receipts says whether the
+ * items' receipts were written with it, in the order of items.  The
+ * caller is the worker, connected to SPI.
  */
 int64
 ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 				  char **items, int nitems, int64 request_id,
 				  const int64 *request_ids, int nrequest_ids,
-				  const char *scope)
+				  const char *scope, bool *receipts)
 {
 	Oid			relid;
 	Datum		values[10];
@@ -1495,6 +1496,7 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 	int64		log_id;
 	char	   *role = GetUserNameFromId(srv->userid, true);
 
+	*receipts = false;
 	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
 		get_attnum(relid, "row_hash") == InvalidAttrNumber)
 		return 0;
@@ -1537,8 +1539,11 @@ ccp_reqlog_intent(const CcpServer *srv, const char *operation,
 		uint8	   *no_outcomes = NULL;
 
 		if (ccp_digest_each(items, nitems, hmacs, &key_id))
+		{
 			ccp_receipt_insert(InvalidOid, 1, &log_id, &key_id, &hmacs,
 							   &no_outcomes, &nitems);
+			*receipts = true;
+		}
 		pfree(hmacs);
 	}
 	return log_id;

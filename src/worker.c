@@ -118,6 +118,9 @@ typedef struct CcpBatch
 	TimestampTz claimed_at;		/* for its server's circuit breaker */
 	int			ticket;			/* from the claim until the exchange takes it */
 	CcpExchange x;				/* the request, from claim to outcome */
+	int64		receipt_log_id; /* the log row whose receipts hold the
+								 * digests of its rows' items, in their
+								 * order; 0: none do */
 } CcpBatch;
 
 /*
@@ -493,6 +496,7 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 	int			limit;
 	int			claimed = 0;
 	long		breaker_ms = 0;
+	bool		receipts;
 	MemoryContext old;
 
 	if (!ccp_worker_resolve(batch, due->server, due->role,
@@ -590,7 +594,10 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 										   batch->rows.request_id,
 										   batch->rows.request_ids,
 										   batch->rows.nrequest_ids,
-										   batch->x.scope);
+										   batch->x.scope, &receipts);
+	/* its rows can point at those receipts once done (ccp_store_record) */
+	if (receipts && batch->rows.verbatim)
+		batch->receipt_log_id = batch->x.intent_id;
 
 	due->queued -= claimed;
 	if (due->batch_key != NULL || due->queued <= 0)
@@ -829,6 +836,25 @@ ccp_worker_report_batch(const CcpBatch *batch, CcpFailure why)
 }
 
 /*
+ * ccp_worker_refused_any tells whether the receiver, answering per item,
+ * refused any item of batch.
+ */
+static bool
+ccp_worker_refused_any(const CcpBatch *batch)
+{
+	const CcpOutcome *out = &batch->x.out;
+
+	if (out->item_ok == NULL)
+		return false;
+	for (int i = 0; i < batch->rows.nitems; i++)
+	{
+		if (!out->item_ok[i])
+			return true;
+	}
+	return false;
+}
+
+/*
  * ccp_worker_fail_items handles a batch the receiver answered per item:
  * its rows were just marked done, so the items it refused, if any, are
  * moved out of them into failed rows of their requests, with their
@@ -884,12 +910,18 @@ ccp_worker_record(void)
 		int64		delay_ms = 0;
 		CcpSettle	settle;
 
+		bool		whole;
+
 		settle = ccp_exchange_settle(batch->srv, out, batch->rows.attempts + 1,
 									 (GetCurrentTransactionStartTimestamp() -
 									  batch->rows.enqueued_at) / 1000,
 									 &delay_ms);
+		/* done with every item: the rows point at the items' receipts */
+		whole = ccp_worker_keys && batch->receipt_log_id != 0 &&
+			!(out->ok && ccp_worker_refused_any(batch));
 		ccp_store_record(batch->batch_id, settle, out->http_status, out->code,
-						 out->message, delay_ms);
+						 out->message, delay_ms,
+						 whole ? batch->receipt_log_id : 0);
 		/* a server back from an outage: what backed off goes at once */
 		if (ccp_breaker_record(batch->srv, out, batch->claimed_at,
 							   batch->x.no_room))
@@ -903,7 +935,7 @@ ccp_worker_record(void)
 		else if (settle == CCP_SETTLE_EXPIRED)
 			ccp_worker_report_batch(batch, CCP_FAILED_RETRY_EXPIRED);
 		/* erased: no clear text of the items stays */
-		if (settle == CCP_SETTLE_DONE)
+		if (settle == CCP_SETTLE_DONE && !whole)
 			ccp_store_forget_done(batch->batch_id, ccp_worker_keys);
 	}
 	ccp_reqlog_flush();

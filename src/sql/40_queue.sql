@@ -32,7 +32,9 @@ CREATE TABLE ccpurge.queue (
 	enqueued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	finished_at timestamptz,
 	batch_key	text,				-- the key of the rows' attempt generation, set when claimed
-	batch_nitems integer			-- with batch_key: the items of the whole batch
+	batch_nitems integer,			-- with batch_key: the items of the whole batch
+	receipt_log_id bigint,			-- done as a whole: the log row whose receipts hold its items' digests
+	receipt_offset integer			-- and where its items start among them
 );
 CREATE INDEX queue_dequeue_idx ON ccpurge.queue (server, operation, params, next_attempt_at)
 	WHERE state OPERATOR(pg_catalog.=) 'queued';
@@ -43,6 +45,12 @@ CREATE INDEX queue_batch_idx ON ccpurge.queue (batch_id) WHERE state OPERATOR(pg
 -- the worker claims the rows of a batch queued again together
 CREATE INDEX queue_batch_key_idx ON ccpurge.queue (batch_key)
 	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NOT NULL;
+/*
+ * the worker claims a group's fresh rows oldest first, reading only the
+ * rows it takes (see ccp_store_claim_fresh)
+ */
+CREATE INDEX queue_claim_idx ON ccpurge.queue (server, operation, params, chunk_id)
+	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NULL;
 
 /*
  * A full row's items (about 16 kB for 1000 phone numbers) are always
@@ -71,21 +79,7 @@ SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue',
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ccpurge.queue_chunk_id_seq', '');
 
-/*
- * ccpurge_status shows one row per queued item (one with item NULL for a
- * request its params alone select, such as a calldata filter), to members
- * of the role that queued it (superusers see every row).  security_barrier keeps a caller's
- * own conditions from seeing other roles' rows first.
- */
-CREATE VIEW ccpurge_status WITH (security_barrier) AS
-SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
-	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
-	   q.params, q.next_attempt_at, q.role
-  FROM ccpurge.queue AS q
-	   LEFT JOIN LATERAL pg_catalog.unnest(q.items) AS i(item) ON true
- WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
-
-REVOKE ALL ON ccpurge_status FROM PUBLIC;
+/* ccpurge_status is in 50_receipts.sql: done items show their receipts. */
 
 /*
  * ccpurge_requests shows one row per queue request, to members of the role

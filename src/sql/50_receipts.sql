@@ -85,3 +85,40 @@ REVOKE EXECUTE ON FUNCTION
 	ccpurge_erasure_certificate(text),
 	ccpurge.forget_items(text[])
 FROM PUBLIC;
+
+/*
+ * ccpurge.receipt_items gives n digests packed in item_hmacs from position
+ * first, as the queue keeps a done item ("hmac:<key_id>:<hex>"): a queue
+ * row the worker erased as a whole keeps no item of its own, only where
+ * its items' receipts are, and ccpurge_status shows them from there.
+ */
+CREATE FUNCTION ccpurge.receipt_items(item_hmacs bytea, key_id integer,
+	first integer, n integer)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'ccpurge_receipt_items'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+/*
+ * ccpurge_status shows one row per queued item (one with item NULL for a
+ * request its params alone select, such as a calldata filter), to members
+ * of the role that queued it (superusers see every row).  security_barrier
+ * keeps a caller's own conditions from seeing other roles' rows first.  A
+ * done or canceled item shows its digest: kept in the row, or, for a row
+ * the worker erased as a whole, read from the receipts the row points at
+ * (NULL once the request log has been pruned past them).
+ */
+CREATE VIEW ccpurge_status WITH (security_barrier) AS
+SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
+	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
+	   q.params, q.next_attempt_at, q.role
+  FROM ccpurge.queue AS q
+	   LEFT JOIN ccpurge.erasure_packed AS p
+			  ON p.log_id OPERATOR(pg_catalog.=) q.receipt_log_id
+	   LEFT JOIN LATERAL pg_catalog.unnest(
+			CASE WHEN q.receipt_log_id IS NULL THEN q.items
+				 ELSE ccpurge.receipt_items(p.item_hmacs, p.key_id,
+											q.receipt_offset, q.nitems) END)
+			AS i(item) ON true
+ WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
+
+REVOKE ALL ON ccpurge_status FROM PUBLIC;

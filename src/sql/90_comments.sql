@@ -43,6 +43,8 @@ COMMENT ON FUNCTION ccpurge.receipt_keys(bytea) IS
   'the look-up key (first 8 bytes as a bigint) of each HMAC packed in a receipts row';
 COMMENT ON FUNCTION ccpurge.forget_items(text[]) IS
   'items with each clear text replaced by its keyed digest, for done and canceled queue rows';
+COMMENT ON FUNCTION ccpurge.receipt_items(bytea, integer, integer, integer) IS
+  'the digests of a done queue row''s items, from the receipts it points at, for ccpurge_status';
 COMMENT ON FUNCTION ccpurge_erasure_receipt(text) IS
   'every request that carried an item, under every digest key, oldest first';
 COMMENT ON FUNCTION ccpurge_erasure_certificate(text) IS

@@ -84,18 +84,19 @@ REVOKE EXECUTE ON FUNCTION ccpurge_call(text, text[], jsonb, text) FROM PUBLIC;
 ALTER TABLE ccpurge.queue ADD COLUMN batch_key text, ADD COLUMN batch_nitems integer;
 CREATE INDEX queue_batch_key_idx ON ccpurge.queue (batch_key)
 	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NOT NULL;
+/*
+ * the worker claims a group's fresh rows oldest first, reading only the
+ * rows it takes (see ccp_store_claim_fresh)
+ */
+CREATE INDEX queue_claim_idx ON ccpurge.queue (server, operation, params, chunk_id)
+	WHERE state OPERATOR(pg_catalog.=) 'queued' AND batch_key IS NULL;
 
 /*
- * A request its params alone select (a calldata filter) is a queue row
- * without items; ccpurge_status shows it with item NULL.
+ * A row the worker erased as a whole points at its items' receipts
+ * instead of keeping digests of its own (ccpurge_status, below).
  */
-CREATE OR REPLACE VIEW ccpurge_status WITH (security_barrier) AS
-SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
-	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
-	   q.params, q.next_attempt_at, q.role
-  FROM ccpurge.queue AS q
-	   LEFT JOIN LATERAL pg_catalog.unnest(q.items) AS i(item) ON true
- WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
+ALTER TABLE ccpurge.queue ADD COLUMN receipt_log_id bigint,
+	ADD COLUMN receipt_offset integer;
 
 /*
  * Keyed digests (design section 6): a plain SHA-256 of one phone number is
@@ -405,6 +406,41 @@ FROM PUBLIC;
  */
 UPDATE ccpurge.queue SET items = ccpurge.forget_items(items)
  WHERE state OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'canceled']);
+
+/*
+ * ccpurge.receipt_items gives n digests packed in item_hmacs from position
+ * first, as the queue keeps a done item ("hmac:<key_id>:<hex>"): a queue
+ * row the worker erased as a whole keeps no item of its own, only where
+ * its items' receipts are, and ccpurge_status shows them from there.
+ */
+CREATE FUNCTION ccpurge.receipt_items(item_hmacs bytea, key_id integer,
+	first integer, n integer)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'ccpurge_receipt_items'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+/*
+ * ccpurge_status shows one row per queued item (one with item NULL for a
+ * request its params alone select, such as a calldata filter), to members
+ * of the role that queued it (superusers see every row).  security_barrier
+ * keeps a caller's own conditions from seeing other roles' rows first.  A
+ * done or canceled item shows its digest: kept in the row, or, for a row
+ * the worker erased as a whole, read from the receipts the row points at
+ * (NULL once the request log has been pruned past them).
+ */
+CREATE OR REPLACE VIEW ccpurge_status WITH (security_barrier) AS
+SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
+	   q.http_status, q.code, q.message, q.enqueued_at, q.finished_at,
+	   q.params, q.next_attempt_at, q.role
+  FROM ccpurge.queue AS q
+	   LEFT JOIN ccpurge.erasure_packed AS p
+			  ON p.log_id OPERATOR(pg_catalog.=) q.receipt_log_id
+	   LEFT JOIN LATERAL pg_catalog.unnest(
+			CASE WHEN q.receipt_log_id IS NULL THEN q.items
+				 ELSE ccpurge.receipt_items(p.item_hmacs, p.key_id,
+											q.receipt_offset, q.nitems) END)
+			AS i(item) ON true
+ WHERE pg_catalog.pg_has_role(current_user, q.role::oid, 'MEMBER');
 /*
  * ccpurge_retry_failed retries every failed item the caller may act on.
  * CREATE TRIGGER checks a trigger executing ccpurge_erase_on_delete at

@@ -38,7 +38,10 @@ my @sizes = split /\s*,\s*/, ($ENV{CCP_BENCH_N} // '250000,1000000');
 my $sim = CcpTest::Sim->start;
 my $node = CcpTest::new_node(
 	'bench_drain',
-	conf => [ 'log_statement = none', 'max_wal_size = 4GB', 'jit = off' ]);
+	conf => [
+		'log_statement = none', 'max_wal_size = 4GB', 'jit = off',
+		'track_wal_io_timing = on'
+	]);
 CcpTest::setup_servers($node, $sim, servers => ['cec']);
 
 # worker_pid waits for the worker to be connected and returns its pid.
@@ -70,6 +73,14 @@ sub memory
 	return \%m;
 }
 
+# wal_syncs returns how many times the WAL was synced to disk and how many
+# ms that took, in all (pg_stat_wal, with track_wal_io_timing).
+sub wal_syncs
+{
+	return [ split /\|/,
+		  $node->safe_psql('postgres', 'SELECT wal_sync, wal_sync_time FROM pg_stat_wal') ];
+}
+
 my @report;
 my $first = 7_000_000_000;
 for my $n (@sizes)
@@ -88,10 +99,12 @@ BEGIN;
 SELECT ccpurge_enqueue('delete_customers',
 	ARRAY(SELECT ($first + g)::text FROM generate_series(1, $n) g)) AS id \\gset
 COMMIT;
-SELECT :id || ' ' || extract(epoch FROM clock_timestamp());
+SELECT :id || ' ' || extract(epoch FROM clock_timestamp())
+	|| ' ' || pg_current_wal_insert_lsn();
 });
 	$t_enq = time - $t_enq;
-	my ($id, $t0) = split / /, $out;
+	my ($id, $t0, $lsn0) = split / /, $out;
+	my $syncs0 = wal_syncs();
 	$first += $n;
 
 	# wait for the request in another session, sampling the worker's memory
@@ -132,6 +145,31 @@ SELECT string_agg(state || ':' || items, ',' ORDER BY state),
 			"SELECT pid FROM pg_stat_activity WHERE backend_type = 'ccpurge worker'"),
 		$pid, "N=$n: the worker ran the whole drain without restarting");
 
+	# the WAL flushes in the drain, and the time they took
+	sleep 1.2;    # every process has reported its statistics
+	my ($nsync, $sync_ms) = map { $_ - shift @$syncs0 } @{ wal_syncs() };
+	push @report,
+	  sprintf("N=%d: %d WAL flushes, %.0f ms in all (%.2f ms each)",
+		$n, $nsync, $sync_ms, $nsync ? $sync_ms / $nsync : 0);
+
+	# the WAL the drain wrote, per item, and by resource manager when
+	# pg_walinspect is at hand (CCP_BENCH_WALSTATS=1)
+	my $lsn1 = $node->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
+	my $wal = $node->safe_psql('postgres',
+		"SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::bigint");
+	if ($ENV{CCP_BENCH_WALSTATS})
+	{
+		$node->safe_psql('postgres',
+			'CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+		diag("N=$n: WAL by resource manager, bytes per item:\n"
+			  . $node->safe_psql(
+				'postgres', qq{
+SELECT "resource_manager/record_type" || ': ' || round(combined_size::numeric / $n, 1)
+	|| ' (' || count || ' records, FPI ' || round(fpi_size::numeric / $n, 1) || ')'
+  FROM pg_get_wal_stats('$lsn0', '$lsn1', true)
+ WHERE count > 0 ORDER BY combined_size DESC LIMIT 12}));
+	}
+
 	my $after = $sim->state;
 	my $requests = $after->{requests}{cec_customers} - $before->{requests}{cec_customers};
 	my $erased = $after->{deleted}{cec_customers} - $before->{deleted}{cec_customers};
@@ -147,7 +185,8 @@ SELECT string_agg(state || ':' || items, ',' ORDER BY state),
 		  . " (idle %.1f MB), RssShmem at end %.1f MB",
 		$n, $t_enq, $elapsed, $n / $elapsed, $requests, ceil($n / 1000), $tokens,
 		$mem->{VmHWM} / 1024, $idle->{VmHWM} / 1024, $peak_rss / 1024,
-		$peak_anon / 1024, $idle->{RssAnon} / 1024, $mem->{RssShmem} / 1024);
+		$peak_anon / 1024, $idle->{RssAnon} / 1024, $mem->{RssShmem} / 1024,
+		$wal / $n);
 	push @report,
 	  sprintf("DRAIN N=%d: %.0f items/s (target >= 100000), %d requests"
 		  . " (target %d), worker peak RSS %.1f MB (target < 64 MB)",

@@ -161,7 +161,16 @@ SKIP:
 		'idle: the worker waits for work');
 	my $pid = CcpTest::worker_pid($node, $db);
 
+	# A worker that polls makes calls in every window.  One that waits
+	# makes none, unless something legitimately woke it once (a session
+	# leaving with a handed-over request-log row sets its latch, say), so
+	# the check allows three windows and wants one of them silent.
 	my ($calls, $what) = strace_syscalls($pid, 5);
+	for (my $try = 1; defined $calls && $calls > 0 && $try < 3; $try++)
+	{
+		diag("idle: window $try had $calls system calls: $what");
+		($calls, $what) = strace_syscalls($pid, 5);
+	}
 	if (!defined $calls)
 	{
 		my $scope = '(no Yama LSM)';
@@ -174,7 +183,7 @@ SKIP:
 		skip "strace cannot attach to the worker (kernel.yama.ptrace_scope = $scope): $what",
 		  3;
 	}
-	is($calls, 0, 'idle: the worker made no system calls in 5 s')
+	is($calls, 0, 'idle: the worker made no system calls for 5 s')
 	  or diag("system calls: $what");
 
 	# the same trace does see the worker work

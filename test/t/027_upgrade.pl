@@ -11,7 +11,7 @@
 #     still waiting, and once the vendor is back they all end done and
 #     erased;
 #   - after the update the view's rewrite rule calls pg_catalog.unnest and
-#     depends on no function outside pg_catalog;
+#     depends on no function outside pg_catalog but ccpurge's own;
 #   - a fresh install and installs updated from 1.0 (through 1.1) and from
 #     1.1, one of them by another superuser than the one who installed it,
 #     have the same objects, owners included, down to columns, defaults,
@@ -227,7 +227,12 @@ SELECT string_agg(pg_describe_object(d.refclassid, d.refobjid, 0), ', ' ORDER BY
   JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
   JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
  WHERE r.ev_class = 'ccpurge_status'::regclass
-   AND p.pronamespace <> 'pg_catalog'::regnamespace};
+   AND p.pronamespace <> 'pg_catalog'::regnamespace
+   -- ccpurge's own functions, in its own schema, are no look-alikes
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e
+				   WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid
+					 AND e.refclassid = 'pg_extension'::regclass AND e.deptype = 'e'
+					 AND p.pronamespace = 'ccpurge'::regnamespace)};
 
 # calls_catalog_unnest tells whether the rule's query calls
 # pg_catalog.unnest(anyarray) itself (pinned functions get no pg_depend row,

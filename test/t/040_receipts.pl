@@ -189,6 +189,51 @@ $node->command_ok([ 'pg_dump', '-d', 'postgres', '-f', $dump ], 'pg_dump');
 unlike(slurp_file($dump), qr/\Q$person\E/, 'nor does a pg_dump');
 is(receipt($person), "cec|worker|true|$rp|{$rp}", 'its receipt finds it');
 
+# A row erased as a whole keeps no item of its own: it points at its
+# items' receipts, and ccpurge_status shows their digests from there, each
+# row its own items (two requests coalesced into one batch).
+my ($r1, $r2) = split /\n/, $node->safe_psql(
+	'postgres', q{
+	BEGIN;
+	SELECT ccpurge_enqueue('delete_customers', ARRAY['pt-1', 'pt-2', 'pt-3']);
+	SELECT ccpurge_enqueue('delete_customers', ARRAY['pt-4', 'pt-5']);
+	COMMIT;});
+is(CcpTest::ccpurge_wait($node, $r2), 't', 'two coalesced requests are erased');
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT count(*) FILTER (WHERE items = '{}' AND receipt_log_id IS NOT NULL)
+		   || '|' || count(DISTINCT receipt_log_id)
+	  FROM ccpurge.queue WHERE request_id IN ($r1, $r2)}),
+	'2|1', 'their done rows point at the receipts of their one batch');
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT string_agg(request_id || ':' || (item = d), ',' ORDER BY request_id, item)
+	  FROM ccpurge_status s
+	  LEFT JOIN (SELECT unnest(ccpurge.forget_items(ARRAY['pt-1', 'pt-2', 'pt-3'])) AS d, $r1 AS r
+				 UNION ALL
+				 SELECT unnest(ccpurge.forget_items(ARRAY['pt-4', 'pt-5'])), $r2) f
+		ON f.r = s.request_id AND f.d = s.item
+	 WHERE request_id IN ($r1, $r2)}),
+	"$r1:true,$r1:true,$r1:true,$r2:true,$r2:true",
+	'ccpurge_status shows each row its own items\' digests');
+# an item two requests of one batch name is sent once: their rows keep
+# their items' digests themselves
+my ($d1, $d2) = split /\n/, $node->safe_psql(
+	'postgres', q{
+	BEGIN;
+	SELECT ccpurge_enqueue('delete_customers', ARRAY['pt-dup', 'pt-6']);
+	SELECT ccpurge_enqueue('delete_customers', ARRAY['pt-dup']);
+	COMMIT;});
+is(CcpTest::ccpurge_wait($node, $d2), 't', 'a batch naming an item twice is erased');
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT count(*) FILTER (WHERE receipt_log_id IS NULL AND items <> '{}')
+		   || '|' || (SELECT count(*) FILTER (WHERE item LIKE 'hmac:%')
+						FROM ccpurge_status WHERE request_id IN ($d1, $d2))
+	  FROM ccpurge.queue WHERE request_id IN ($d1, $d2)}),
+	'2|3', 'its rows keep their items\' digests, which ccpurge_status shows');
+is(tables_holding('pt-dup'), '', 'and neither keeps the clear text');
+
 # a canceled item loses its clear text too; a failed one keeps it
 $node->safe_psql(
 	'postgres', q{
