@@ -81,3 +81,8 @@ DROP ROLE regress_rcpt_app;
 
 DROP USER MAPPING FOR PUBLIC SERVER rcpt_hook;
 DROP SERVER rcpt_hook;
+
+-- ccpurge.receipt_items: the digests of a done row's items from its
+-- receipts, as the queue keeps them; NULL past the receipts or without them
+SELECT ccpurge.receipt_items(pg_catalog.decode(repeat('ab', 32) || repeat('cd', 32), 'hex'), 7, 1, 2);
+SELECT ccpurge.receipt_items(NULL, NULL, 0, 2), ccpurge.receipt_items(NULL, NULL, 0, 0);

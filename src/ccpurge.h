@@ -385,7 +385,11 @@ typedef struct CcpOwnerState
 /*
  * One SQL statement on ccpurge's tables, declared static by the file that
  * runs it: its text and argument types, and its plan, prepared and kept on
- * first use (NULL until then).
+ * first use (NULL until then).  generic asks for one plan for all
+ * arguments, for a statement the worker runs for every batch whose plan
+ * does not depend on them: PostgreSQL would otherwise plan it again at
+ * every run (an array argument makes the generic plan look dearer), or
+ * choose by a LIMIT that counts rows where the caller counts items.
  */
 typedef struct CcpStmt
 {
@@ -393,6 +397,7 @@ typedef struct CcpStmt
 	int			nargs;
 	Oid			types[CCP_STMT_MAX_ARGS];
 	struct _SPI_plan *plan;
+	bool		generic;
 } CcpStmt;
 
 extern void ccp_owner_begin(Oid owner, CcpOwnerState *state);
@@ -671,6 +676,7 @@ typedef struct CcpDueGroup
 	char	   *batch_key;		/* a kept batch's; NULL for fresh rows */
 	int			queued;			/* items due */
 	int64		age_ms;			/* age of its oldest row */
+	int64		first;			/* no due row of it has a lower chunk_id */
 } CcpDueGroup;
 
 /* What the rows claimed into one batch hold. */
@@ -723,7 +729,8 @@ extern void ccp_store_mark_sending(int64 batch_id, const char *batch_key,
 								   int nitems, const int64 *ids, int nids,
 								   bool keys);
 extern int	ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
-								  const char *batch_key, int limit, bool keys);
+								  const char *batch_key, int limit, bool keys,
+								  int64 *next_first);
 extern bool ccp_store_lock_kept(const char *batch_key, int64 **ids, int *nids,
 								int *nitems, bool *whole);
 extern void ccp_store_new_generation(const int64 *ids, int nids);

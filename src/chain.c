@@ -34,6 +34,7 @@
 #include "access/htup_details.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -105,13 +106,17 @@ ccp_chain_hash(HeapTuple tup, TupleDesc desc, const char *prev, int64 seq)
  * row, and those of the last pruned row.  Without a state row the chain
  * is empty and starts at the genesis.  The caller is connected to SPI.
  */
+static CcpStmt ccp_chain_head_stmt = {
+	"SELECT pg_catalog.encode(head_hash, 'hex'), head_seq,"
+	" pg_catalog.encode(pruned_hash, 'hex'), pruned_seq"
+	" FROM ccpurge.log_chain",
+	0, {InvalidOid}
+};
+
 static void
 ccp_chain_head(char **head, int64 *head_seq, char **pruned, int64 *pruned_seq)
 {
-	if (SPI_execute("SELECT pg_catalog.encode(head_hash, 'hex'), head_seq,"
-					" pg_catalog.encode(pruned_hash, 'hex'), pruned_seq"
-					" FROM ccpurge.log_chain", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the ccpurge request log chain");
+	(void) ccp_stmt_exec(&ccp_chain_head_stmt, NULL, NULL, SPI_OK_SELECT);
 	*head = *pruned = pstrdup(CCP_CHAIN_GENESIS);
 	*head_seq = *pruned_seq = 0;
 	if (SPI_processed == 1)
@@ -129,13 +134,42 @@ ccp_chain_head(char **head, int64 *head_seq, char **pruned, int64 *pruned_seq)
 	}
 }
 
-/* Seals one row into the chain: prepared once, run per row. */
+/*
+ * Seals the rows of one pass into the chain, the rows' log ids, previous
+ * hashes, hashes and sequence numbers in four arrays.
+ */
 static CcpStmt ccp_chain_seal_stmt = {
-	"UPDATE ccpurge.request_log"
-	" SET prev_hash = pg_catalog.decode($2, 'hex'),"
-	" row_hash = pg_catalog.decode($3, 'hex'), chain_seq = $4"
-	" WHERE log_id OPERATOR(pg_catalog.=) $1",
-	4, {INT8OID, TEXTOID, TEXTOID, INT8OID}
+	"UPDATE ccpurge.request_log AS l"
+	" SET prev_hash = pg_catalog.decode(u.prev, 'hex'),"
+	" row_hash = pg_catalog.decode(u.hash, 'hex'), chain_seq = u.seq"
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	" pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(id, prev, hash, seq)"
+	" WHERE l.log_id OPERATOR(pg_catalog.=) u.id"
+	/* the log's rows through its index, never a scan of the whole log */
+	" AND l.log_id OPERATOR(pg_catalog.=) ANY ($1)",
+	4, {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID}, NULL, true
+};
+
+/* The sealer's lock, the rows it seals, and the new head: prepared once. */
+static CcpStmt ccp_chain_lock_stmt = {
+	"SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(CCP_CHAIN_LOCK) ")",
+	0, {InvalidOid}
+};
+
+static CcpStmt ccp_chain_unsealed_stmt = {
+	"SELECT " CCP_CHAIN_COLUMNS " FROM ccpurge.request_log"
+	" WHERE row_hash IS NULL"
+	" AND (ok IS NOT NULL OR code OPERATOR(pg_catalog.=) 'outcome_unknown')"
+	" ORDER BY log_id LIMIT " CppAsString2(CCP_CHAIN_BATCH),
+	0, {InvalidOid}
+};
+
+static CcpStmt ccp_chain_set_head_stmt = {
+	"INSERT INTO ccpurge.log_chain AS c (head_hash, head_seq)"
+	" VALUES (pg_catalog.decode($1, 'hex'), $2)"
+	" ON CONFLICT (id) DO UPDATE"
+	" SET head_hash = excluded.head_hash, head_seq = excluded.head_seq",
+	2, {TEXTOID, INT8OID}
 };
 
 /*
@@ -145,17 +179,11 @@ static CcpStmt ccp_chain_seal_stmt = {
 static void
 ccp_chain_set_head(const char *head, int64 seq)
 {
-	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
 
 	values[0] = CStringGetTextDatum(head);
 	values[1] = Int64GetDatum(seq);
-	if (SPI_execute_with_args("INSERT INTO ccpurge.log_chain AS c (head_hash, head_seq)"
-							  " VALUES (pg_catalog.decode($1, 'hex'), $2)"
-							  " ON CONFLICT (id) DO UPDATE"
-							  " SET head_hash = excluded.head_hash, head_seq = excluded.head_seq",
-							  2, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record the ccpurge request log chain head");
+	(void) ccp_stmt_exec(&ccp_chain_set_head_stmt, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -177,15 +205,17 @@ ccp_chain_seal(void)
 	int64		pruned_seq;
 	uint64		n;
 	SPITupleTable *rows;
-	int			sealed = 0;
 	bool		isnull;
+	Datum	   *ids;
+	Datum	   *prevs;
+	Datum	   *hashes;
+	Datum	   *seqs;
+	Datum		values[4];
 
 	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
 		get_attnum(relid, "row_hash") == InvalidAttrNumber)
 		return 0;
-	if (SPI_execute("SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(CCP_CHAIN_LOCK) ")",
-					false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the ccpurge request log chain");
+	(void) ccp_stmt_exec(&ccp_chain_lock_stmt, NULL, NULL, SPI_OK_SELECT);
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									1, &isnull)))
 		return 0;
@@ -193,34 +223,43 @@ ccp_chain_seal(void)
 	guc_level = NewGUCNestLevel();
 	ccp_chain_settings();
 	ccp_chain_head(&prev, &seq, &pruned, &pruned_seq);
-	if (SPI_execute(psprintf("SELECT " CCP_CHAIN_COLUMNS
-							 " FROM ccpurge.request_log"
-							 " WHERE row_hash IS NULL"
-							 " AND (ok IS NOT NULL OR code = 'outcome_unknown')"
-							 " ORDER BY log_id LIMIT %d", CCP_CHAIN_BATCH),
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the ccpurge request log");
+	n = ccp_stmt_exec(&ccp_chain_unsealed_stmt, NULL, NULL, SPI_OK_SELECT);
 	rows = SPI_tuptable;
-	n = SPI_processed;
+	if (n == 0)
+	{
+		AtEOXact_GUC(false, guc_level);
+		return 0;
+	}
+	ids = palloc(sizeof(Datum) * n);
+	prevs = palloc(sizeof(Datum) * n);
+	hashes = palloc(sizeof(Datum) * n);
+	seqs = palloc(sizeof(Datum) * n);
 	for (uint64 i = 0; i < n; i++)
 	{
-		Datum		values[4];
 		char	   *hash;
 
 		seq++;
 		hash = ccp_chain_hash(rows->vals[i], rows->tupdesc, prev, seq);
-		values[0] = Int64GetDatum(pg_strtoint64(SPI_getvalue(rows->vals[i], rows->tupdesc, 1)));
-		values[1] = CStringGetTextDatum(prev);
-		values[2] = CStringGetTextDatum(hash);
-		values[3] = Int64GetDatum(seq);
-		(void) ccp_stmt_exec(&ccp_chain_seal_stmt, values, NULL, SPI_OK_UPDATE);
+		ids[i] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		prevs[i] = CStringGetTextDatum(prev);
+		hashes[i] = CStringGetTextDatum(hash);
+		seqs[i] = Int64GetDatum(seq);
 		prev = hash;
-		sealed++;
 	}
-	if (sealed > 0)
-		ccp_chain_set_head(prev, seq);
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(prevs, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(hashes, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (ccp_stmt_exec(&ccp_chain_seal_stmt, values, NULL, SPI_OK_UPDATE) != n)
+		elog(ERROR, "could not seal %llu rows of the ccpurge request log",
+			 (unsigned long long) n);
+	ccp_chain_set_head(prev, seq);
 	AtEOXact_GUC(false, guc_level);
-	return sealed;
+	return (int) n;
 }
 
 /*

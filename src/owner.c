@@ -102,7 +102,8 @@ ccp_stmt_plan(CcpStmt *stmt)
 	Assert(stmt->nargs <= CCP_STMT_MAX_ARGS);
 	if (stmt->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
+		SPIPlanPtr	plan = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->types,
+											  stmt->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare a ccpurge statement: %s",

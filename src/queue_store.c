@@ -542,7 +542,7 @@ static CcpStmt ccp_store_purge_due_stmt = {
 
 #define CCP_STORE_DUE_GROUPS(batch_key) \
 	"SELECT server, operation, params, role, batch_key, nitems," \
-	" (extract(epoch FROM (now() - enqueued_at)) * 1000)::int8" \
+	" (extract(epoch FROM (now() - enqueued_at)) * 1000)::int8, first" \
 	" FROM (SELECT server, operation, params::text, role::oid," \
 	" " batch_key " AS batch_key, sum(nitems)::int4 AS nitems," \
 	" min(enqueued_at) AS enqueued_at, min(chunk_id) AS first," \
@@ -597,17 +597,17 @@ static CcpStmt ccp_store_hasten_stmt = {
 	"SELECT chunk_id, nitems FROM ccpurge.queue" \
 	" WHERE state = 'queued' AND server = $1 AND operation = $2" \
 	" AND params = $3::jsonb AND role::oid = $4" \
-	" AND next_attempt_at <= now()" fresh \
+	" AND next_attempt_at <= now() AND chunk_id >= $6" fresh \
 	" ORDER BY chunk_id LIMIT $5 FOR UPDATE SKIP LOCKED"
 
 static CcpStmt ccp_store_claim_stmt = {
 	CCP_STORE_CLAIM(" AND batch_key IS NULL"),
-	5, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT4OID}
+	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT4OID, INT8OID}, NULL, true
 };
 
 static CcpStmt ccp_store_claim_nokeys_stmt = {
 	CCP_STORE_CLAIM(""),
-	5, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT4OID}
+	6, {TEXTOID, TEXTOID, TEXTOID, OIDOID, INT4OID, INT8OID}, NULL, true
 };
 
 static CcpStmt ccp_store_split_stmt = {
@@ -630,13 +630,13 @@ static CcpStmt ccp_store_split_rest_stmt = {
 static CcpStmt ccp_store_sending_keys_stmt = {
 	"UPDATE ccpurge.queue SET state = 'sending', batch_id = $1,"
 	" batch_key = $3, batch_nitems = $4 WHERE chunk_id = ANY($2)",
-	4, {INT8OID, INT8ARRAYOID, TEXTOID, INT4OID}
+	4, {INT8OID, INT8ARRAYOID, TEXTOID, INT4OID}, NULL, true
 };
 
 static CcpStmt ccp_store_sending_nokeys_stmt = {
 	"UPDATE ccpurge.queue SET state = 'sending', batch_id = $1"
 	" WHERE chunk_id = ANY($2)",
-	2, {INT8OID, INT8ARRAYOID}
+	2, {INT8OID, INT8ARRAYOID}, NULL, true
 };
 
 static CcpStmt ccp_store_lock_kept_stmt = {
@@ -737,6 +737,7 @@ ccp_store_due_groups(int per_server, bool keys)
 		group->batch_key = SPI_getvalue(tup, rows->tupdesc, 5);
 		group->queued = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 6, &isnull));
 		group->age_ms = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 7, &isnull));
+		group->first = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 8, &isnull));
 		groups = lappend(groups, group);
 	}
 	return groups;
@@ -842,13 +843,18 @@ ccp_store_mark_sending(int64 batch_id, const char *batch_key, int nitems,
  *
  * The rows are fetched from a cursor, a few at a time, so that the claim
  * locks about the rows it takes: a queue of 1,000-item rows would
- * otherwise have a 1,000-item batch lock up to 1,000 rows.
+ * otherwise have a 1,000-item batch lock up to 1,000 rows.  The scan
+ * starts at group->first, past the index entries of rows claimed before
+ * (which stay until vacuum, and longer while an old snapshot lives, such
+ * as a session in ccpurge_wait); *next_first is where the next claim of
+ * the group may start: past the rows taken, at the row split, if any.
  */
 int
 ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
-					  const char *batch_key, int limit, bool keys)
+					  const char *batch_key, int limit, bool keys,
+					  int64 *next_first)
 {
-	Datum		values[5];
+	Datum		values[6];
 	int64	   *ids;
 	int			cap = 16;
 	int			nids = 0;
@@ -861,6 +867,8 @@ ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
 
 	ccp_store_group_values(group, values);
 	values[4] = Int32GetDatum(limit);
+	values[5] = Int64GetDatum(group->first);
+	*next_first = group->first;
 	portal = ccp_stmt_open(keys ? &ccp_store_claim_stmt : &ccp_store_claim_nokeys_stmt,
 						   values, NULL);
 	ids = palloc(sizeof(int64) * cap);
@@ -888,12 +896,14 @@ ccp_store_claim_fresh(const CcpDueGroup *group, int64 batch_id,
 			{
 				ids[nids++] = id;
 				total += n;
+				*next_first = id + 1;
 			}
 			else
 			{
 				split_id = id;
 				split_take = limit - total;
 				total = limit;
+				*next_first = id;
 			}
 		}
 		SPI_freetuptable(SPI_tuptable);

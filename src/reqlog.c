@@ -1382,9 +1382,11 @@ static CcpStmt ccp_log_finish_stmt = {
 	" pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
 	" pg_catalog.unnest($6))"
 	" AS u(log_id, ok, http_status, code, message, duration_ms)"
-	" WHERE l.log_id OPERATOR(pg_catalog.=) u.log_id AND l.row_hash IS NULL",
+	" WHERE l.log_id OPERATOR(pg_catalog.=) u.log_id AND l.row_hash IS NULL"
+	/* the log's rows through its index, never a scan of the whole log */
+	" AND l.log_id OPERATOR(pg_catalog.=) ANY ($1)",
 	6, {INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	FLOAT8ARRAYOID}
+	FLOAT8ARRAYOID}, NULL, true
 };
 
 /*

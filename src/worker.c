@@ -104,6 +104,18 @@
 /* How soon the worker looks again at due rows someone else had locked. */
 #define CCP_WORKER_RELOCK_MS		1000
 
+/*
+ * Least time between two passes that chain the request log's new rows
+ * while the worker is busy: each pass reads the unchained rows through an
+ * index that keeps an entry of every row chained since the last vacuum,
+ * which an old snapshot (a session in ccpurge_wait, say) keeps from
+ * going, so a pass per claim would cost a drain time quadratic in its
+ * requests.  A claim that leaves the pass for later has the worker look
+ * again once it is due, so the rows of a worker gone idle are chained
+ * within the interval.
+ */
+#define CCP_WORKER_SEAL_INTERVAL_MS	1000
+
 /* One batch: queue rows claimed together and sent as one request. */
 typedef struct CcpBatch
 {
@@ -148,6 +160,7 @@ static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
 static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
 static TimestampTz ccp_next_purge = 0;	/* see ccp_worker_housekeeping */
+static TimestampTz ccp_next_seal = 0;	/* see ccp_worker_housekeeping */
 static int	ccp_worker_index = -1;	/* the launcher's slot of this worker */
 static uint32 ccp_worker_generation = 0;	/* of the slot's claim */
 static bool ccp_worker_gone = false;	/* the extension is not installed */
@@ -314,15 +327,16 @@ ccp_worker_wake_in(long *wake, long ms)
  * ccp_worker_housekeeping queues again, once per worker, every row a
  * previous worker left in "sending", writes the request-log rows that
  * rolled-back transactions handed over, and removes done and canceled rows
- * past ccpurge.retention.  Runs in a claim transaction.  Returns how many
- * ms until the next removal is due, or -1 when no finished row is waiting
- * for one.
+ * past ccpurge.retention, and chains the request log's new rows.  Runs in
+ * a claim transaction.  Returns how many ms until the next removal or
+ * chaining pass is due, or -1 when neither is waiting.
  */
 static long
 ccp_worker_housekeeping(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int64		due_ms;
+	long		wake = -1;
 
 	bool		recovering = !ccp_recovered;
 
@@ -355,8 +369,18 @@ ccp_worker_housekeeping(void)
 								   (unsigned long) unknown, (long long) unknown)));
 		ccp_recovered = true;
 	}
-	/* the worker is the one writer of the chain */
-	(void) ccp_chain_seal();
+	/*
+	 * The worker is the one writer of the chain; a busy worker chains once
+	 * per CCP_WORKER_SEAL_INTERVAL_MS, and looks again when it is up.
+	 */
+	if (now >= ccp_next_seal)
+	{
+		(void) ccp_chain_seal();
+		ccp_next_seal = TimestampTzPlusMilliseconds(now,
+													CCP_WORKER_SEAL_INTERVAL_MS);
+	}
+	else
+		ccp_worker_wake_in(&wake, (long) ((ccp_next_seal - now) / 1000) + 1);
 
 	/*
 	 * Removal runs when the oldest finished row falls due, but at most once
@@ -364,17 +388,21 @@ ccp_worker_housekeeping(void)
 	 * every claim; ccp_next_purge is 0 when no finished row was known.
 	 */
 	if (ccp_next_purge != 0 && now < ccp_next_purge)
-		return (long) ((ccp_next_purge - now) / 1000) + 1;
+	{
+		ccp_worker_wake_in(&wake, (long) ((ccp_next_purge - now) / 1000) + 1);
+		return wake;
+	}
 
 	if (!ccp_store_purge(ccp_retention_s, &due_ms))
 	{
 		ccp_next_purge = 0;
-		return -1;
+		return wake;
 	}
 	ccp_next_purge = TimestampTzPlusMilliseconds(now,
 												 Max(due_ms + 1,
 													 CCP_WORKER_PURGE_INTERVAL_MS));
-	return (long) ((ccp_next_purge - now) / 1000) + 1;
+	ccp_worker_wake_in(&wake, (long) ((ccp_next_purge - now) / 1000) + 1);
+	return wake;
 }
 
 /*
@@ -415,6 +443,73 @@ ccp_worker_unit_inflight(const char *unit)
 }
 
 /*
+ * The due groups of the last look at the queue (ccp_store_due_groups, in
+ * ccp_due_cxt), kept across claims while nothing but the worker's own
+ * claims can have changed them; each claim lowers a group's count by what
+ * it took and moves its first row past them.  Whatever else changes the
+ * queue makes them stale: a commit that sets the latch (new work, a retry,
+ * a cancel), a timer that expires (a backoff, a lingering batch, the rate
+ * limit, a lock held by another session), an outcome that queues rows
+ * again, a reload, an error.  On a long drain this spares a scan of every
+ * queued row at each claim.
+ */
+static MemoryContext ccp_due_cxt = NULL;
+static List *ccp_due_groups = NIL;
+static bool ccp_due_stale = true;
+
+/*
+ * ccp_worker_due_groups returns the due groups a claim works through: the
+ * cached fresh groups with items left, or, when they are stale or used
+ * up, the queue's as it is now.  Kept batches are claimed only from a new
+ * look (a claim takes all of one).  The list is allocated in the current
+ * memory context, its groups in ccp_due_cxt.  Needs the claim transaction.
+ */
+static List *
+ccp_worker_due_groups(void)
+{
+	List	   *live = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!ccp_due_stale)
+	{
+		foreach(lc, ccp_due_groups)
+		{
+			CcpDueGroup *g = lfirst(lc);
+
+			if (g->queued > 0 && g->batch_key == NULL)
+				live = lappend(live, g);
+		}
+		if (live != NIL)
+			return live;
+	}
+	if (ccp_due_cxt == NULL)
+		ccp_due_cxt = AllocSetContextCreate(TopMemoryContext,
+											"ccpurge due groups",
+											ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(ccp_due_cxt);
+	ccp_due_groups = NIL;
+	/* SPI leaves its own context current: copy what it read */
+	foreach(lc, ccp_store_due_groups(CCP_WORKER_MAX_INFLIGHT, ccp_worker_keys))
+	{
+		CcpDueGroup *g = lfirst(lc);
+		CcpDueGroup *copy;
+
+		old = MemoryContextSwitchTo(ccp_due_cxt);
+		copy = palloc(sizeof(CcpDueGroup));
+		*copy = *g;
+		copy->server = pstrdup(g->server);
+		copy->operation = pstrdup(g->operation);
+		copy->params = pstrdup(g->params);
+		copy->batch_key = g->batch_key ? pstrdup(g->batch_key) : NULL;
+		ccp_due_groups = lappend(ccp_due_groups, copy);
+		MemoryContextSwitchTo(old);
+	}
+	ccp_due_stale = false;
+	return list_copy(ccp_due_groups);
+}
+
+/*
  * ccp_worker_claim_units reads the due queued rows as claim groups, at most
  * CCP_WORKER_MAX_INFLIGHT per server (a claim makes no more batches of
  * one), and sorts them into units.  Returns a list of CcpClaimUnit *, the
@@ -424,8 +519,7 @@ ccp_worker_unit_inflight(const char *unit)
 static List *
 ccp_worker_claim_units(void)
 {
-	List	   *due = ccp_store_due_groups(CCP_WORKER_MAX_INFLIGHT,
-										   ccp_worker_keys);
+	List	   *due = ccp_worker_due_groups();
 	List	   *units = NIL;
 	ListCell   *lg;
 
@@ -503,6 +597,7 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 							ccp_jsonb_parse(due->params), &error))
 	{
 		ccp_worker_fail_key(due, error);
+		due->queued = 0;
 		return false;
 	}
 	limit = Min(batch->srv->batch_size, batch->def->max_batch);
@@ -536,6 +631,7 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 			 */
 			ccp_store_new_generation(kept_ids, nkept);
 			due->batch_key = NULL;
+			ccp_due_stale = true;
 		}
 	}
 	else if (due->queued < limit && due->age_ms < ccp_batch_linger_ms)
@@ -562,7 +658,7 @@ ccp_worker_fill_batch(CcpBatch *batch, CcpClaimGroup *group, long *wake)
 	else
 	{
 		claimed = ccp_store_claim_fresh(due, batch->batch_id, batch->batch_key,
-										limit, ccp_worker_keys);
+										limit, ccp_worker_keys, &due->first);
 		if (claimed < 0)
 		{
 			/*
@@ -629,6 +725,7 @@ ccp_worker_claim_unit(CcpClaimUnit *unit, long *wake)
 		if (def == NULL)
 		{
 			ccp_worker_fail_key(group->due, "unknown operation");
+			group->due->queued = 0;
 			group->exhausted = true;
 			continue;
 		}
@@ -922,10 +1019,16 @@ ccp_worker_record(void)
 		ccp_store_record(batch->batch_id, settle, out->http_status, out->code,
 						 out->message, delay_ms,
 						 whole ? batch->receipt_log_id : 0);
+		/* rows queued again change the due groups */
+		if (settle != CCP_SETTLE_DONE)
+			ccp_due_stale = true;
 		/* a server back from an outage: what backed off goes at once */
 		if (ccp_breaker_record(batch->srv, out, batch->claimed_at,
 							   batch->x.no_room))
+		{
 			ccp_store_hasten(batch->srv->servername);
+			ccp_due_stale = true;
+		}
 		if (out->ok && out->item_ok != NULL)
 			ccp_worker_fail_items(batch);
 		else if (settle == CCP_SETTLE_FAILED)
@@ -1076,6 +1179,7 @@ ccpurge_worker_main(Datum main_arg)
 		ccp_reqlog_orphan_pending();
 		ccp_recovered = false;
 		need_claim = true;
+		ccp_due_stale = true;
 		wake = -1;
 		RESUME_INTERRUPTS();
 		/* do not spin on an error that repeats, even if the latch is set */
@@ -1095,6 +1199,7 @@ ccpurge_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			need_claim = true;
+			ccp_due_stale = true;
 			/* a changed ccpurge.retention changes when removal is due */
 			ccp_next_purge = 0;
 		}
@@ -1111,9 +1216,13 @@ ccpurge_worker_main(Datum main_arg)
 		{
 			ResetLatch(MyLatch);
 			need_claim = true;
+			ccp_due_stale = true;
 		}
 		if (wake >= 0 && GetCurrentTimestamp() >= wake_at)
+		{
 			need_claim = true;
+			ccp_due_stale = true;
+		}
 
 		if (need_claim &&
 			list_length(ccp_inflight) < ccp_worker_limit)
@@ -1168,6 +1277,7 @@ ccpurge_worker_main(Datum main_arg)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH,
 							 -1L, PG_WAIT_EXTENSION);
 		need_claim = true;
+		ccp_due_stale = true;
 		ResetLatch(MyLatch);
 	}
 }
