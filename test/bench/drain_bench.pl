@@ -15,7 +15,10 @@
 # one request per item, drains about 200 per second here), the
 # cleancustpersonaldata requests the simulator saw (target: exactly
 # ceil(N/1000)), and the worker's peak RSS (VmHWM; target: under 64 MB and
-# flat as N grows), with its anonymous part.  This is a benchmark, not a
+# flat as N grows), with its anonymous part; the WAL written per item, and
+# the WAL flushes with their time (track_wal_io_timing), and, with
+# CCP_BENCH_WALSTATS=1, the WAL by record type (pg_walinspect).  This is a
+# benchmark, not a
 # test: it fails only when an item does not end done or the simulator did
 # not erase every number, never on a slow figure.
 #
@@ -182,7 +185,7 @@ SELECT "resource_manager/record_type" || ': ' || round(combined_size::numeric / 
 		"N=%d: enqueue %.2f s; drain %.3f s = %.0f items/s; %d requests"
 		  . " (ceil(N/1000) = %d), %d token(s); worker VmHWM %.1f MB"
 		  . " (idle %.1f MB), peak VmRSS %.1f MB, peak RssAnon %.1f MB"
-		  . " (idle %.1f MB), RssShmem at end %.1f MB",
+		  . " (idle %.1f MB), RssShmem at end %.1f MB; WAL %.0f bytes per item",
 		$n, $t_enq, $elapsed, $n / $elapsed, $requests, ceil($n / 1000), $tokens,
 		$mem->{VmHWM} / 1024, $idle->{VmHWM} / 1024, $peak_rss / 1024,
 		$peak_anon / 1024, $idle->{RssAnon} / 1024, $mem->{RssShmem} / 1024,
