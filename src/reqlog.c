@@ -419,22 +419,34 @@ ccp_reqlog_write(const CcpServer *srv, const char *operation,
 
 /*
  * ccp_reqlog_seq_durable flushes the WAL that holds the state of sequence
- * seqid (usually flushed already: the sequence logs values ahead), so
- * that a log_id reserved for an intent is never handed out again after a
- * crash.
+ * seqid, so that a log_id reserved for an intent is never handed out again
+ * after a crash.  That WAL is usually flushed already: the sequence logs
+ * 32 values ahead in one record, and when the values it logged are used
+ * up (or a checkpoint has passed since), this call takes one more value,
+ * wasted, so that the record the next reservation needs is written now
+ * and flushed by the commit of this call.  Separate one-item calls so make
+ * one WAL flush each, their commit's.
  */
 static void
 ccp_reqlog_seq_durable(Oid seqid)
 {
 	Relation	rel = relation_open(seqid, AccessShareLock);
 	Buffer		buf = ReadBuffer(rel, 0);
+	Page		page;
+	HeapTupleHeader tup;
 	XLogRecPtr	lsn;
+	int64		log_cnt;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	lsn = PageGetLSN(BufferGetPage(buf));
+	page = BufferGetPage(buf);
+	lsn = PageGetLSN(page);
+	tup = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, FirstOffsetNumber));
+	log_cnt = ((Form_pg_sequence_data) ((char *) tup + tup->t_hoff))->log_cnt;
 	UnlockReleaseBuffer(buf);
 	relation_close(rel, AccessShareLock);
 	XLogFlush(lsn);
+	if (log_cnt == 0 || lsn <= GetRedoRecPtr())
+		(void) nextval_internal(seqid, false);
 }
 
 /*

@@ -161,6 +161,7 @@ static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
 static TimestampTz ccp_next_purge = 0;	/* see ccp_worker_housekeeping */
 static TimestampTz ccp_next_seal = 0;	/* see ccp_worker_housekeeping */
+static bool ccp_seal_due = false;	/* see ccp_worker_seal */
 static int	ccp_worker_index = -1;	/* the launcher's slot of this worker */
 static uint32 ccp_worker_generation = 0;	/* of the slot's claim */
 static bool ccp_worker_gone = false;	/* the extension is not installed */
@@ -324,6 +325,27 @@ ccp_worker_wake_in(long *wake, long ms)
 }
 
 /*
+ * ccp_worker_seal chains the request log's new rows (chain.c) when
+ * housekeeping found a pass due, in a transaction of its own that commits
+ * without waiting for its WAL to reach the disk: a pass a crash loses is
+ * made again from the same rows, which stay unchained, and any later
+ * commit that waits flushes it too.  So chaining adds no WAL flush to the
+ * calls whose rows it chains.
+ */
+static void
+ccp_worker_seal(void)
+{
+	if (!ccp_seal_due)
+		return;
+	ccp_seal_due = false;
+	ccp_worker_begin("ccpurge worker: chaining the request log");
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	(void) ccp_chain_seal();
+	ccp_worker_end();
+}
+
+/*
  * ccp_worker_housekeeping queues again, once per worker, every row a
  * previous worker left in "sending", writes the request-log rows that
  * rolled-back transactions handed over, and removes done and canceled rows
@@ -371,11 +393,12 @@ ccp_worker_housekeeping(void)
 	}
 	/*
 	 * The worker is the one writer of the chain; a busy worker chains once
-	 * per CCP_WORKER_SEAL_INTERVAL_MS, and looks again when it is up.
+	 * per CCP_WORKER_SEAL_INTERVAL_MS (ccp_worker_seal, after this
+	 * transaction), and looks again when it is up.
 	 */
 	if (now >= ccp_next_seal)
 	{
-		(void) ccp_chain_seal();
+		ccp_seal_due = true;
 		ccp_next_seal = TimestampTzPlusMilliseconds(now,
 													CCP_WORKER_SEAL_INTERVAL_MS);
 	}
@@ -809,6 +832,7 @@ ccp_worker_claim(void)
 	if (ccp_store_next_due(&due_ms))
 		ccp_worker_wake_in(&wake, (long) Max(due_ms, 1));
 	ccp_worker_end();
+	ccp_worker_seal();
 	return wake;
 }
 

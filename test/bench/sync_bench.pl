@@ -7,7 +7,9 @@
 #   2. the same function with batch_size 1 and 2,000 numbers (2,000
 #      requests): time per request;
 #   3. the baseline: one curl process sending the same 2,000 requests over
-#      one keep-alive connection.
+#      one keep-alive connection;
+#   4. 500 separate one-item calls, each its own transaction: the WAL
+#      flushes per call, the worker's included (target: at most one).
 # It prints the figures and the ratio of 2 to 3 (target: at most 1.2).
 # This is a benchmark, not a test: it never fails on a slow figure.
 #
@@ -84,6 +86,23 @@ for my $r (1 .. $reps)
 	unlink $cfg;
 }
 
+# 4. separate one-item calls, each its own transaction: the WAL flushes
+# each costs, those of the worker chaining their log rows included
+# (pg_stat_wal counts flushes only with fsync on: CCP_BENCH_FSYNC=on;
+# processes report statistics at most once a second)
+sub wal_syncs
+{
+	sleep 1.2;
+	return $node->safe_psql('postgres', 'SELECT wal_sync FROM pg_stat_wal');
+}
+my $separate = 500;
+my $syncs0 = wal_syncs();
+$node->safe_psql('postgres',
+	join("\n",
+		map { "SELECT count(*) FROM ccpurge_delete_customers(ARRAY['sep$_']);" }
+		  1 .. $separate));
+my $syncs = wal_syncs() - $syncs0;
+
 # median of a list
 sub median
 {
@@ -100,6 +119,9 @@ diag(sprintf("sync batch_size 1: %.1f us/request (%.0f requests/s), runs: %s",
 diag(sprintf("raw keep-alive curl: %.1f us/request (%.0f requests/s), runs: %s",
 		$raw / 2000 * 1e6, 2000 / $raw, join(' ', map { sprintf '%.3f', $_ } @raw)));
 diag(sprintf("RATIO ccpurge/curl per request: %.2f (target <= 1.2)", $ext / $raw));
+diag(sprintf("separate one-item calls: %.3f WAL flushes per call (%d calls, %d flushes%s; target <= 1)",
+		$syncs / $separate, $separate, $syncs,
+		($ENV{CCP_BENCH_FSYNC} // '') eq 'on' ? '' : '; counted only with CCP_BENCH_FSYNC=on'));
 
 $node->stop;
 $sim->stop;
