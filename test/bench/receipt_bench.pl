@@ -9,7 +9,9 @@
 #    ccpurge.erasure_packed away, so that ccpurge finds no receipts table
 #    and, as in an installation not yet updated to 1.2, computes and writes
 #    no receipt (a bench-only step: it is renamed back at once).  Everything
-#    else, the queue's digests of done items included, is the same in both.
+#    else is the same in both, but for what the queue keeps of done items:
+#    without receipts their digests in the rows, with receipts where the
+#    receipts are (see ccp_store_record).
 #    CCP_BENCH_ROUNDS rounds (default 2), alternating; the best of each is
 #    compared.  Target: with receipts at least 0.7x the items/s without.
 # 2. Storage: pg_total_relation_size of ccpurge.erasure_packed (heap,
