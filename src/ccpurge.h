@@ -407,6 +407,10 @@ extern bool ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner);
 extern void ccp_owner_call(Oid owner, void (*fn) (void *arg), void *arg);
 extern struct PortalData *ccp_stmt_open(CcpStmt *stmt, Datum *values,
 										const char *nulls);
+extern void ccp_stmt_columns_alloc(const CcpStmt *stmt, int n, Datum **cols,
+								   bool **colnulls);
+extern void ccp_stmt_columns_args(const CcpStmt *stmt, int n, Datum **cols,
+								  bool **colnulls, Datum *args);
 extern uint64 ccp_stmt_exec(CcpStmt *stmt, Datum *values, const char *nulls,
 							int expect);
 extern uint64 ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values,

@@ -206,10 +206,8 @@ ccp_chain_seal(void)
 	uint64		n;
 	SPITupleTable *rows;
 	bool		isnull;
-	Datum	   *ids;
-	Datum	   *prevs;
-	Datum	   *hashes;
-	Datum	   *seqs;
+	Datum	   *cols[4];
+	bool	   *nulls[4];
 	Datum		values[4];
 
 	if (!ccp_ccpurge_table("request_log", &relid, NULL) ||
@@ -230,30 +228,20 @@ ccp_chain_seal(void)
 		AtEOXact_GUC(false, guc_level);
 		return 0;
 	}
-	ids = palloc(sizeof(Datum) * n);
-	prevs = palloc(sizeof(Datum) * n);
-	hashes = palloc(sizeof(Datum) * n);
-	seqs = palloc(sizeof(Datum) * n);
+	ccp_stmt_columns_alloc(&ccp_chain_seal_stmt, n, cols, nulls);
 	for (uint64 i = 0; i < n; i++)
 	{
 		char	   *hash;
 
 		seq++;
 		hash = ccp_chain_hash(rows->vals[i], rows->tupdesc, prev, seq);
-		ids[i] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
-		prevs[i] = CStringGetTextDatum(prev);
-		hashes[i] = CStringGetTextDatum(hash);
-		seqs[i] = Int64GetDatum(seq);
+		cols[0][i] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		cols[1][i] = CStringGetTextDatum(prev);
+		cols[2][i] = CStringGetTextDatum(hash);
+		cols[3][i] = Int64GetDatum(seq);
 		prev = hash;
 	}
-	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(prevs, n, TEXTOID, -1, false,
-												TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(hashes, n, TEXTOID, -1, false,
-												TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ccp_stmt_columns_args(&ccp_chain_seal_stmt, n, cols, nulls, values);
 	if (ccp_stmt_exec(&ccp_chain_seal_stmt, values, NULL, SPI_OK_UPDATE) != n)
 		elog(ERROR, "could not seal %llu rows of the ccpurge request log",
 			 (unsigned long long) n);

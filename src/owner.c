@@ -25,6 +25,7 @@
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -212,4 +213,45 @@ ccp_stmt_exec_as(Oid owner, CcpStmt *stmt, Datum *values, const char *nulls,
 
 	ccp_owner_call(owner, ccp_stmt_call, &call);
 	return call.processed;
+}
+
+/*
+ * ccp_stmt_columns_alloc allocates, in the current memory context, the
+ * value and null vectors of n rows for each argument of stmt, a statement
+ * that takes its rows as parallel arrays (unnest); nulls start false.
+ */
+void
+ccp_stmt_columns_alloc(const CcpStmt *stmt, int n, Datum **cols,
+					   bool **colnulls)
+{
+	for (int c = 0; c < stmt->nargs; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		colnulls[c] = palloc0(sizeof(bool) * n);
+	}
+}
+
+/*
+ * ccp_stmt_columns_args makes the column vectors of n rows into the
+ * one-dimensional array arguments of stmt, one per argument, each of the
+ * element type of the argument's array type.
+ */
+void
+ccp_stmt_columns_args(const CcpStmt *stmt, int n, Datum **cols,
+					  bool **colnulls, Datum *args)
+{
+	for (int c = 0; c < stmt->nargs; c++)
+	{
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+		Oid			elemtype = get_element_type(stmt->types[c]);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
+													 dims, lbs, elemtype,
+													 typlen, typbyval, typalign));
+	}
 }

@@ -144,34 +144,23 @@ ccp_receipt_insert(Oid owner, int n, const int64 *log_ids, const int *key_ids,
 				   const int *nitems)
 {
 	Datum	   *cols[4];
-	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
+	bool	   *nulls[4];
 	Datum		args[4];
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 
 	if (n == 0)
 		return;
-	for (int c = 0; c < 4; c++)
-		cols[c] = palloc(sizeof(Datum) * n);
+	ccp_stmt_columns_alloc(&ccp_receipt_insert_stmt, n, cols, nulls);
 	for (int i = 0; i < n; i++)
 	{
 		cols[0][i] = Int64GetDatum(log_ids[i]);
 		cols[1][i] = Int32GetDatum(key_ids[i]);
 		cols[2][i] = PointerGetDatum(ccp_receipt_bytea(hmacs[i],
 													   (Size) nitems[i] * CCP_HMAC_LEN));
-		nulls[i] = (item_ok[i] == NULL);
+		nulls[3][i] = (item_ok[i] == NULL);
 		if (item_ok[i] != NULL)
 			cols[3][i] = PointerGetDatum(ccp_receipt_bytea(item_ok[i], nitems[i]));
 	}
-	args[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8,
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true,
-											  TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(cols[2], n, BYTEAOID, -1, false,
-											  TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_md_array(cols[3], nulls, 1, dims, lbs,
-												 BYTEAOID, -1, false,
-												 TYPALIGN_INT));
+	ccp_stmt_columns_args(&ccp_receipt_insert_stmt, n, cols, nulls, args);
 	if (OidIsValid(owner))
 		(void) ccp_stmt_exec_as(owner, &ccp_receipt_insert_stmt, args, NULL,
 								SPI_OK_INSERT);

@@ -1335,22 +1335,6 @@ ccp_reqlog_resent(const CcpServer *srv, const char *operation,
 }
 
 /*
- * ccp_reqlog_columns_alloc allocates, in the current memory context, the
- * value and null vectors of n rows for each argument of stmt, a statement
- * that takes its rows as parallel arrays (unnest); nulls start false.
- */
-static void
-ccp_reqlog_columns_alloc(const CcpStmt *stmt, int n, Datum **cols,
-						 bool **colnulls)
-{
-	for (int c = 0; c < stmt->nargs; c++)
-	{
-		cols[c] = palloc(sizeof(Datum) * n);
-		colnulls[c] = palloc0(sizeof(bool) * n);
-	}
-}
-
-/*
  * ccp_reqlog_set_text sets one text value of a column vector, NULL when s
  * is NULL.
  */
@@ -1359,31 +1343,6 @@ ccp_reqlog_set_text(Datum *value, bool *isnull, const char *s)
 {
 	*value = s ? CStringGetTextDatum(s) : (Datum) 0;
 	*isnull = (s == NULL);
-}
-
-/*
- * ccp_reqlog_columns_args makes the column vectors of n rows into the
- * one-dimensional array arguments of stmt, one per argument, each of the
- * element type of the argument's array type.
- */
-static void
-ccp_reqlog_columns_args(const CcpStmt *stmt, int n, Datum **cols,
-						bool **colnulls, Datum *args)
-{
-	for (int c = 0; c < stmt->nargs; c++)
-	{
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
-		Oid			elemtype = get_element_type(stmt->types[c]);
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-		args[c] = PointerGetDatum(construct_md_array(cols[c], colnulls[c], 1,
-													 dims, lbs, elemtype,
-													 typlen, typbyval, typalign));
-	}
 }
 
 /* The outcome of intent rows (see ccp_reqlog_intent), prepared once. */
@@ -1433,7 +1392,7 @@ ccp_reqlog_finish_intents(Oid owner)
 		list_free(rest);
 		return list_length(ccp_log_pending);
 	}
-	ccp_reqlog_columns_alloc(&ccp_log_finish_stmt, list_length(done), cols,
+	ccp_stmt_columns_alloc(&ccp_log_finish_stmt, list_length(done), cols,
 							 colnulls);
 	foreach(lc, done)
 	{
@@ -1448,7 +1407,7 @@ ccp_reqlog_finish_intents(Oid owner)
 		cols[5][n] = Float8GetDatum(e->duration_ms);
 		n++;
 	}
-	ccp_reqlog_columns_args(&ccp_log_finish_stmt, n, cols, colnulls, args);
+	ccp_stmt_columns_args(&ccp_log_finish_stmt, n, cols, colnulls, args);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	(void) ccp_stmt_exec_as(owner, &ccp_log_finish_stmt, args, NULL,
@@ -1681,7 +1640,7 @@ ccp_reqlog_flush(void)
 		return;
 	}
 
-	ccp_reqlog_columns_alloc(&ccp_log_insert_stmt[keyed], n, cols, colnulls);
+	ccp_stmt_columns_alloc(&ccp_log_insert_stmt[keyed], n, cols, colnulls);
 	foreach(lc, ccp_log_pending)
 	{
 		CcpLogEntry *e = lfirst(lc);
@@ -1726,7 +1685,7 @@ ccp_reqlog_flush(void)
 		}
 		i++;
 	}
-	ccp_reqlog_columns_args(&ccp_log_insert_stmt[keyed], n, cols, colnulls, args);
+	ccp_stmt_columns_args(&ccp_log_insert_stmt[keyed], n, cols, colnulls, args);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
