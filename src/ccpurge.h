@@ -879,6 +879,7 @@ extern void ccp_reqlog_resent(const CcpServer *srv, const char *operation,
 							  char **items, int nitems, CcpOrigin origin,
 							  int64 request_id, const int64 *request_ids,
 							  int nrequest_ids, const char *scope, int resends);
+extern bool ccp_reqlog_pending(void);
 extern void ccp_reqlog_flush(void);
 extern void ccp_reqlog_flush_at_statement_end(void);
 extern void ccp_reqlog_discard(void);

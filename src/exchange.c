@@ -310,19 +310,31 @@ ccp_exchange(const CcpServer *srv, const CcpOpDef *def,
 }
 
 /*
+ * ccp_exchange_per_part returns how many requests a synchronous call of
+ * def sends to srv for nitems items with each part of its params: one per
+ * chunk of the server's batch size, or one for a request the params alone
+ * define.
+ */
+static int
+ccp_exchange_per_part(const CcpServer *srv, const CcpOpDef *def, int nitems)
+{
+	int			batch = Min(srv->batch_size, def->max_batch);
+
+	return (nitems == 0) ? 1 : (nitems - 1) / batch + 1;
+}
+
+/*
  * ccp_exchange_requests returns how many requests a synchronous call of
- * def sends to srv for nitems items (validated, distinct) and params: one
- * per chunk of the server's batch size, or one for a request the params
- * alone define, times the requests the params need per chunk.
+ * def sends to srv for nitems items (validated, distinct) and params: the
+ * requests of each part of the params (ccp_exchange_per_part), times the
+ * parts the params need.
  */
 int
 ccp_exchange_requests(const CcpServer *srv, const CcpOpDef *def,
 					  const void *params, int nitems)
 {
-	int			batch = Min(srv->batch_size, def->max_batch);
-	int			chunks = nitems > 0 ? (nitems + batch - 1) / batch : 1;
-
-	return chunks * list_length(ccp_params_split(def, params));
+	return ccp_exchange_per_part(srv, def, nitems) *
+		list_length(ccp_params_split(def, params));
 }
 
 /*
@@ -345,7 +357,7 @@ ccp_exchange_chunks(const CcpServer *srv, const CcpOpDef *def,
 	MemoryContext old;
 	List	   *parts = ccp_params_split(def, params);
 	int			batch = Min(srv->batch_size, def->max_batch);
-	int			per_part = (nitems == 0) ? 1 : (nitems - 1) / batch + 1;
+	int			per_part = ccp_exchange_per_part(srv, def, nitems);
 	int64		nchunks = (int64) list_length(parts) * per_part;
 	CcpChunk	win[CCP_INTENT_WINDOW];
 	int64		win_ids[CCP_INTENT_WINDOW];

@@ -1602,6 +1602,13 @@ ccp_reqlog_write_receipts(Oid owner)
 		ccp_receipt_insert(owner, m, log_ids, key_ids, hmacs, item_ok, nitems);
 }
 
+/* ccp_reqlog_pending tells whether rows wait for ccp_reqlog_flush. */
+bool
+ccp_reqlog_pending(void)
+{
+	return ccp_log_pending != NIL;
+}
+
 /*
  * ccp_reqlog_flush writes every pending row in one INSERT.  Must run inside
  * a transaction with an active snapshot; SPI must not be connected by the

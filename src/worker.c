@@ -160,8 +160,8 @@ static List *ccp_finished = NIL;	/* CcpBatch *, waiting to be recorded */
 static int64 ccp_next_batch_id = 0;
 static bool ccp_recovered = false;
 static TimestampTz ccp_next_purge = 0;	/* see ccp_worker_housekeeping */
-static TimestampTz ccp_next_seal = 0;	/* see ccp_worker_housekeeping */
-static bool ccp_seal_due = false;	/* see ccp_worker_seal */
+static TimestampTz ccp_next_seal = 0;	/* see ccp_worker_seal */
+static bool ccp_seal_owed = false;	/* see ccp_worker_seal */
 static int	ccp_worker_index = -1;	/* the launcher's slot of this worker */
 static uint32 ccp_worker_generation = 0;	/* of the slot's claim */
 static bool ccp_worker_gone = false;	/* the extension is not installed */
@@ -325,22 +325,29 @@ ccp_worker_wake_in(long *wake, long ms)
 }
 
 /*
- * ccp_worker_seal chains the request log's new rows (chain.c) when
- * housekeeping found a pass due, in a transaction of its own that commits
- * without waiting for its WAL to reach the disk: a pass a crash loses is
- * made again from the same rows, which stay unchained, and any later
- * commit that waits flushes it too.  So chaining adds no WAL flush to the
- * calls whose rows it chains.
+ * ccp_worker_seal chains the request log's new rows (chain.c), the worker
+ * being the one writer of the chain, before a claim: at most once per
+ * CCP_WORKER_SEAL_INTERVAL_MS, in a transaction of its own, which commits
+ * as durably as the server's settings make any commit (the chain is
+ * evidence too).  A claim that writes nothing then commits without a WAL
+ * flush, and chaining costs at most one flush a second however many
+ * calls' rows it chains.  A claim made too soon after a pass leaves the
+ * rows it may have brought owed (ccp_seal_owed), and housekeeping has the
+ * worker look again once the next pass is due.
  */
 static void
 ccp_worker_seal(void)
 {
-	if (!ccp_seal_due)
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (now < ccp_next_seal)
+	{
+		ccp_seal_owed = true;
 		return;
-	ccp_seal_due = false;
+	}
+	ccp_next_seal = TimestampTzPlusMilliseconds(now, CCP_WORKER_SEAL_INTERVAL_MS);
+	ccp_seal_owed = false;
 	ccp_worker_begin("ccpurge worker: chaining the request log");
-	(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
-							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	(void) ccp_chain_seal();
 	ccp_worker_end();
 }
@@ -349,9 +356,9 @@ ccp_worker_seal(void)
  * ccp_worker_housekeeping queues again, once per worker, every row a
  * previous worker left in "sending", writes the request-log rows that
  * rolled-back transactions handed over, and removes done and canceled rows
- * past ccpurge.retention, and chains the request log's new rows.  Runs in
- * a claim transaction.  Returns how many ms until the next removal or
- * chaining pass is due, or -1 when neither is waiting.
+ * past ccpurge.retention.  Runs in a claim transaction.  Returns how many
+ * ms until the next removal or an owed chaining pass (ccp_worker_seal) is
+ * due, or -1 when neither is waiting.
  */
 static long
 ccp_worker_housekeeping(void)
@@ -378,6 +385,9 @@ ccp_worker_housekeeping(void)
 	}
 	/* request-log rows of rolled-back synchronous calls */
 	ccp_reqlog_adopt_orphans();
+	/* rows written after this claim's chaining pass: the next one's */
+	if (ccp_reqlog_pending())
+		ccp_seal_owed = true;
 	ccp_reqlog_flush();
 	if (recovering)
 	{
@@ -385,25 +395,19 @@ ccp_worker_housekeeping(void)
 		int64		unknown = ccp_reqlog_mark_unknown();
 
 		if (unknown > 0)
+		{
+			/* finished rows now: the next chaining pass's */
+			ccp_seal_owed = true;
 			ereport(LOG,
 					(errmsg_plural("ccpurge worker marked %lld request whose answer was not recorded \"outcome unknown\"",
 								   "ccpurge worker marked %lld requests whose answers were not recorded \"outcome unknown\"",
 								   (unsigned long) unknown, (long long) unknown)));
+		}
 		ccp_recovered = true;
 	}
-	/*
-	 * The worker is the one writer of the chain; a busy worker chains once
-	 * per CCP_WORKER_SEAL_INTERVAL_MS (ccp_worker_seal, after this
-	 * transaction), and looks again when it is up.
-	 */
-	if (now >= ccp_next_seal)
-	{
-		ccp_seal_due = true;
-		ccp_next_seal = TimestampTzPlusMilliseconds(now,
-													CCP_WORKER_SEAL_INTERVAL_MS);
-	}
-	else
-		ccp_worker_wake_in(&wake, (long) ((ccp_next_seal - now) / 1000) + 1);
+	/* a chaining pass owed (ccp_worker_seal): look again when it is due */
+	if (ccp_seal_owed)
+		ccp_worker_wake_in(&wake, (long) Max((ccp_next_seal - now) / 1000 + 1, 1));
 
 	/*
 	 * Removal runs when the oldest finished row falls due, but at most once
@@ -794,6 +798,7 @@ ccp_worker_claim(void)
 	bool		progress;
 	int64		due_ms;
 
+	ccp_worker_seal();
 	ccp_worker_begin("ccpurge worker: claiming batches");
 	if (!ccp_worker_queue_exists())
 	{
@@ -832,7 +837,6 @@ ccp_worker_claim(void)
 	if (ccp_store_next_due(&due_ms))
 		ccp_worker_wake_in(&wake, (long) Max(due_ms, 1));
 	ccp_worker_end();
-	ccp_worker_seal();
 	return wake;
 }
 
