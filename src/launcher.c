@@ -44,6 +44,9 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/genam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -55,6 +58,8 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -703,6 +708,77 @@ ccp_launcher_names_ccpurge(DropStmt *drop)
 }
 
 /*
+ * ccp_launcher_extension_row sets *schema and *owner to the schema
+ * extension ext is installed in and the role that owns it (PostgreSQL 15
+ * exports no function for either).
+ */
+static void
+ccp_launcher_extension_row(Oid ext, Oid *schema, Oid *owner)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	*schema = *owner = InvalidOid;
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		*schema = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * ccp_launcher_drops_ccpurge tells whether a utility statement drops the
+ * extension ccpurge of this database: DROP EXTENSION naming it, DROP
+ * SCHEMA ... CASCADE of the schema it is installed in, or DROP OWNED BY
+ * a role that owns it.
+ */
+static bool
+ccp_launcher_drops_ccpurge(Node *stmt)
+{
+	Oid			ext;
+	Oid			schema;
+	Oid			owner;
+	ListCell   *lc;
+
+	if (IsA(stmt, DropStmt) &&
+		((DropStmt *) stmt)->removeType == OBJECT_EXTENSION)
+		return ccp_launcher_names_ccpurge((DropStmt *) stmt);
+	if (!(IsA(stmt, DropStmt) &&
+		  ((DropStmt *) stmt)->removeType == OBJECT_SCHEMA &&
+		  ((DropStmt *) stmt)->behavior == DROP_CASCADE) &&
+		!IsA(stmt, DropOwnedStmt))
+		return false;
+	/* a statement that may drop it: is it here? */
+	ext = get_extension_oid("ccpurge", true);
+	if (!OidIsValid(ext))
+		return false;
+	ccp_launcher_extension_row(ext, &schema, &owner);
+	if (IsA(stmt, DropStmt))
+	{
+		foreach(lc, ((DropStmt *) stmt)->objects)
+		{
+			if (get_namespace_oid(strVal(lfirst(lc)), true) == schema)
+				return true;
+		}
+		return false;
+	}
+	foreach(lc, ((DropOwnedStmt *) stmt)->roles)
+	{
+		if (get_rolespec_oid(lfirst(lc), true) == owner)
+			return true;
+	}
+	return false;
+}
+
+/*
  * ccp_launcher_refuse_drop raises an error when ccpurge.queue holds items
  * that are queued, sending or failed: DROP EXTENSION would lose them.
  * Runs before the drop, in its transaction, as its caller (who owns the
@@ -748,9 +824,10 @@ ccp_launcher_refuse_drop(void)
 }
 
 /*
- * ccp_launcher_utility_hook refuses a DROP EXTENSION ccpurge that would
- * lose queued work, and remembers a CREATE or DROP EXTENSION ccpurge so
- * that its commit wakes the database's worker or has one started.
+ * ccp_launcher_utility_hook refuses a statement that would drop the
+ * extension and with it queued work (ccp_launcher_drops_ccpurge), and
+ * remembers a CREATE or DROP of the extension so that its commit wakes
+ * the database's worker or has one started.
  */
 static void
 ccp_launcher_utility_hook(PlannedStmt *pstmt, const char *queryString,
@@ -761,9 +838,7 @@ ccp_launcher_utility_hook(PlannedStmt *pstmt, const char *queryString,
 	Node	   *stmt = pstmt->utilityStmt;
 	bool		ours = false;
 
-	if (IsA(stmt, DropStmt) &&
-		((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
-		ccp_launcher_names_ccpurge((DropStmt *) stmt))
+	if (ccp_launcher_drops_ccpurge(stmt))
 	{
 		ours = true;
 		ccp_launcher_refuse_drop();

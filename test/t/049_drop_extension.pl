@@ -6,6 +6,9 @@
 #     an error counting them by state and a hint naming the functions
 #     that finish or cancel them; the queue keeps them;
 #   - with items failed, likewise;
+#   - DROP SCHEMA ... CASCADE of the extension's schema and DROP OWNED BY
+#     its owner, which would drop it too, are refused likewise; DROP OWNED
+#     BY another superuser is not;
 #   - once they are canceled, DROP EXTENSION succeeds, and the database's
 #     worker leaves;
 #   - with nothing but done items, it succeeds at once.
@@ -63,6 +66,26 @@ like($err, qr/DETAIL:  2 items are queued, 0 sending and 3 failed/,
 	'queued items: the error counts them');
 is($node->safe_psql('postgres', 'SELECT sum(nitems) FROM ccpurge.queue'),
 	'5', 'the queue kept every item');
+
+# The extension also goes with its schema and with its owner's objects.
+my $refused =
+  qr/ERROR:  cannot drop extension ccpurge while items are queued, sending or failed/;
+($ret, $out, $err) = $node->psql('postgres',
+	'SET client_min_messages = warning; DROP SCHEMA public CASCADE');
+isnt($ret, 0, 'queued items: DROP SCHEMA ... CASCADE of its schema is refused');
+like($err, $refused, 'DROP SCHEMA: with the same error');
+($ret, $out, $err) = $node->psql('postgres', 'DROP OWNED BY CURRENT_USER');
+isnt($ret, 0, 'queued items: DROP OWNED BY its owner is refused');
+like($err, $refused, 'DROP OWNED: with the same error');
+# a superuser that owns nothing of it drops its own objects
+$node->safe_psql('postgres',
+	'CREATE ROLE bystander SUPERUSER; SET ROLE bystander; CREATE TABLE bystanders (x int); RESET ROLE'
+);
+($ret, $out, $err) = $node->psql('postgres', 'DROP OWNED BY bystander');
+is($ret, 0, "DROP OWNED BY another superuser is not refused") or diag($err);
+is( $node->safe_psql('postgres',
+		"SELECT to_regclass('bystanders') IS NULL AND sum(nitems) = 5 FROM ccpurge.queue"),
+	't', 'it dropped its own table; the queue kept every item');
 
 # 3. Canceled, everything may go.
 $node->safe_psql('postgres', "SELECT ccpurge_cancel($_)") for ($failed, $queued);
