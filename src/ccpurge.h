@@ -405,6 +405,8 @@ extern void ccp_owner_restore_user(const CcpOwnerState *state);
 extern void ccp_owner_end(const CcpOwnerState *state);
 extern bool ccp_ccpurge_table(const char *relname, Oid *relid, Oid *owner);
 extern void ccp_owner_call(Oid owner, void (*fn) (void *arg), void *arg);
+extern bool ccp_subxact_call(void (*fn) (void *arg), void *arg,
+							 char **message);
 extern struct PortalData *ccp_stmt_open(CcpStmt *stmt, Datum *values,
 										const char *nulls);
 extern void ccp_stmt_columns_alloc(const CcpStmt *stmt, int n, Datum **cols,

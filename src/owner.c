@@ -21,6 +21,7 @@
 #include "ccpurge.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
@@ -28,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 /*
@@ -254,4 +256,47 @@ ccp_stmt_columns_args(const CcpStmt *stmt, int n, Datum **cols,
 													 dims, lbs, elemtype,
 													 typlen, typbyval, typalign));
 	}
+}
+
+/*
+ * ccp_subxact_call runs fn(arg) in a subtransaction of the current
+ * transaction, for work whose failure its caller reports its own way.
+ * Returns true when fn ends without an error; otherwise the
+ * subtransaction is rolled back, *message (when message is not NULL) is
+ * set to the error's message, allocated in the caller's memory context,
+ * and it returns false.  The caller's memory context and resource owner
+ * are current again either way.
+ */
+bool
+ccp_subxact_call(void (*fn) (void *arg), void *arg, char **message)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (message != NULL)
+			*message = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }

@@ -34,6 +34,8 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
@@ -48,11 +50,14 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(ccpurge_erase_on_delete);
 PG_FUNCTION_INFO_V1(ccpurge_check_trigger);
+PG_FUNCTION_INFO_V1(ccpurge_bind_triggers);
 
 /* Sizes of the trigger buffer's blocks: the first, and the largest. */
 #define CCP_BLOCK_MIN		(8 * 1024)
@@ -1068,4 +1073,128 @@ ccpurge_check_trigger(PG_FUNCTION_ARGS)
 	}
 	table_close(tgrel, AccessShareLock);
 	PG_RETURN_VOID();
+}
+
+/* A trigger ccpurge.bind_triggers looks at. */
+typedef struct CcpUnbound
+{
+	Oid			trigoid;
+	Oid			relid;
+	char	   *tgname;
+} CcpUnbound;
+
+/*
+ * ccp_trigger_is_erase tells whether function funcoid is this library's
+ * ccpurge_erase_on_delete, by its catalog row alone (no library of another
+ * trigger's function is loaded to find out).
+ */
+static bool
+ccp_trigger_is_erase(Oid funcoid)
+{
+	HeapTuple	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
+	bool		ours = false;
+
+	if (!HeapTupleIsValid(proctup))
+		return false;
+	if (((Form_pg_proc) GETSTRUCT(proctup))->prolang == ClanguageId)
+	{
+		bool		isnull;
+		Datum		src = SysCacheGetAttr(PROCOID, proctup,
+										  Anum_pg_proc_prosrc, &isnull);
+		Datum		bin = SysCacheGetAttr(PROCOID, proctup,
+										  Anum_pg_proc_probin, &isnull);
+
+		ours = !isnull &&
+			strcmp(TextDatumGetCString(src), "ccpurge_erase_on_delete") == 0 &&
+			strstr(TextDatumGetCString(bin), "ccpurge") != NULL;
+	}
+	ReleaseSysCache(proctup);
+	return ours;
+}
+
+/*
+ * ccp_trigger_bind_in checks and binds trigger u (a CcpUnbound) as CREATE
+ * TRIGGER would (ccp_trigger_check_created).
+ */
+static void
+ccp_trigger_bind_in(void *arg)
+{
+	CcpUnbound *u = arg;
+	Relation	rel = table_open(u->relid, ShareRowExclusiveLock);
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+
+	ccp_trigger_check_created(ccp_trigger_fetch(tgrel, u->trigoid),
+							  RelationGetDescr(tgrel), u->tgname, rel);
+	table_close(tgrel, AccessShareLock);
+	table_close(rel, NoLock);
+}
+
+/*
+ * ccp_trigger_bind_old checks and binds trigger u in a subtransaction: on
+ * an error it changes nothing, gives a WARNING saying why, and returns
+ * false.
+ */
+static bool
+ccp_trigger_bind_old(CcpUnbound *u)
+{
+	char	   *why;
+
+	if (ccp_subxact_call(ccp_trigger_bind_in, u, &why))
+		return true;
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("trigger \"%s\" on table \"%s\" was not bound to a ccpurge server",
+					u->tgname, get_rel_name(u->relid)),
+			 errdetail("CREATE TRIGGER would refuse it now: %s.", why),
+			 errhint("Recreate it with CREATE TRIGGER; a trigger that names no server is bound to the one server of its vendor.")));
+	return false;
+}
+
+/*
+ * ccpurge.bind_triggers() checks and binds, as CREATE TRIGGER now does
+ * (ccp_trigger_check_created), the triggers executing
+ * ccpurge_erase_on_delete that were made before 1.2 and name no server:
+ * each gets the one server of its vendor, so that adding another server
+ * later changes nothing for it.  The update to 1.2 calls it once.  A
+ * trigger that cannot be bound (no server of its vendor, or several; an
+ * argument its first DELETE would refuse; BEFORE DELETE) keeps its
+ * arguments, and a WARNING says why: the update never fails for it.
+ * Returns how many triggers it bound.  Needs the rights of the update (a
+ * superuser).
+ */
+Datum
+ccpurge_bind_triggers(PG_FUNCTION_ARGS)
+{
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *todo = NIL;
+	ListCell   *lc;
+	int			bound = 0;
+
+	/* clones on partitions are bound with their parent */
+	scan = systable_beginscan(tgrel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+		CcpUnbound *u;
+
+		if (t->tgnargs >= 4 || OidIsValid(t->tgparentid) ||
+			!ccp_trigger_is_erase(t->tgfoid))
+			continue;
+		u = palloc(sizeof(CcpUnbound));
+		u->trigoid = t->oid;
+		u->relid = t->tgrelid;
+		u->tgname = pstrdup(NameStr(t->tgname));
+		todo = lappend(todo, u);
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+
+	foreach(lc, todo)
+	{
+		if (ccp_trigger_bind_old(lfirst(lc)))
+			bound++;
+	}
+	PG_RETURN_INT32(bound);
 }

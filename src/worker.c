@@ -233,47 +233,45 @@ ccp_worker_queue_exists(void)
 	return OidIsValid(get_extension_oid("ccpurge", true));
 }
 
+/* What ccp_worker_resolve_in resolves, and for which batch. */
+typedef struct CcpResolve
+{
+	CcpBatch   *batch;
+	const char *server;
+	Oid			role;
+	Jsonb	   *params;
+} CcpResolve;
+
+/*
+ * ccp_worker_resolve_in resolves the operation, server and parameters of
+ * a CcpResolve's batch, allocating in the batch's context.
+ */
+static void
+ccp_worker_resolve_in(void *arg)
+{
+	CcpResolve *r = arg;
+	CcpBatch   *batch = r->batch;
+	const CcpVendor *vendor;
+
+	MemoryContextSwitchTo(batch->cxt);
+	batch->def = ccp_op_by_name(batch->def->name, &vendor);
+	batch->srv = ccp_server_resolve(r->server, vendor, r->role);
+	batch->params = ccp_params_read(batch->def, r->params);
+}
+
 /*
  * ccp_worker_resolve resolves the server and parameters of a batch inside a
  * subtransaction, so that a dropped server or mapping becomes an error
- * message for the rows instead of ending the worker.  Allocates in cxt.
+ * message for the rows (*error) instead of ending the worker.  Allocates
+ * in the batch's context.
  */
 static bool
 ccp_worker_resolve(CcpBatch *batch, const char *server, Oid role,
 				   Jsonb *params, char **error)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = false;
+	CcpResolve	r = {batch, server, role, params};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(batch->cxt);
-	PG_TRY();
-	{
-		const CcpVendor *vendor;
-
-		batch->def = ccp_op_by_name(batch->def->name, &vendor);
-		batch->srv = ccp_server_resolve(server, vendor, role);
-		batch->params = ccp_params_read(batch->def, params);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		ok = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		*error = edata->message;
-	}
-	PG_END_TRY();
-	return ok;
+	return ccp_subxact_call(ccp_worker_resolve_in, &r, error);
 }
 
 /*

@@ -445,7 +445,7 @@ SELECT q.request_id, q.operation, q.server, i.item, q.state, q.attempts,
  * ccpurge_retry_failed retries every failed item the caller may act on.
  * CREATE TRIGGER checks a trigger executing ccpurge_erase_on_delete at
  * once, and binds one that names no server to the one server of its
- * vendor (triggers made before 1.2 are left as they are).
+ * vendor; the triggers made before 1.2 are checked and bound below.
  */
 CREATE FUNCTION ccpurge_retry_failed(server text DEFAULT NULL)
 RETURNS bigint
@@ -465,3 +465,17 @@ REVOKE EXECUTE ON FUNCTION
 	ccpurge_retry_failed(text),
 	ccpurge_check_trigger()
 FROM PUBLIC;
+
+/*
+ * Triggers made before 1.2 that name no server are checked and bound now,
+ * as CREATE TRIGGER binds new ones, so that adding a server later breaks
+ * none of them; one that cannot be bound (no server of its vendor, or
+ * several, or arguments its first DELETE would refuse) keeps its
+ * arguments, with a WARNING that names it.  The function is needed once.
+ */
+CREATE FUNCTION ccpurge.bind_triggers()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'ccpurge_bind_triggers'
+LANGUAGE C;
+SELECT ccpurge.bind_triggers();
+DROP FUNCTION ccpurge.bind_triggers();
