@@ -106,17 +106,14 @@ ccp_chain_hash(HeapTuple tup, TupleDesc desc, const char *prev, int64 seq)
  * row, and those of the last pruned row.  Without a state row the chain
  * is empty and starts at the genesis.  The caller is connected to SPI.
  */
-static CcpStmt ccp_chain_head_stmt = {
-	"SELECT pg_catalog.encode(head_hash, 'hex'), head_seq,"
-	" pg_catalog.encode(pruned_hash, 'hex'), pruned_seq"
-	" FROM ccpurge.log_chain",
-	0, {InvalidOid}
-};
-
 static void
 ccp_chain_head(char **head, int64 *head_seq, char **pruned, int64 *pruned_seq)
 {
-	(void) ccp_stmt_exec(&ccp_chain_head_stmt, NULL, NULL, SPI_OK_SELECT);
+	/* read-only: with the caller's snapshot, which verify reads rows with */
+	if (SPI_execute("SELECT pg_catalog.encode(head_hash, 'hex'), head_seq,"
+					" pg_catalog.encode(pruned_hash, 'hex'), pruned_seq"
+					" FROM ccpurge.log_chain", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the ccpurge request log chain");
 	*head = *pruned = pstrdup(CCP_CHAIN_GENESIS);
 	*head_seq = *pruned_seq = 0;
 	if (SPI_processed == 1)

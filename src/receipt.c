@@ -230,7 +230,7 @@ ccpurge_receipt_keys(PG_FUNCTION_ARGS)
  * position first: ccpurge_status shows them for the queue rows that point
  * at their receipts (ccp_store_record).  An element whose receipt is not
  * there (the request-log row was pruned, item_hmacs is NULL) is NULL; the
- * array has n elements all the same, one per item of the row.
+ * array has n elements either way, one per item of the row.
  */
 Datum
 ccpurge_receipt_items(PG_FUNCTION_ARGS)
