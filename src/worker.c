@@ -978,10 +978,11 @@ ccp_worker_refused_any(const CcpBatch *batch)
 }
 
 /*
- * ccp_worker_fail_items handles a batch the receiver answered per item:
- * its rows were just marked done, so the items it refused, if any, are
- * moved out of them into failed rows of their requests, with their
- * messages, and reported.  Runs in the record transaction.
+ * ccp_worker_fail_items handles a batch the receiver answered per item and
+ * refused some items of (ccp_worker_refused_any): its rows were just
+ * marked done, so the refused items are moved out of them into failed
+ * rows of their requests, with their messages, and reported.  Runs in the
+ * record transaction.
  */
 static void
 ccp_worker_fail_items(const CcpBatch *batch)
@@ -1002,8 +1003,6 @@ ccp_worker_fail_items(const CcpBatch *batch)
 			nfailed++;
 		}
 	}
-	if (nfailed == 0)
-		return;
 	ccp_store_fail_items(batch->batch_id, items, messages, nfailed);
 	ccp_worker_report_batch(batch, CCP_FAILED_ITEMS_REFUSED);
 }
@@ -1032,7 +1031,7 @@ ccp_worker_record(void)
 		CcpOutcome *out = &batch->x.out;
 		int64		delay_ms = 0;
 		CcpSettle	settle;
-
+		bool		refused = out->ok && ccp_worker_refused_any(batch);
 		bool		whole;
 
 		settle = ccp_exchange_settle(batch->srv, out, batch->rows.attempts + 1,
@@ -1040,8 +1039,7 @@ ccp_worker_record(void)
 									  batch->rows.enqueued_at) / 1000,
 									 &delay_ms);
 		/* done with every item: the rows point at the items' receipts */
-		whole = ccp_worker_keys && batch->receipt_log_id != 0 &&
-			!(out->ok && ccp_worker_refused_any(batch));
+		whole = ccp_worker_keys && batch->receipt_log_id != 0 && !refused;
 		ccp_store_record(batch->batch_id, settle, out->http_status, out->code,
 						 out->message, delay_ms,
 						 whole ? batch->receipt_log_id : 0);
@@ -1056,7 +1054,10 @@ ccp_worker_record(void)
 			ccp_due_stale = true;
 		}
 		if (out->ok && out->item_ok != NULL)
-			ccp_worker_fail_items(batch);
+		{
+			if (refused)
+				ccp_worker_fail_items(batch);
+		}
 		else if (settle == CCP_SETTLE_FAILED)
 			ccp_worker_report_batch(batch, out->retry == CCP_FINAL ?
 									CCP_FAILED_REFUSED :
