@@ -1028,62 +1028,6 @@ ccp_trigger_check_created(HeapTuple tup, TupleDesc tgdesc, const char *tgname,
 }
 
 /*
- * ccpurge_check_trigger() is the event trigger the extension creates on
- * ddl_command_end for CREATE TRIGGER (and only that tag, so that other
- * DDL never calls it): a trigger executing ccpurge_erase_on_delete is
- * checked at once (ccp_trigger_check_created), so that a mistake fails
- * the CREATE TRIGGER instead of the first DELETE.  Other triggers cost a
- * catalog look-up.
- */
-Datum
-ccpurge_check_trigger(PG_FUNCTION_ARGS)
-{
-	EventTriggerData *ev;
-	CreateTrigStmt *stmt;
-	Relation	rel;
-	Relation	tgrel;
-	Oid			relid;
-	Oid			trigoid;
-	HeapTuple	tup;
-	FmgrInfo	finfo;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("ccpurge_check_trigger can only be called as an event trigger")));
-	ev = (EventTriggerData *) fcinfo->context;
-	if (ev->parsetree == NULL || !IsA(ev->parsetree, CreateTrigStmt))
-		PG_RETURN_VOID();
-	stmt = (CreateTrigStmt *) ev->parsetree;
-
-	/* the table is locked by the CREATE TRIGGER that just ran */
-	relid = RangeVarGetRelid(stmt->relation, NoLock, false);
-	trigoid = get_trigger_oid(relid, stmt->trigname, false);
-
-	tgrel = table_open(TriggerRelationId, AccessShareLock);
-	tup = ccp_trigger_fetch(tgrel, trigoid);
-
-	fmgr_info(((Form_pg_trigger) GETSTRUCT(tup))->tgfoid, &finfo);
-	if (finfo.fn_addr == ccpurge_erase_on_delete)
-	{
-		rel = table_open(relid, NoLock);
-		ccp_trigger_check_created(tup, RelationGetDescr(tgrel), stmt->trigname,
-								  rel);
-		table_close(rel, NoLock);
-	}
-	table_close(tgrel, AccessShareLock);
-	PG_RETURN_VOID();
-}
-
-/* A trigger ccpurge.bind_triggers looks at. */
-typedef struct CcpUnbound
-{
-	Oid			trigoid;
-	Oid			relid;
-	char	   *tgname;
-} CcpUnbound;
-
-/*
  * ccp_trigger_is_erase tells whether function funcoid is this library's
  * ccpurge_erase_on_delete, by its catalog row alone (no library of another
  * trigger's function is loaded to find out).
@@ -1111,6 +1055,60 @@ ccp_trigger_is_erase(Oid funcoid)
 	ReleaseSysCache(proctup);
 	return ours;
 }
+
+/*
+ * ccpurge_check_trigger() is the event trigger the extension creates on
+ * ddl_command_end for CREATE TRIGGER (and only that tag, so that other
+ * DDL never calls it): a trigger executing ccpurge_erase_on_delete is
+ * checked at once (ccp_trigger_check_created), so that a mistake fails
+ * the CREATE TRIGGER instead of the first DELETE.  Other triggers cost a
+ * catalog look-up.
+ */
+Datum
+ccpurge_check_trigger(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *ev;
+	CreateTrigStmt *stmt;
+	Relation	rel;
+	Relation	tgrel;
+	Oid			relid;
+	Oid			trigoid;
+	HeapTuple	tup;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ccpurge_check_trigger can only be called as an event trigger")));
+	ev = (EventTriggerData *) fcinfo->context;
+	if (ev->parsetree == NULL || !IsA(ev->parsetree, CreateTrigStmt))
+		PG_RETURN_VOID();
+	stmt = (CreateTrigStmt *) ev->parsetree;
+
+	/* the table is locked by the CREATE TRIGGER that just ran */
+	relid = RangeVarGetRelid(stmt->relation, NoLock, false);
+	trigoid = get_trigger_oid(relid, stmt->trigname, false);
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	tup = ccp_trigger_fetch(tgrel, trigoid);
+
+	if (ccp_trigger_is_erase(((Form_pg_trigger) GETSTRUCT(tup))->tgfoid))
+	{
+		rel = table_open(relid, NoLock);
+		ccp_trigger_check_created(tup, RelationGetDescr(tgrel), stmt->trigname,
+								  rel);
+		table_close(rel, NoLock);
+	}
+	table_close(tgrel, AccessShareLock);
+	PG_RETURN_VOID();
+}
+
+/* A trigger ccpurge.bind_triggers looks at. */
+typedef struct CcpUnbound
+{
+	Oid			trigoid;
+	Oid			relid;
+	char	   *tgname;
+} CcpUnbound;
 
 /*
  * ccp_trigger_bind_in checks and binds trigger u (a CcpUnbound) as CREATE
