@@ -34,7 +34,7 @@ use POSIX qw(ceil);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time usleep sleep);
 
 my @sizes = split /\s*,\s*/, ($ENV{CCP_BENCH_N} // '250000,1000000');
 
@@ -76,14 +76,6 @@ sub memory
 	return \%m;
 }
 
-# wal_syncs returns how many times the WAL was synced to disk and how many
-# ms that took, in all (pg_stat_wal, with track_wal_io_timing).
-sub wal_syncs
-{
-	return [ split /\|/,
-		  $node->safe_psql('postgres', 'SELECT wal_sync, wal_sync_time FROM pg_stat_wal') ];
-}
-
 my @report;
 my $first = 7_000_000_000;
 for my $n (@sizes)
@@ -107,7 +99,7 @@ SELECT :id || ' ' || extract(epoch FROM clock_timestamp())
 });
 	$t_enq = time - $t_enq;
 	my ($id, $t0, $lsn0) = split / /, $out;
-	my $syncs0 = wal_syncs();
+	my @syncs0 = CcpTest::wal_syncs($node);
 	$first += $n;
 
 	# wait for the request in another session, sampling the worker's memory
@@ -150,7 +142,7 @@ SELECT string_agg(state || ':' || items, ',' ORDER BY state),
 
 	# the WAL flushes in the drain, and the time they took
 	sleep 1.2;    # every process has reported its statistics
-	my ($nsync, $sync_ms) = map { $_ - shift @$syncs0 } @{ wal_syncs() };
+	my ($nsync, $sync_ms) = map { $_ - shift @syncs0 } CcpTest::wal_syncs($node);
 	push @report,
 	  sprintf("N=%d: %d WAL flushes, %.0f ms in all (%.2f ms each)",
 		$n, $nsync, $sync_ms, $nsync ? $sync_ms / $nsync : 0);

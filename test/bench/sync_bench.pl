@@ -20,7 +20,7 @@ use File::Temp qw(tempfile);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use CcpTest;
 
 my $sim = CcpTest::Sim->start;
@@ -90,18 +90,15 @@ for my $r (1 .. $reps)
 # each costs, those of the worker chaining their log rows included
 # (pg_stat_wal counts flushes only with fsync on: CCP_BENCH_FSYNC=on;
 # processes report statistics at most once a second)
-sub wal_syncs
-{
-	sleep 1.2;
-	return $node->safe_psql('postgres', 'SELECT wal_sync FROM pg_stat_wal');
-}
 my $separate = 500;
-my $syncs0 = wal_syncs();
+sleep 1.2;
+my ($syncs0) = CcpTest::wal_syncs($node);
 $node->safe_psql('postgres',
 	join("\n",
 		map { "SELECT count(*) FROM ccpurge_delete_customers(ARRAY['sep$_']);" }
 		  1 .. $separate));
-my $syncs = wal_syncs() - $syncs0;
+sleep 1.2;
+my $syncs = (CcpTest::wal_syncs($node))[0] - $syncs0;
 
 # median of a list
 sub median

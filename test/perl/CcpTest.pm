@@ -615,6 +615,18 @@ sub set_setting
 	return;
 }
 
+# wal_syncs returns how many times $node's WAL was synced to disk, and how
+# many ms that took (with track_wal_io_timing), by every process so far
+# (pg_stat_wal; counted only with fsync on, and reported by each process
+# at most once a second: sleep first for a figure that includes the last
+# second's work).
+sub wal_syncs
+{
+	my ($node) = @_;
+	return split /\|/,
+	  $node->safe_psql('postgres', 'SELECT wal_sync, wal_sync_time FROM pg_stat_wal');
+}
+
 # poll_until calls $cond until it returns true, every 100 ms, for at most
 # $seconds; returns 1 when it did, 0 when time ran out.  For waits whose
 # deadline is part of what a test asserts, or that must retry an action;
